@@ -1,0 +1,629 @@
+#include "config.h"
+#include "conf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+/* Formats "FILE:LINE: msg" for setting s (or the file when s is NULL). */
+static int fail(const eng_config *c, const config_setting_t *s, char *err,
+                size_t err_len, const char *fmt, ...) SIGNER_PRINTF(5, 6);
+static int fail(const eng_config *c, const config_setting_t *s, char *err,
+                size_t err_len, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    const char *file = c->file;
+    int line = 0;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (s != NULL) {
+        if (config_setting_source_file(s) != NULL)
+            file = config_setting_source_file(s);
+        line = (int)config_setting_source_line(s);
+    }
+    if (line > 0)
+        snprintf(err, err_len, "%s:%d: %s", file, line, msg);
+    else
+        snprintf(err, err_len, "%s: %s", file, msg);
+    return -1;
+}
+
+static const char *type_name(int t)
+{
+    switch (t) {
+    case CONFIG_TYPE_GROUP: return "a group";
+    case CONFIG_TYPE_INT:
+    case CONFIG_TYPE_INT64: return "an integer";
+    case CONFIG_TYPE_FLOAT: return "a number";
+    case CONFIG_TYPE_STRING: return "a string";
+    case CONFIG_TYPE_BOOL: return "a boolean";
+    case CONFIG_TYPE_ARRAY: return "an array";
+    case CONFIG_TYPE_LIST: return "a list";
+    default: return "an unknown type";
+    }
+}
+
+/* Refuses members of group g whose names are not in allowed (NULL-ended). */
+static int check_keys(const eng_config *c, const config_setting_t *g,
+                      const char *const *allowed, const char *where,
+                      char *err, size_t err_len)
+{
+    int i, n = config_setting_length(g);
+    for (i = 0; i < n; i++) {
+        const config_setting_t *m = config_setting_get_elem(g, (unsigned)i);
+        const char *name = config_setting_name(m);
+        const char *const *a;
+        int ok = 0;
+        for (a = allowed; *a != NULL; a++)
+            if (name != NULL && strcmp(name, *a) == 0)
+                ok = 1;
+        if (!ok)
+            return fail(c, m, err, err_len, "unknown setting '%s%s%s'",
+                        where, where[0] ? "." : "", name ? name : "?");
+    }
+    return 0;
+}
+
+/* Reads an optional string member: 1 found, 0 absent, -1 wrong type. */
+static int get_str(const eng_config *c, const config_setting_t *g,
+                   const char *name, const char *where, char **out,
+                   char *err, size_t err_len)
+{
+    const config_setting_t *s = config_setting_get_member(g, name);
+    if (s == NULL)
+        return 0;
+    if (config_setting_type(s) != CONFIG_TYPE_STRING)
+        return fail(c, s, err, err_len, "'%s%s%s' must be a string, not %s",
+                    where, where[0] ? "." : "", name,
+                    type_name(config_setting_type(s)));
+    free(*out);
+    *out = strdup(config_setting_get_string(s));
+    return *out ? 1 : fail(c, s, err, err_len, "out of memory");
+}
+
+/* Reads an optional integer member within [lo, hi]. */
+static int get_int(const eng_config *c, const config_setting_t *g,
+                   const char *name, const char *where, long long lo,
+                   long long hi, long long *out, char *err, size_t err_len)
+{
+    const config_setting_t *s = config_setting_get_member(g, name);
+    long long v;
+    int t;
+    if (s == NULL)
+        return 0;
+    t = config_setting_type(s);
+    if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
+        return fail(c, s, err, err_len,
+                    "'%s%s%s' must be an integer, not %s", where,
+                    where[0] ? "." : "", name, type_name(t));
+    v = config_setting_get_int64(s);
+    if (v < lo || v > hi)
+        return fail(c, s, err, err_len,
+                    "'%s%s%s' = %lld is out of range [%lld, %lld]", where,
+                    where[0] ? "." : "", name, v, lo, hi);
+    *out = v;
+    return 1;
+}
+
+static int get_group(const eng_config *c, const config_setting_t *root,
+                     const char *name, const config_setting_t **out,
+                     char *err, size_t err_len)
+{
+    const config_setting_t *s = config_setting_get_member(root, name);
+    *out = NULL;
+    if (s == NULL)
+        return 0;
+    if (config_setting_type(s) != CONFIG_TYPE_GROUP)
+        return fail(c, s, err, err_len, "'%s' must be a group { ... }, not %s",
+                    name, type_name(config_setting_type(s)));
+    *out = s;
+    return 1;
+}
+
+static int parse_proto(const char *p)
+{
+    if (strcmp(p, "http") == 0)
+        return ENG_PROTO_HTTP;
+    if (strcmp(p, "frames") == 0)
+        return ENG_PROTO_FRAMES;
+    return 0;
+}
+
+static int add_listener(eng_config *c, const char *address, int proto)
+{
+    eng_listen_spec *n = realloc(c->listen, (c->n_listen + 1) * sizeof *n);
+    if (n == NULL)
+        return -1;
+    c->listen = n;
+    n[c->n_listen].address = strdup(address);
+    n[c->n_listen].proto = proto;
+    if (n[c->n_listen].address == NULL)
+        return -1;
+    c->n_listen++;
+    return 0;
+}
+
+static void clear_listeners(eng_config *c)
+{
+    size_t i;
+    for (i = 0; i < c->n_listen; i++)
+        free((char *)c->listen[i].address);
+    free(c->listen);
+    c->listen = NULL;
+    c->n_listen = 0;
+}
+
+static int parse_listen(eng_config *c, const config_setting_t *root,
+                        char *err, size_t err_len)
+{
+    static const char *const keys[] = {"address", "protocol", NULL};
+    const config_setting_t *l = config_setting_get_member(root, "listen");
+    int i, n;
+    if (l == NULL)
+        return 0;
+    if (config_setting_type(l) != CONFIG_TYPE_LIST)
+        return fail(c, l, err, err_len,
+                    "'listen' must be a list ( { address = ...; protocol = "
+                    "\"http\"|\"frames\"; }, ... ), not %s",
+                    type_name(config_setting_type(l)));
+    n = config_setting_length(l);
+    for (i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(l, (unsigned)i);
+        char *addr = NULL, *proto = NULL;
+        int p = ENG_PROTO_HTTP, rc = 0;
+        if (config_setting_type(e) != CONFIG_TYPE_GROUP)
+            return fail(c, e, err, err_len, "listen[%d] must be a group", i);
+        if (check_keys(c, e, keys, "listen[]", err, err_len) < 0)
+            return -1;
+        if (get_str(c, e, "address", "listen[]", &addr, err, err_len) <= 0) {
+            free(addr);
+            return addr ? -1
+                        : fail(c, e, err, err_len,
+                               "listen[%d] needs an address", i);
+        }
+        if (get_str(c, e, "protocol", "listen[]", &proto, err, err_len) < 0)
+            rc = -1;
+        else if (proto != NULL && (p = parse_proto(proto)) == 0)
+            rc = fail(c, e, err, err_len,
+                      "listen[%d].protocol '%s' is not \"http\" or \"frames\"",
+                      i, proto);
+        if (rc == 0 && add_listener(c, addr, p) < 0)
+            rc = fail(c, e, err, err_len, "out of memory");
+        free(addr);
+        free(proto);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int parse_limits(eng_config *c, const config_setting_t *root,
+                        char *err, size_t err_len)
+{
+    static const char *const keys[] = {
+        "max_body",        "max_header",      "max_connections",
+        "max_pipeline",    "max_inflight",    "read_timeout_ms",
+        "write_timeout_ms", "idle_timeout_ms", "shutdown_timeout_ms", NULL};
+    const config_setting_t *g;
+    long long v;
+    int r;
+    if ((r = get_group(c, root, "limits", &g, err, err_len)) <= 0)
+        return r;
+    if (check_keys(c, g, keys, "limits", err, err_len) < 0)
+        return -1;
+#define LIM(name, lo, hi, field, type)                                        \
+    do {                                                                      \
+        r = get_int(c, g, name, "limits", lo, hi, &v, err, err_len);          \
+        if (r < 0)                                                            \
+            return -1;                                                        \
+        if (r > 0)                                                            \
+            c->limits.field = (type)v;                                        \
+    } while (0)
+    LIM("max_body", 64, 64LL << 20, max_body, size_t);
+    LIM("max_header", 256, 1 << 20, max_header, size_t);
+    LIM("max_connections", 1, 1000000, max_connections, int);
+    LIM("max_pipeline", 1, 100000, max_pipeline, int);
+    LIM("max_inflight", 1, 10000000, max_inflight, int);
+    LIM("read_timeout_ms", 10, 3600000, read_timeout_ms, int);
+    LIM("write_timeout_ms", 10, 3600000, write_timeout_ms, int);
+    LIM("idle_timeout_ms", 10, 86400000, idle_timeout_ms, int);
+    LIM("shutdown_timeout_ms", 0, 3600000, shutdown_timeout_ms, int);
+#undef LIM
+    return 0;
+}
+
+static int parse_sealer(eng_config *c, const config_setting_t *root,
+                        char *err, size_t err_len)
+{
+    static const char *const keys[] = {"type", "master_key_file", NULL};
+    const config_setting_t *g;
+    int r;
+    if ((r = get_group(c, root, "sealer", &g, err, err_len)) <= 0)
+        return r;
+    if (check_keys(c, g, keys, "sealer", err, err_len) < 0 ||
+        get_str(c, g, "type", "sealer", &c->sealer_type, err, err_len) < 0 ||
+        get_str(c, g, "master_key_file", "sealer", &c->master_key_file, err,
+                err_len) < 0)
+        return -1;
+    if (strcmp(c->sealer_type, "local") != 0)
+        return fail(c, config_setting_get_member(g, "type"), err, err_len,
+                    "sealer.type '%s' is not supported (supported: \"local\")",
+                    c->sealer_type);
+    return 0;
+}
+
+static int parse_keystore(eng_config *c, const config_setting_t *root,
+                          char *err, size_t err_len)
+{
+    static const char *const keys[] = {"type", "path", NULL};
+    const config_setting_t *g;
+    int r;
+    if ((r = get_group(c, root, "keystore", &g, err, err_len)) <= 0)
+        return r;
+    if (check_keys(c, g, keys, "keystore", err, err_len) < 0 ||
+        get_str(c, g, "type", "keystore", &c->keystore_type, err, err_len) <
+            0 ||
+        get_str(c, g, "path", "keystore", &c->keystore_path, err, err_len) <
+            0)
+        return -1;
+    if (strcmp(c->keystore_type, "sqlite") != 0)
+        return fail(c, config_setting_get_member(g, "type"), err, err_len,
+                    "keystore.type '%s' is not supported (supported: "
+                    "\"sqlite\")",
+                    c->keystore_type);
+    return 0;
+}
+
+static int parse_auth(eng_config *c, const config_setting_t *root, char *err,
+                      size_t err_len)
+{
+    static const char *const keys[] = {"hmac_window", "max_failures",
+                                       "lockout_seconds", NULL};
+    const config_setting_t *g;
+    long long v;
+    int r;
+    if ((r = get_group(c, root, "auth", &g, err, err_len)) <= 0)
+        return r;
+    if (check_keys(c, g, keys, "auth", err, err_len) < 0)
+        return -1;
+    if ((r = get_int(c, g, "hmac_window", "auth", 1, 3600, &v, err,
+                     err_len)) < 0)
+        return -1;
+    if (r)
+        c->hmac_window = (int)v;
+    if ((r = get_int(c, g, "max_failures", "auth", 1, 1000000, &v, err,
+                     err_len)) < 0)
+        return -1;
+    if (r)
+        c->max_failures = (int)v;
+    if ((r = get_int(c, g, "lockout_seconds", "auth", 0, 86400, &v, err,
+                     err_len)) < 0)
+        return -1;
+    if (r)
+        c->lockout_seconds = (int)v;
+    return 0;
+}
+
+static int parse_key_cache(eng_config *c, const config_setting_t *root,
+                           char *err, size_t err_len)
+{
+    static const char *const keys[] = {"ttl_seconds", "max_entries", NULL};
+    const config_setting_t *g;
+    long long v;
+    int r;
+    if ((r = get_group(c, root, "key_cache", &g, err, err_len)) <= 0)
+        return r;
+    if (check_keys(c, g, keys, "key_cache", err, err_len) < 0)
+        return -1;
+    if ((r = get_int(c, g, "ttl_seconds", "key_cache", 0, 86400, &v, err,
+                     err_len)) < 0)
+        return -1;
+    if (r)
+        c->key_cache_ttl = (int)v;
+    if ((r = get_int(c, g, "max_entries", "key_cache", 1, 8192, &v, err,
+                     err_len)) < 0)
+        return -1;
+    if (r)
+        c->key_cache_max = (int)v;
+    return 0;
+}
+
+static int parse_plugins(eng_config *c, const config_setting_t *root,
+                         char *err, size_t err_len)
+{
+    static const char *const keys[] = {"name", "path", "settings", NULL};
+    const config_setting_t *l = config_setting_get_member(root, "plugins");
+    int i, n;
+    if (l == NULL)
+        return 0;
+    if (config_setting_type(l) != CONFIG_TYPE_LIST)
+        return fail(c, l, err, err_len,
+                    "'plugins' must be a list ( { name = ...; path = ...; "
+                    "settings = { ... }; }, ... ), not %s",
+                    type_name(config_setting_type(l)));
+    n = config_setting_length(l);
+    c->plugins = calloc((size_t)n + 1, sizeof *c->plugins);
+    if (c->plugins == NULL)
+        return fail(c, l, err, err_len, "out of memory");
+    for (i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(l, (unsigned)i);
+        eng_plugin_conf *p = &c->plugins[c->n_plugins];
+        const config_setting_t *s;
+        size_t j;
+        if (config_setting_type(e) != CONFIG_TYPE_GROUP)
+            return fail(c, e, err, err_len, "plugins[%d] must be a group", i);
+        if (check_keys(c, e, keys, "plugins[]", err, err_len) < 0)
+            return -1;
+        c->n_plugins++;
+        if (get_str(c, e, "name", "plugins[]", &p->name, err, err_len) < 0 ||
+            get_str(c, e, "path", "plugins[]", &p->path, err, err_len) < 0)
+            return -1;
+        if (p->name == NULL || p->name[0] == '\0')
+            return fail(c, e, err, err_len, "plugins[%d] needs a name", i);
+        if (p->path == NULL) {
+            size_t len = strlen(p->name) + 4;
+            p->path = malloc(len);
+            if (p->path == NULL)
+                return fail(c, e, err, err_len, "out of memory");
+            snprintf(p->path, len, "%s.so", p->name);
+        }
+        for (j = 0; j + 1 < c->n_plugins; j++)
+            if (strcmp(c->plugins[j].name, p->name) == 0)
+                return fail(c, e, err, err_len,
+                            "plugin '%s' is listed twice", p->name);
+        s = config_setting_get_member(e, "settings");
+        if (s != NULL && config_setting_type(s) != CONFIG_TYPE_GROUP)
+            return fail(c, s, err, err_len,
+                        "plugins[%d].settings must be a group { ... }", i);
+        p->settings = s;
+    }
+    return 0;
+}
+
+static int parse_aliases(eng_config *c, const config_setting_t *root,
+                         char *err, size_t err_len)
+{
+    const config_setting_t *g;
+    int i, n, r;
+    if ((r = get_group(c, root, "aliases", &g, err, err_len)) <= 0)
+        return r;
+    n = config_setting_length(g);
+    c->aliases = calloc((size_t)n + 1, sizeof *c->aliases);
+    if (c->aliases == NULL)
+        return fail(c, g, err, err_len, "out of memory");
+    for (i = 0; i < n; i++) {
+        const config_setting_t *m = config_setting_get_elem(g, (unsigned)i);
+        eng_alias *a = &c->aliases[c->n_aliases];
+        if (config_setting_type(m) != CONFIG_TYPE_STRING)
+            return fail(c, m, err, err_len,
+                        "alias '%s' must name an operation as a string",
+                        config_setting_name(m));
+        a->from = strdup(config_setting_name(m));
+        a->to = strdup(config_setting_get_string(m));
+        c->n_aliases++;
+        if (a->from == NULL || a->to == NULL)
+            return fail(c, m, err, err_len, "out of memory");
+    }
+    return 0;
+}
+
+static int set_defaults(eng_config *c)
+{
+    eng_limits_default(&c->limits);
+    c->log_level = SIGNER_LOG_INFO;
+    c->workers = 0;
+    c->hmac_window = 60;
+    c->max_failures = 5;
+    c->lockout_seconds = 60;
+    c->key_cache_ttl = 0;
+    c->key_cache_max = 4096;
+    c->role = strdup("standalone");
+    c->sealer_type = strdup("local");
+    c->master_key_file = strdup("master.key");
+    c->keystore_type = strdup("sqlite");
+    c->keystore_path = strdup("keys.db");
+    return (c->role && c->sealer_type && c->master_key_file &&
+            c->keystore_type && c->keystore_path)
+               ? 0
+               : -1;
+}
+
+static int parse_root(eng_config *c, char *err, size_t err_len)
+{
+    static const char *const keys[] = {
+        "role",   "data_dir", "plugin_dir", "log_level", "workers",
+        "listen", "limits",   "sealer",     "keystore",  "auth",
+        "key_cache", "plugins", "aliases",  NULL};
+    const config_setting_t *root = config_root_setting(&c->lc);
+    char *s = NULL;
+    long long v;
+    int r;
+
+    if (set_defaults(c) < 0)
+        return fail(c, NULL, err, err_len, "out of memory");
+    if (check_keys(c, root, keys, "", err, err_len) < 0)
+        return -1;
+    if (get_str(c, root, "role", "", &c->role, err, err_len) < 0)
+        return -1;
+    if (strcmp(c->role, "standalone") != 0)
+        return fail(c, config_setting_get_member(root, "role"), err, err_len,
+                    "role '%s' is not available in this build (available: "
+                    "\"standalone\")",
+                    c->role);
+    if ((r = get_str(c, root, "data_dir", "", &s, err, err_len)) < 0)
+        return -1;
+    if (r > 0) {
+        c->data_dir = eng_path_join(c->dir, s);
+        free(s);
+        s = NULL;
+    } else {
+        c->data_dir = eng_path_join(c->dir, "data");
+    }
+    if ((r = get_str(c, root, "plugin_dir", "", &s, err, err_len)) < 0)
+        return -1;
+    if (r > 0) {
+        c->plugin_dir = eng_path_join(c->dir, s);
+        free(s);
+        s = NULL;
+    }
+    if ((r = get_str(c, root, "log_level", "", &s, err, err_len)) < 0)
+        return -1;
+    if (r > 0) {
+        c->log_level = eng_log_level_parse(s);
+        if (c->log_level < 0) {
+            r = fail(c, config_setting_get_member(root, "log_level"), err,
+                     err_len,
+                     "log_level '%s' is not error, warn, info or debug", s);
+            free(s);
+            return r;
+        }
+        free(s);
+    }
+    if ((r = get_int(c, root, "workers", "", 0, 256, &v, err, err_len)) < 0)
+        return -1;
+    if (r > 0)
+        c->workers = (int)v;
+    if (parse_listen(c, root, err, err_len) < 0 ||
+        parse_limits(c, root, err, err_len) < 0 ||
+        parse_sealer(c, root, err, err_len) < 0 ||
+        parse_keystore(c, root, err, err_len) < 0 ||
+        parse_auth(c, root, err, err_len) < 0 ||
+        parse_key_cache(c, root, err, err_len) < 0 ||
+        parse_plugins(c, root, err, err_len) < 0 ||
+        parse_aliases(c, root, err, err_len) < 0)
+        return -1;
+    if (c->n_listen == 0 && add_listener(c, "127.0.0.1:8080",
+                                         ENG_PROTO_HTTP) < 0)
+        return fail(c, NULL, err, err_len, "out of memory");
+    if (c->n_plugins == 0)
+        return fail(c, root, err, err_len,
+                    "no plugins configured: add plugins = ( { name = \"eth\"; "
+                    "} );");
+    return 0;
+}
+
+static int load_common(eng_config *c, int ok, char *err, size_t err_len)
+{
+    if (!ok) {
+        const char *f = config_error_file(&c->lc);
+        if (config_error_type(&c->lc) == CONFIG_ERR_FILE_IO)
+            snprintf(err, err_len, "%s: cannot read the config file", c->file);
+        else
+            snprintf(err, err_len, "%s:%d: %s", f ? f : c->file,
+                     config_error_line(&c->lc), config_error_text(&c->lc));
+        return -1;
+    }
+    return parse_root(c, err, err_len);
+}
+
+int eng_config_load(eng_config *c, const char *file, char *err,
+                    size_t err_len)
+{
+    memset(c, 0, sizeof *c);
+    config_init(&c->lc);
+    c->file = strdup(file);
+    c->dir = eng_dirname(file);
+    if (c->file == NULL || c->dir == NULL) {
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    config_set_include_dir(&c->lc, c->dir);
+    return load_common(c, config_read_file(&c->lc, file) == CONFIG_TRUE, err,
+                       err_len);
+}
+
+int eng_config_load_string(eng_config *c, const char *text, const char *dir,
+                           char *err, size_t err_len)
+{
+    memset(c, 0, sizeof *c);
+    config_init(&c->lc);
+    c->file = strdup("<string>");
+    c->dir = strdup(dir ? dir : ".");
+    if (c->file == NULL || c->dir == NULL) {
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    return load_common(c, config_read_string(&c->lc, text) == CONFIG_TRUE,
+                       err, err_len);
+}
+
+int eng_config_add_listen(eng_config *c, const char *spec, int *replaced,
+                          char *err, size_t err_len)
+{
+    int proto = ENG_PROTO_HTTP;
+    const char *addr = spec;
+    if (strncmp(spec, "http=", 5) == 0) {
+        addr = spec + 5;
+    } else if (strncmp(spec, "frames=", 7) == 0) {
+        proto = ENG_PROTO_FRAMES;
+        addr = spec + 7;
+    }
+    if (addr[0] == '\0') {
+        snprintf(err, err_len, "--listen '%s': empty address", spec);
+        return -1;
+    }
+    if (!*replaced) {
+        clear_listeners(c);
+        *replaced = 1;
+    }
+    if (add_listener(c, addr, proto) < 0) {
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+int eng_config_set_data_dir(eng_config *c, const char *dir)
+{
+    char *d = strdup(dir);
+    if (d == NULL)
+        return -1;
+    free(c->data_dir);
+    c->data_dir = d;
+    return 0;
+}
+
+int eng_config_set_plugin_dir(eng_config *c, const char *dir)
+{
+    char *d = strdup(dir);
+    if (d == NULL)
+        return -1;
+    free(c->plugin_dir);
+    c->plugin_dir = d;
+    return 0;
+}
+
+void eng_config_free(eng_config *c)
+{
+    size_t i;
+    if (c == NULL)
+        return;
+    clear_listeners(c);
+    for (i = 0; i < c->n_plugins; i++) {
+        free(c->plugins[i].name);
+        free(c->plugins[i].path);
+    }
+    free(c->plugins);
+    for (i = 0; i < c->n_aliases; i++) {
+        free(c->aliases[i].from);
+        free(c->aliases[i].to);
+    }
+    free(c->aliases);
+    free(c->file);
+    free(c->dir);
+    free(c->role);
+    free(c->data_dir);
+    free(c->plugin_dir);
+    free(c->sealer_type);
+    free(c->master_key_file);
+    free(c->keystore_type);
+    free(c->keystore_path);
+    config_destroy(&c->lc);
+    memset(c, 0, sizeof *c);
+}

@@ -1,0 +1,65 @@
+/* signerd configuration (libconfig).  Strict: unknown keys and wrong types
+ * are errors reported as "FILE:LINE: message". */
+#ifndef ENG_CONF_H
+#define ENG_CONF_H
+
+#include <libconfig.h>
+#include <stddef.h>
+
+#include "transport/transport.h"
+
+typedef struct eng_plugin_conf {
+    char *name;
+    char *path;                  /* as written */
+    const config_setting_t *settings; /* may be NULL */
+} eng_plugin_conf;
+
+typedef struct eng_alias {
+    char *from;
+    char *to;
+} eng_alias;
+
+typedef struct eng_config {
+    config_t lc;       /* kept alive: plugins read their settings from it */
+    char *file;        /* path of the config file ("<string>" for tests) */
+    char *dir;         /* its directory: relative paths resolve against it */
+    char *role;        /* "standalone" */
+    char *data_dir;    /* resolved */
+    char *plugin_dir;  /* resolved, or NULL */
+    int log_level;
+    int workers;
+    eng_listen_spec *listen;
+    size_t n_listen;
+    eng_limits limits;
+    char *sealer_type;      /* "local" */
+    char *master_key_file;  /* relative paths: against data_dir at use */
+    char *keystore_type;    /* "sqlite" */
+    char *keystore_path;    /* relative paths: against data_dir at use */
+    int hmac_window;        /* seconds */
+    int max_failures;       /* wrong secrets per key before lockout */
+    int lockout_seconds;
+    int key_cache_ttl;      /* seconds unsealed keys stay cached; 0 = off */
+    int key_cache_max;      /* entries */
+    eng_plugin_conf *plugins;
+    size_t n_plugins;
+    eng_alias *aliases;
+    size_t n_aliases;
+} eng_config;
+
+/* Loads and validates FILE.  Returns 0, or -1 with "FILE:LINE: why" in err. */
+int eng_config_load(eng_config *c, const char *file, char *err,
+                    size_t err_len);
+/* Same from a string; relative paths resolve against dir. */
+int eng_config_load_string(eng_config *c, const char *text, const char *dir,
+                           char *err, size_t err_len);
+
+/* Command-line overrides.  listen: "[http=|frames=]ADDR"; the first call
+ * replaces all configured listeners, later calls add.  Return 0 or -1. */
+int eng_config_add_listen(eng_config *c, const char *spec, int *replaced,
+                          char *err, size_t err_len);
+int eng_config_set_data_dir(eng_config *c, const char *dir);
+int eng_config_set_plugin_dir(eng_config *c, const char *dir);
+
+void eng_config_free(eng_config *c);
+
+#endif

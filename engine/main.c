@@ -1,0 +1,227 @@
+/* signerd: the enclave-signer engine daemon. */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "dispatch.h"
+#include "log.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: signerd -c FILE [options]\n"
+            "  -c, --config FILE       libconfig file (see conf/standalone.conf)\n"
+            "      --listen [http=|frames=]ADDR\n"
+            "                          replaces the configured listeners (repeat\n"
+            "                          to add more); ADDR is HOST:PORT,\n"
+            "                          unix:/path or vsock:CID:PORT\n"
+            "      --data-dir DIR      overrides data_dir\n"
+            "      --plugin-dir DIR    overrides plugin_dir\n"
+            "      --workers N         worker threads (0 = one per CPU)\n"
+            "      --log-level LEVEL   error, warn, info or debug\n"
+            "      --check-config      validate the config and plugins, then exit\n"
+            "  -V, --version           print the version\n"
+            "  -h, --help              this text\n");
+}
+
+/* No core dumps, no ptrace by other users, private files. */
+static void harden_process(void)
+{
+    struct rlimit rl = {0, 0};
+    setrlimit(RLIMIT_CORE, &rl);
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    umask(077);
+}
+
+struct daemon_ctx {
+    eng_engine *engine;
+    eng_server *server;
+    const char *config_file;
+};
+
+static int ready_cb(void *ctx)
+{
+    (void)ctx;
+    return 1;
+}
+
+static int handle_cb(void *ctx, const eng_request *req, char **resp,
+                     size_t *resp_len)
+{
+    return eng_dispatch(((struct daemon_ctx *)ctx)->engine, req, resp,
+                        resp_len);
+}
+
+static char *metrics_cb(void *ctx)
+{
+    return eng_metrics_text(((struct daemon_ctx *)ctx)->engine);
+}
+
+/* SIGHUP: re-read the file and apply what can change live. */
+static void reload_cb(void *ctx)
+{
+    struct daemon_ctx *d = ctx;
+    eng_config fresh;
+    char err[512];
+    eng_config *cur = d->engine->cfg;
+    if (eng_config_load(&fresh, d->config_file, err, sizeof err) != 0) {
+        eng_log(SIGNER_LOG_ERROR, "reload refused, keeping the running "
+                                  "config: %s", err);
+        eng_config_free(&fresh);
+        return;
+    }
+    if (fresh.log_level != cur->log_level) {
+        eng_log(SIGNER_LOG_WARN, "reload: log_level %s -> %s",
+                eng_log_level_name(cur->log_level),
+                eng_log_level_name(fresh.log_level));
+        cur->log_level = fresh.log_level;
+        eng_log_set_level(fresh.log_level);
+    }
+    if (memcmp(&fresh.limits, &cur->limits, sizeof fresh.limits) != 0) {
+        eng_log(SIGNER_LOG_WARN,
+                "reload: limits changed (max_body %zu, max_header %zu, "
+                "max_connections %d, max_pipeline %d, max_inflight %d, "
+                "timeouts read %d write %d idle %d ms)",
+                fresh.limits.max_body, fresh.limits.max_header,
+                fresh.limits.max_connections, fresh.limits.max_pipeline,
+                fresh.limits.max_inflight, fresh.limits.read_timeout_ms,
+                fresh.limits.write_timeout_ms, fresh.limits.idle_timeout_ms);
+        cur->limits = fresh.limits;
+        eng_server_set_limits(d->server, &fresh.limits);
+    }
+    eng_log(SIGNER_LOG_INFO, "reload done (listeners, plugins, sealer and "
+                             "keystore need a restart)");
+    eng_config_free(&fresh);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"listen", required_argument, NULL, 'l'},
+        {"data-dir", required_argument, NULL, 'd'},
+        {"plugin-dir", required_argument, NULL, 'p'},
+        {"workers", required_argument, NULL, 'w'},
+        {"log-level", required_argument, NULL, 'L'},
+        {"check-config", no_argument, NULL, 'C'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *file = NULL, *data_dir = NULL, *plugin_dir = NULL;
+    const char *level = NULL;
+    const char *listens[32];
+    int n_listen = 0, check_only = 0, workers = -1, opt, replaced = 0, i;
+    eng_config cfg;
+    eng_engine engine;
+    eng_server *server = NULL;
+    eng_server_config scfg;
+    eng_server_callbacks cb;
+    struct daemon_ctx dctx;
+    char err[1024];
+    int rc = 1;
+
+    harden_process();
+    while ((opt = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': file = optarg; break;
+        case 'l':
+            if (n_listen == 32) {
+                fprintf(stderr, "signerd: too many --listen options\n");
+                return 2;
+            }
+            listens[n_listen++] = optarg;
+            break;
+        case 'd': data_dir = optarg; break;
+        case 'p': plugin_dir = optarg; break;
+        case 'w': workers = atoi(optarg); break;
+        case 'L': level = optarg; break;
+        case 'C': check_only = 1; break;
+        case 'V': printf("signerd %s\n", PACKAGE_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (file == NULL || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (eng_config_load(&cfg, file, err, sizeof err) != 0) {
+        fprintf(stderr, "signerd: %s\n", err);
+        eng_config_free(&cfg);
+        return 1;
+    }
+    for (i = 0; i < n_listen; i++)
+        if (eng_config_add_listen(&cfg, listens[i], &replaced, err,
+                                  sizeof err) != 0) {
+            fprintf(stderr, "signerd: %s\n", err);
+            goto out_cfg;
+        }
+    if ((data_dir && eng_config_set_data_dir(&cfg, data_dir) != 0) ||
+        (plugin_dir && eng_config_set_plugin_dir(&cfg, plugin_dir) != 0))
+        goto out_cfg;
+    if (workers >= 0)
+        cfg.workers = workers;
+    if (level != NULL) {
+        cfg.log_level = eng_log_level_parse(level);
+        if (cfg.log_level < 0) {
+            fprintf(stderr, "signerd: --log-level %s: not error, warn, info "
+                            "or debug\n", level);
+            goto out_cfg;
+        }
+    }
+    eng_log_set_level(cfg.log_level);
+
+    if (eng_engine_open(&engine, &cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "signerd: %s\n", err);
+        goto out_cfg;
+    }
+    if (check_only) {
+        printf("%s: ok (%zu plugins, %zu operations, %zu listeners)\n", file,
+               engine.reg.n_plugins, engine.reg.n_ops, cfg.n_listen);
+        rc = 0;
+        goto out_engine;
+    }
+
+    memset(&scfg, 0, sizeof scfg);
+    scfg.listen = cfg.listen;
+    scfg.n_listen = cfg.n_listen;
+    scfg.limits = cfg.limits;
+    scfg.workers = cfg.workers;
+    memset(&cb, 0, sizeof cb);
+    dctx.engine = &engine;
+    dctx.config_file = file;
+    cb.ctx = &dctx;
+    cb.handle = handle_cb;
+    cb.metrics = metrics_cb;
+    cb.ready = ready_cb;
+    cb.reload = reload_cb;
+    if ((server = eng_server_new(&scfg, &cb)) == NULL) {
+        fprintf(stderr, "signerd: out of memory\n");
+        goto out_engine;
+    }
+    dctx.server = server;
+    if (eng_server_start(server, err, sizeof err) != 0) {
+        fprintf(stderr, "signerd: %s\n", err);
+        goto out_server;
+    }
+    eng_log(SIGNER_LOG_INFO, "signerd %s ready: role %s, data_dir %s, %zu "
+                             "operations",
+            PACKAGE_VERSION, cfg.role, cfg.data_dir, engine.reg.n_ops);
+    rc = eng_server_run(server) == 0 ? 0 : 1;
+    eng_log(SIGNER_LOG_INFO, "signerd stopped");
+out_server:
+    eng_server_free(server);
+out_engine:
+    eng_engine_close(&engine);
+out_cfg:
+    eng_config_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,145 @@
+#include "config.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+int eng_secure_init(size_t heap_bytes)
+{
+    if (CRYPTO_secure_malloc_initialized())
+        return 1;
+    /* minsize 32: keys and secrets are small. */
+    return CRYPTO_secure_malloc_init(heap_bytes, 32) == 1;
+}
+
+void *eng_secure_alloc(size_t len)
+{
+    return CRYPTO_secure_zalloc(len ? len : 1, __FILE__, __LINE__);
+}
+
+void eng_secure_free(void *p, size_t len)
+{
+    if (p == NULL)
+        return;
+    CRYPTO_secure_clear_free(p, len ? len : 1, __FILE__, __LINE__);
+}
+
+void eng_wipe(void *p, size_t len)
+{
+    if (p != NULL && len > 0)
+        OPENSSL_cleanse(p, len);
+}
+
+int eng_ct_equal(const void *a, const void *b, size_t len)
+{
+    return CRYPTO_memcmp(a, b, len) == 0;
+}
+
+int eng_random(unsigned char *out, size_t len)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = getrandom(out + done, len - done, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+int eng_uuid_v4(char out[37])
+{
+    unsigned char b[16];
+    char hex[33];
+    if (eng_random(b, sizeof b) != 0)
+        return -1;
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    eng_hex_encode(hex, b, sizeof b);
+    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12,
+             hex + 16, hex + 20);
+    return 0;
+}
+
+static int is_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+           (c >= 'A' && c <= 'F');
+}
+
+int eng_uuid_valid(const char *s)
+{
+    size_t i;
+    if (s == NULL || strlen(s) != 36)
+        return 0;
+    for (i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return 0;
+        } else if (!is_hex(s[i])) {
+            return 0;
+        }
+    }
+    if (s[14] != '4')
+        return 0;
+    return strchr("89abAB", s[19]) != NULL;
+}
+
+void eng_hex_encode(char *out, const unsigned char *in, size_t len)
+{
+    static const char digits[] = "0123456789abcdef";
+    size_t i;
+    for (i = 0; i < len; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+uint64_t eng_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+int64_t eng_unix_time(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec;
+}
+
+char *eng_path_join(const char *dir, const char *path)
+{
+    char *out;
+    size_t n;
+    if (path == NULL)
+        return NULL;
+    if (path[0] == '/' || dir == NULL || dir[0] == '\0')
+        return strdup(path);
+    n = strlen(dir) + strlen(path) + 2;
+    out = malloc(n);
+    if (out != NULL)
+        snprintf(out, n, "%s/%s", dir, path);
+    return out;
+}
+
+char *eng_dirname(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL)
+        return strdup(".");
+    if (slash == path)
+        return strdup("/");
+    return strndup(path, (size_t)(slash - path));
+}

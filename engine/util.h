@@ -1,0 +1,38 @@
+/* Small engine utilities: secure memory, wiping, constant-time compare,
+ * entropy, UUIDs and hex. */
+#ifndef ENG_UTIL_H
+#define ENG_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Sets up the locked secure heap (OpenSSL's, mlocked and excluded from core
+ * dumps) of heap_bytes; returns 1 if locked memory is in use, 0 if the heap
+ * could not be created (memory is then plain and the caller logs it). */
+int eng_secure_init(size_t heap_bytes);
+void *eng_secure_alloc(size_t len);          /* zeroed, NULL on failure */
+void eng_secure_free(void *p, size_t len);   /* wipes, NULL is a no-op */
+void eng_wipe(void *p, size_t len);          /* never optimised away */
+int eng_ct_equal(const void *a, const void *b, size_t len); /* 1 if equal */
+
+/* Fills out from getrandom(2).  0 ok, -1 on failure. */
+int eng_random(unsigned char *out, size_t len);
+
+/* Writes a random UUIDv4 (36 chars + NUL).  0 ok, -1 on entropy failure. */
+int eng_uuid_v4(char out[37]);
+/* 1 if s is a canonical lowercase-or-uppercase UUID of version 4. */
+int eng_uuid_valid(const char *s);
+
+/* Lowercase hex of in[0..len) into out (2*len+1 bytes). */
+void eng_hex_encode(char *out, const unsigned char *in, size_t len);
+
+/* Monotonic and wall clocks. */
+uint64_t eng_now_us(void);   /* CLOCK_MONOTONIC, microseconds */
+int64_t eng_unix_time(void); /* CLOCK_REALTIME, seconds */
+
+/* Joins dir and path unless path is absolute; malloc'd. */
+char *eng_path_join(const char *dir, const char *path);
+/* Directory part of a path ("." if none); malloc'd. */
+char *eng_dirname(const char *path);
+
+#endif

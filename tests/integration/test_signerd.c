@@ -1,0 +1,509 @@
+/* Integration: starts the real signerd with the test plugin and talks
+ * HTTP and frames (TCP and unix socket, pipelined) to it.  Every socket has
+ * a receive timeout; the daemon is stopped by PID on every path. */
+#include "config.h"
+#include "../unit/testutil.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+static char *dir;
+static char conf_path[512], sock_path[512];
+static int http_port, frame_port;
+static pid_t daemon_pid = -1;
+
+static int free_port(void)
+{
+    struct sockaddr_in a;
+    socklen_t l = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &l) != 0)
+        return -1;
+    port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+static void set_timeout(int fd)
+{
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+static int connect_tcp(int port)
+{
+    struct sockaddr_in a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((unsigned short)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    set_timeout(fd);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int connect_unix(const char *path)
+{
+    struct sockaddr_un a;
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    set_timeout(fd);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n > 0) {
+        ssize_t w = write(fd, c, n);
+        if (w <= 0)
+            return -1;
+        c += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int read_n(int fd, void *p, size_t n)
+{
+    char *c = p;
+    while (n > 0) {
+        ssize_t r = read(fd, c, n);
+        if (r <= 0)
+            return -1;
+        c += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+/* Reads one HTTP response; returns status, body in *body (malloc'd). */
+static int http_read(int fd, char **body)
+{
+    char head[8192];
+    size_t n = 0;
+    long clen = -1;
+    int status = -1;
+    char *p;
+    *body = NULL;
+    while (n < sizeof head - 1) {
+        if (read(fd, head + n, 1) != 1)
+            return -1;
+        n++;
+        if (n >= 4 && memcmp(head + n - 4, "\r\n\r\n", 4) == 0)
+            break;
+    }
+    head[n] = '\0';
+    if (sscanf(head, "HTTP/1.1 %d", &status) != 1)
+        return -1;
+    p = strcasestr(head, "\r\nContent-Length:");
+    if (p != NULL)
+        clen = strtol(p + 17, NULL, 10);
+    if (clen < 0)
+        return -1;
+    *body = calloc(1, (size_t)clen + 1);
+    if (read_n(fd, *body, (size_t)clen) != 0)
+        return -1;
+    return status;
+}
+
+static int http(const char *method, const char *path, const char *json,
+                char **body)
+{
+    char req[65536];
+    int fd = connect_tcp(http_port), status;
+    if (fd < 0)
+        return -1;
+    snprintf(req, sizeof req,
+             "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+             "application/json\r\nContent-Length: %zu\r\nConnection: "
+             "close\r\n\r\n%s",
+             method, path, json ? strlen(json) : 0, json ? json : "");
+    if (write_all(fd, req, strlen(req)) != 0) {
+        close(fd);
+        return -1;
+    }
+    status = http_read(fd, body);
+    close(fd);
+    return status;
+}
+
+static void stop_daemon(void)
+{
+    if (daemon_pid > 0) {
+        kill(daemon_pid, SIGKILL);
+        waitpid(daemon_pid, NULL, 0);
+        daemon_pid = -1;
+    }
+}
+
+static pid_t spawn(const char *const *argv, const char *log)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            dup2(fd, 1);
+        }
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static char signerd_path[512], plugin_dir[512];
+
+static int start_daemon(void)
+{
+    char l1[64], l2[64], l3[600], log[600];
+    const char *argv[16];
+    int i, n = 0;
+    snprintf(l1, sizeof l1, "http=127.0.0.1:%d", http_port);
+    snprintf(l2, sizeof l2, "frames=127.0.0.1:%d", frame_port);
+    snprintf(l3, sizeof l3, "frames=unix:%s", sock_path);
+    snprintf(log, sizeof log, "%s/signerd.log", dir);
+    argv[n++] = signerd_path;
+    argv[n++] = "-c";
+    argv[n++] = conf_path;
+    argv[n++] = "--listen";
+    argv[n++] = l1;
+    argv[n++] = "--listen";
+    argv[n++] = l2;
+    argv[n++] = "--listen";
+    argv[n++] = l3;
+    argv[n++] = "--plugin-dir";
+    argv[n++] = plugin_dir;
+    argv[n] = NULL;
+    daemon_pid = spawn(argv, log);
+    /* Bounded wait for /healthz. */
+    for (i = 0; i < 100; i++) {
+        char *b = NULL;
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        if (http("GET", "/healthz", NULL, &b) == 200) {
+            free(b);
+            return 0;
+        }
+        free(b);
+        if (waitpid(daemon_pid, NULL, WNOHANG) == daemon_pid) {
+            daemon_pid = -1;
+            break;
+        }
+        nanosleep(&ts, NULL);
+    }
+    fprintf(stderr, "signerd did not come up; log in %s\n", log);
+    return -1;
+}
+
+static cJSON *result_of(const char *body, int *status)
+{
+    cJSON *o = cJSON_Parse(body);
+    cJSON *s = cJSON_GetObjectItem(o, "enclave_status");
+    *status = cJSON_IsNumber(s) ? s->valueint : -1;
+    return o;
+}
+
+static void test_health_and_metrics(void)
+{
+    char *b = NULL;
+    CU_ASSERT_EQUAL(http("GET", "/healthz", NULL, &b), 200);
+    CU_ASSERT_PTR_NOT_NULL(strstr(b, "ok"));
+    free(b);
+    CU_ASSERT_EQUAL(http("GET", "/readyz", NULL, &b), 200);
+    free(b);
+    CU_ASSERT_EQUAL(http("POST", "/", "{\"operation\":\"echo\",\"payload\":"
+                                      "{\"message\":\"m\"}}", &b), 200);
+    free(b);
+    CU_ASSERT_EQUAL(http("GET", "/metrics", NULL, &b), 200);
+    CU_ASSERT_PTR_NOT_NULL(strstr(b, "signer_operation_requests_total{operation=\"echo\"}"));
+    free(b);
+}
+
+static void test_http_ops(void)
+{
+    char *b = NULL;
+    cJSON *o;
+    int st;
+    CU_ASSERT_EQUAL(http("POST", "/", "{\"operation\":\"echo\",\"payload\":"
+                                      "{\"message\":\"hello\"}}", &b), 200);
+    o = result_of(b, &st);
+    CU_ASSERT_EQUAL(st, 200);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(cJSON_GetObjectItem(o,
+                           "enclave_result"), "echo")->valuestring, "hello");
+    cJSON_Delete(o);
+    free(b);
+    /* Unknown operation: 400 JSON naming it. */
+    CU_ASSERT_EQUAL(http("POST", "/", "{\"operation\":\"launch_missiles\","
+                                      "\"payload\":{}}", &b), 400);
+    o = result_of(b, &st);
+    CU_ASSERT_EQUAL(st, 400);
+    CU_ASSERT_PTR_NOT_NULL(strstr(cJSON_GetObjectItem(cJSON_GetObjectItem(o,
+                           "enclave_result"), "error")->valuestring,
+                           "launch_missiles"));
+    cJSON_Delete(o);
+    free(b);
+    CU_ASSERT_EQUAL(http("POST", "/", "{not json", &b), 400);
+    CU_ASSERT_PTR_NOT_NULL(strstr(b, "malformed JSON"));
+    free(b);
+    /* The alias from the config. */
+    CU_ASSERT_EQUAL(http("POST", "/", "{\"operation\":\"legacy-echo\","
+                                      "\"payload\":{\"message\":\"a\"}}", &b),
+                    200);
+    free(b);
+    CU_ASSERT_EQUAL(http("GET", "/nowhere", NULL, &b), 404);
+    free(b);
+}
+
+static void test_http_keepalive_pipelined(void)
+{
+    const char *b1 = "{\"operation\":\"echo\",\"payload\":{\"message\":\"p1\"}}";
+    const char *b2 = "{\"operation\":\"echo\",\"payload\":{\"message\":\"p2\"}}";
+    char one[256], two[256];
+    char both[512], *b = NULL;
+    int fd = connect_tcp(http_port);
+    CU_ASSERT_TRUE_FATAL(fd >= 0);
+    snprintf(one, sizeof one,
+             "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s",
+             strlen(b1), b1);
+    snprintf(two, sizeof two,
+             "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s",
+             strlen(b2), b2);
+    snprintf(both, sizeof both, "%s%s", one, two);
+    CU_ASSERT_EQUAL_FATAL(write_all(fd, both, strlen(both)), 0);
+    CU_ASSERT_EQUAL(http_read(fd, &b), 200);
+    CU_ASSERT_PTR_NOT_NULL(b && strstr(b, "\"p1\""));
+    free(b);
+    CU_ASSERT_EQUAL(http_read(fd, &b), 200);
+    CU_ASSERT_PTR_NOT_NULL(b && strstr(b, "\"p2\""));
+    free(b);
+    close(fd);
+}
+
+static int send_frame(int fd, const char *json)
+{
+    unsigned char h[4];
+    size_t n = strlen(json);
+    h[0] = (unsigned char)(n >> 24);
+    h[1] = (unsigned char)(n >> 16);
+    h[2] = (unsigned char)(n >> 8);
+    h[3] = (unsigned char)n;
+    return write_all(fd, h, 4) || write_all(fd, json, n) ? -1 : 0;
+}
+
+static char *read_frame(int fd)
+{
+    unsigned char h[4];
+    size_t n;
+    char *b;
+    if (read_n(fd, h, 4) != 0)
+        return NULL;
+    n = (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
+    if (n > (1u << 20) || (b = calloc(1, n + 1)) == NULL)
+        return NULL;
+    if (read_n(fd, b, n) != 0) {
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
+/* 50 frames in one write; every id answered exactly once. */
+static void pipelined_frames(int fd)
+{
+    char *buf = malloc(50 * 200), json[160];
+    size_t pos = 0;
+    int seen[50], i;
+    memset(seen, 0, sizeof seen);
+    for (i = 0; i < 50; i++) {
+        size_t n;
+        snprintf(json, sizeof json,
+                 "{\"id\":%d,\"operation\":\"echo\",\"payload\":{\"message\":"
+                 "\"m%d\"}}", i, i);
+        n = strlen(json);
+        buf[pos++] = (char)(n >> 24);
+        buf[pos++] = (char)(n >> 16);
+        buf[pos++] = (char)(n >> 8);
+        buf[pos++] = (char)n;
+        memcpy(buf + pos, json, n);
+        pos += n;
+    }
+    CU_ASSERT_EQUAL_FATAL(write_all(fd, buf, pos), 0);
+    free(buf);
+    for (i = 0; i < 50; i++) {
+        char *r = read_frame(fd), want[16];
+        cJSON *o, *id;
+        CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+        o = cJSON_Parse(r);
+        id = cJSON_GetObjectItem(o, "id");
+        CU_ASSERT_TRUE_FATAL(cJSON_IsNumber(id) && id->valueint >= 0 &&
+                             id->valueint < 50);
+        seen[id->valueint]++;
+        CU_ASSERT_EQUAL(cJSON_GetObjectItem(o, "enclave_status")->valueint,
+                        200);
+        snprintf(want, sizeof want, "m%d", id->valueint);
+        CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(cJSON_GetObjectItem(o,
+                               "enclave_result"), "echo")->valuestring, want);
+        cJSON_Delete(o);
+        free(r);
+    }
+    for (i = 0; i < 50; i++)
+        CU_ASSERT_EQUAL(seen[i], 1);
+}
+
+static void test_frames_tcp(void)
+{
+    int fd = connect_tcp(frame_port);
+    char *r;
+    CU_ASSERT_TRUE_FATAL(fd >= 0);
+    pipelined_frames(fd);
+    /* An error frame keeps the connection usable. */
+    CU_ASSERT_EQUAL(send_frame(fd, "{\"id\":\"x\",\"operation\":\"nope\"}"), 0);
+    r = read_frame(fd);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r, "\"id\":\"x\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(r, "\"enclave_status\":400"));
+    free(r);
+    CU_ASSERT_EQUAL(send_frame(fd, "{\"id\":\"y\",\"operation\":\"echo\","
+                                   "\"payload\":{\"message\":\"after\"}}"), 0);
+    r = read_frame(fd);
+    CU_ASSERT_PTR_NOT_NULL(r && strstr(r, "after"));
+    free(r);
+    close(fd);
+}
+
+static void test_frames_unix(void)
+{
+    int fd = connect_unix(sock_path);
+    CU_ASSERT_TRUE_FATAL(fd >= 0);
+    pipelined_frames(fd);
+    close(fd);
+}
+
+static void test_check_config(void)
+{
+    char log[600], bad[600], cmd[2048], out[1024] = "";
+    FILE *f;
+    int rc;
+    snprintf(log, sizeof log, "%s/check.log", dir);
+    snprintf(cmd, sizeof cmd, "'%s' --check-config -c '%s' --plugin-dir '%s' > '%s' 2>&1",
+             signerd_path, conf_path, plugin_dir, log);
+    rc = system(cmd);
+    CU_ASSERT_EQUAL(WEXITSTATUS(rc), 0);
+    snprintf(bad, sizeof bad, "%s/bad.conf", dir);
+    f = fopen(bad, "w");
+    fprintf(f, "plugins = ( { name = \"test\"; } );\nworkers = \"x\";\n");
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "'%s' --check-config -c '%s' > '%s' 2>&1",
+             signerd_path, bad, log);
+    rc = system(cmd);
+    CU_ASSERT_EQUAL(WEXITSTATUS(rc), 1);
+    f = fopen(log, "r");
+    if (f) {
+        size_t n = fread(out, 1, sizeof out - 1, f);
+        out[n] = '\0';
+        fclose(f);
+    }
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "bad.conf:2:"));
+    /* A plugin that cannot load: one line naming it and the reason. */
+    f = fopen(bad, "w");
+    fprintf(f, "plugins = ( { name = \"ghost\"; } );\n");
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "'%s' --check-config -c '%s' --plugin-dir '%s' > '%s' 2>&1",
+             signerd_path, bad, plugin_dir, log);
+    rc = system(cmd);
+    CU_ASSERT_EQUAL(WEXITSTATUS(rc), 1);
+    f = fopen(log, "r");
+    if (f) {
+        size_t n = fread(out, 1, sizeof out - 1, f);
+        out[n] = '\0';
+        fclose(f);
+    }
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "plugin ghost"));
+}
+
+static void test_sigterm(void)
+{
+    int status = 0, i;
+    pid_t r = 0;
+    CU_ASSERT_TRUE_FATAL(daemon_pid > 0);
+    kill(daemon_pid, SIGTERM);
+    for (i = 0; i < 200 && r == 0; i++) {
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        r = waitpid(daemon_pid, &status, WNOHANG);
+        if (r == 0)
+            nanosleep(&ts, NULL);
+    }
+    CU_ASSERT_EQUAL(r, daemon_pid);
+    CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (r == daemon_pid)
+        daemon_pid = -1;
+}
+
+int main(void)
+{
+    CU_pSuite s;
+    FILE *f;
+    int rc;
+    const char *b = tu_builddir();
+    signal(SIGPIPE, SIG_IGN);
+    dir = tu_tmpdir();
+    if (dir == NULL)
+        return 1;
+    atexit(stop_daemon);
+    snprintf(signerd_path, sizeof signerd_path, "%s/signerd", b);
+    snprintf(plugin_dir, sizeof plugin_dir, "%s/plugins/.libs", b);
+    snprintf(conf_path, sizeof conf_path, "%s/it.conf", dir);
+    snprintf(sock_path, sizeof sock_path, "%s/frames.sock", dir);
+    f = fopen(conf_path, "w");
+    if (f == NULL)
+        return 1;
+    fprintf(f, "data_dir = \"data\";\nworkers = 2;\n"
+               "plugins = ( { name = \"test\"; } );\n"
+               "aliases = { legacy-echo = \"echo\"; };\n");
+    fclose(f);
+    http_port = free_port();
+    frame_port = free_port();
+    if (start_daemon() != 0) {
+        stop_daemon();
+        return 1;
+    }
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    s = CU_add_suite("signerd", NULL, NULL);
+    TU_ADD(s, test_health_and_metrics);
+    TU_ADD(s, test_http_ops);
+    TU_ADD(s, test_http_keepalive_pipelined);
+    TU_ADD(s, test_frames_tcp);
+    TU_ADD(s, test_frames_unix);
+    TU_ADD(s, test_check_config);
+    TU_ADD(s, test_sigterm);
+    rc = tu_run();
+    stop_daemon();
+    tu_rmtree(dir);
+    free(dir);
+    return rc;
+}

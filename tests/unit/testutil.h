@@ -1,0 +1,49 @@
+/* Shared helpers for the engine's CUnit tests. */
+#ifndef TESTUTIL_H
+#define TESTUTIL_H
+
+#include <CUnit/Basic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* A fresh private directory under /tmp; the caller removes it. */
+static inline char *tu_tmpdir(void)
+{
+    char tmpl[] = "/tmp/signer-test-XXXXXX";
+    char *d = mkdtemp(tmpl);
+    return d ? strdup(d) : NULL;
+}
+
+static inline void tu_rmtree(const char *dir)
+{
+    char cmd[512];
+    if (dir == NULL || strncmp(dir, "/tmp/signer-test-", 17) != 0)
+        return;
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+/* Directory holding built plugin modules (libtool's .libs). */
+static inline const char *tu_builddir(void)
+{
+    const char *b = getenv("SIGNER_BUILDDIR");
+    return b ? b : ".";
+}
+
+/* Runs the registered suites; exit status = number of failures. */
+static inline int tu_run(void)
+{
+    unsigned fails;
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    fails = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+    CU_cleanup_registry();
+    return fails ? 1 : 0;
+}
+
+#define TU_ADD(suite, fn) CU_add_test(suite, #fn, fn)
+
+#endif
