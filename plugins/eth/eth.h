@@ -1,0 +1,201 @@
+/*
+ * Internal interfaces of the Ethereum chain plugin (not installed).
+ *
+ * Units: eth_keccak.c (Keccak-256), eth_hex.c (hex codec), eth_u256.c
+ * (256-bit quantities), eth_rlp.c (RLP encoder over a growable buffer),
+ * eth_addr.c (addresses, EIP-55), eth_tx.c (transaction payload -> bytes),
+ * eth_sign.c (recoverable signatures), eth_plugin.c (init, op table,
+ * handlers).  Only plugin.h, libsecp256k1 and libc are used.
+ *
+ * Conventions: 1/0 results unless documented; outputs first, inputs after,
+ * every length right after its buffer.
+ */
+#ifndef ETH_H
+#define ETH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <secp256k1.h>
+#include <signer/plugin.h>
+
+/* ---- Keccak-256 (eth_keccak.c) ------------------------------------------ */
+
+#define ETH_KECCAK_RATE 136 /* bytes per block for a 256-bit output */
+
+typedef struct eth_keccak {
+    uint64_t st[25];
+    size_t pos; /* bytes absorbed into the current block */
+} eth_keccak;
+
+/* Starts a Keccak-256 computation. */
+void eth_keccak_init(eth_keccak *k);
+/* Absorbs in[0..len). */
+void eth_keccak_update(eth_keccak *k, const void *in, size_t len);
+/* Pads (Keccak 0x01 ... 0x80, not SHA-3's 0x06), writes the 32-byte digest
+ * and wipes the state. */
+void eth_keccak_final(eth_keccak *k, unsigned char out[32]);
+/* One-shot Keccak-256 of in[0..len). */
+void eth_keccak256(unsigned char out[32], const void *in, size_t len);
+
+/* ---- hex (eth_hex.c) ----------------------------------------------------- */
+
+/* Writes "0x" + 2*len lowercase hex digits + NUL into out (capacity at
+ * least 2*len+3).  Returns the string length (2*len+2). */
+size_t eth_hex_encode(char *out, const unsigned char *in, size_t len);
+/* Writes exactly 2*len lowercase hex digits (no prefix, no NUL). */
+void eth_hex_raw(char *out, const unsigned char *in, size_t len);
+/* Decodes hexlen (even) hex digits of either case into out[hexlen/2].
+ * Branch-free per character, so it may be used on secret input.  Returns 1,
+ * or 0 (out wiped) if a character is not a hex digit or hexlen is odd. */
+int eth_hex_decode(unsigned char *out, const char *hex, size_t hexlen)
+    SIGNER_WARN_UNUSED;
+/* 1 if s[0..len) starts with "0x" or "0X". */
+int eth_hex_has_prefix(const char *s, size_t len);
+/* 1 if every character of s[0..len) is a hex digit. */
+int eth_hex_is_digits(const char *s, size_t len);
+
+/* ---- 256-bit unsigned integers (eth_u256.c) ------------------------------ */
+
+typedef struct eth_u256 {
+    uint64_t w[4]; /* little-endian 64-bit limbs */
+} eth_u256;
+
+enum eth_num_status {
+    ETH_NUM_OK = 0,
+    ETH_NUM_SYNTAX = 1, /* not digits / empty                 */
+    ETH_NUM_RANGE = 2,  /* above 2^256-1                      */
+    ETH_NUM_FRACTION = 3 /* ether amount not a whole wei       */
+};
+
+/* r = v. */
+void eth_u256_set_u64(eth_u256 *r, uint64_t v);
+/* 1 if a == 0. */
+int eth_u256_is_zero(const eth_u256 *a);
+/* -1, 0, 1 as a <, ==, > b. */
+int eth_u256_cmp(const eth_u256 *a, const eth_u256 *b);
+/* 1 if a fits in 64 bits. */
+int eth_u256_fits_u64(const eth_u256 *a);
+/* r = r*m + add; returns 0 (r unspecified) on overflow of 2^256. */
+int eth_u256_mul_add(eth_u256 *r, uint64_t m, uint64_t add) SIGNER_WARN_UNUSED;
+/* Parses hex digits (no prefix; leading zeros allowed). ETH_NUM_*. */
+int eth_u256_parse_hex(eth_u256 *r, const char *s, size_t len);
+/* Parses decimal digits (leading zeros allowed).  ETH_NUM_*. */
+int eth_u256_parse_dec(eth_u256 *r, const char *s, size_t len);
+/* Converts an ether amount given as a double to wei, exactly from the
+ * double's shortest round-trip decimal form (%.*g, smallest precision that
+ * strtod's back to d).  d must be finite and >= 0.  ETH_NUM_*. */
+int eth_u256_from_ether(eth_u256 *r, double d);
+/* Writes the minimal big-endian bytes of a (no leading zeros; zero has no
+ * bytes) to out and returns their count (0..32). */
+size_t eth_u256_to_be(unsigned char out[32], const eth_u256 *a);
+
+/* ---- RLP (eth_rlp.c) ----------------------------------------------------- */
+
+/* A byte buffer that starts in caller storage and moves to the heap when it
+ * outgrows it.  After an allocation failure every operation fails. */
+typedef struct eth_buf {
+    unsigned char *p;
+    size_t len, cap;
+    unsigned char *heap; /* == p when on the heap */
+    int oom;
+} eth_buf;
+
+/* Starts an empty buffer over stack[0..cap). */
+void eth_buf_init(eth_buf *b, unsigned char *stack, size_t cap);
+/* Frees heap storage (contents are public data: not wiped). */
+void eth_buf_cleanup(eth_buf *b);
+/* Ensures room for n more bytes and returns a pointer to them (len is not
+ * advanced), or NULL when out of memory. */
+unsigned char *eth_buf_reserve(eth_buf *b, size_t n);
+/* Appends in[0..n).  1 ok, 0 out of memory. */
+int eth_buf_append(eth_buf *b, const void *in, size_t n) SIGNER_WARN_UNUSED;
+
+/* Writes the RLP header for a payload of len bytes; base 0x80 for strings,
+ * 0xc0 for lists.  Returns its length (1..9). */
+size_t eth_rlp_header(unsigned char out[9], unsigned base, size_t len);
+/* Appends the RLP string of s[0..len) (a single byte < 0x80 as itself). */
+int eth_rlp_bytes(eth_buf *b, const unsigned char *s, size_t len)
+    SIGNER_WARN_UNUSED;
+/* Appends an RLP integer (minimal big-endian; zero is 0x80). */
+int eth_rlp_u256(eth_buf *b, const eth_u256 *v) SIGNER_WARN_UNUSED;
+int eth_rlp_u64(eth_buf *b, uint64_t v) SIGNER_WARN_UNUSED;
+/* Appends the RLP string of the bytes that hexlen hex digits encode, decoding
+ * straight into the buffer.  0 on bad hex or out of memory. */
+int eth_rlp_hex(eth_buf *b, const char *hex, size_t hexlen) SIGNER_WARN_UNUSED;
+/* List encoding: remember eth_rlp_list_begin()'s offset, append the items,
+ * then eth_rlp_list_end() inserts the header in front of them. */
+size_t eth_rlp_list_begin(const eth_buf *b);
+int eth_rlp_list_end(eth_buf *b, size_t start) SIGNER_WARN_UNUSED;
+
+/* ---- addresses (eth_addr.c) ---------------------------------------------- */
+
+#define ETH_ADDR_TEXT 43 /* "0x" + 40 + NUL */
+
+enum eth_addr_status {
+    ETH_ADDR_OK = 0,
+    ETH_ADDR_SYNTAX = 1,  /* not 40 hex digits (optional 0x)       */
+    ETH_ADDR_CHECKSUM = 2 /* mixed case with a wrong EIP-55 checksum */
+};
+
+/* Address of an uncompressed public key (65 bytes, 0x04 first). */
+void eth_addr_from_pubkey(unsigned char out[20], const unsigned char pub[65]);
+/* Address of a (valid) secret key; 0 if the key is invalid. */
+int eth_addr_from_seckey(const secp256k1_context *ctx, unsigned char out[20],
+                         const unsigned char key[32]) SIGNER_WARN_UNUSED;
+/* EIP-55 checksummed text of addr: "0x" + 40 characters + NUL. */
+void eth_addr_checksum(char out[ETH_ADDR_TEXT], const unsigned char addr[20]);
+/* Parses 40 hex digits with optional 0x: all lower case, all upper case, or
+ * mixed case with a valid EIP-55 checksum.  ETH_ADDR_*. */
+int eth_addr_parse(unsigned char out[20], const char *s, size_t len);
+
+/* ---- signatures (eth_sign.c) --------------------------------------------- */
+
+/*
+ * Signs hash with key (RFC 6979, low-S), then recovers the public key from
+ * the signature and checks that its address is expect.  Writes r||s (64
+ * bytes) and the recovery id.  Returns SIGNER_OK or SIGNER_ERR_INTERNAL
+ * (outputs zeroed).
+ */
+int eth_sign_hash(const secp256k1_context *ctx, unsigned char rs[64],
+                  int *recid, const unsigned char hash[32],
+                  const unsigned char key[32], const unsigned char expect[20])
+    SIGNER_WARN_UNUSED;
+
+/* ---- transactions (eth_tx.c) --------------------------------------------- */
+
+typedef struct eth_tx {
+    int type;                      /* 0, 1 or 2 */
+    eth_u256 chain_id, nonce, gas; /* chain_id, nonce, gas <= 2^64-1 */
+    eth_u256 gas_price, max_fee, max_prio, value;
+    int has_to;
+    unsigned char to[20];
+    const char *data_hex; /* hex digits after "0x" (borrowed), may be "" */
+    size_t data_hex_len;
+    const signer_json *access_list; /* validated array, or NULL */
+} eth_tx;
+
+/*
+ * Validates transaction_payload tp (a JSON object) into tx.  On failure
+ * returns SIGNER_ERR_BAD_REQUEST with a message naming the field in
+ * err[0..errcap) ("transaction_payload.<field>: ...").
+ */
+int eth_tx_parse(eth_tx *tx, char *err, size_t errcap, const signer_host *h,
+                 const signer_json *tp) SIGNER_WARN_UNUSED;
+
+/* Appends the RLP items shared by the unsigned and signed forms (everything
+ * up to and including accessList / data for legacy), without list header. */
+int eth_tx_body(eth_buf *b, const signer_host *h, const eth_tx *tx)
+    SIGNER_WARN_UNUSED;
+/* Signing hash of the transaction whose body is in b (b is restored). */
+int eth_tx_sighash(unsigned char out[32], eth_buf *b, const eth_tx *tx)
+    SIGNER_WARN_UNUSED;
+/* Appends the signature to the body in b, then writes the raw signed
+ * transaction (type byte || RLP list for typed transactions) as a
+ * NUL-terminated "0x" lowercase hex string into hex (an empty eth_buf the
+ * caller cleans up) and its Keccak-256 into txhash. */
+int eth_tx_finish(eth_buf *hex, unsigned char txhash[32], eth_buf *b,
+                  const eth_tx *tx, const unsigned char rs[64], int recid)
+    SIGNER_WARN_UNUSED;
+
+#endif /* ETH_H */

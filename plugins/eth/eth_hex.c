@@ -1,0 +1,84 @@
+/*
+ * Hex codec.  Decoding is branch-free per character (libsodium's
+ * sodium_hex2bin arithmetic) so that secret keys can be decoded without
+ * secret-dependent branches or table lookups.
+ */
+#include <string.h>
+
+#include "eth.h"
+
+void eth_hex_raw(char *out, const unsigned char *in, size_t len)
+{
+    static const char digits[] = "0123456789abcdef";
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+}
+
+size_t eth_hex_encode(char *out, const unsigned char *in, size_t len)
+{
+    out[0] = '0';
+    out[1] = 'x';
+    eth_hex_raw(out + 2, in, len);
+    out[2 + 2 * len] = '\0';
+    return 2 + 2 * len;
+}
+
+/* Value of hex digit c in the low 4 bits, and *ok &= 0xff if c is a digit
+ * (0 otherwise).  No branches, no table. */
+static unsigned eth_hex_nibble(unsigned char c, unsigned char *ok)
+{
+    unsigned char num = (unsigned char)(c ^ 48u);
+    unsigned char num0 = (unsigned char)((num - 10u) >> 8);
+    unsigned char alpha = (unsigned char)((c & ~32u) - 55u);
+    unsigned char alpha0 =
+        (unsigned char)(((alpha - 10u) ^ (alpha - 16u)) >> 8);
+
+    *ok &= (unsigned char)(num0 | alpha0);
+    return (unsigned)((num0 & num) | (alpha0 & alpha)) & 15u;
+}
+
+int eth_hex_decode(unsigned char *out, const char *hex, size_t hexlen)
+{
+    unsigned char ok = 0xff;
+    size_t i;
+
+    if (hexlen % 2 != 0)
+        return 0;
+    for (i = 0; i < hexlen / 2; i++) {
+        unsigned char okc = 0xff;
+        unsigned hi = eth_hex_nibble((unsigned char)hex[2 * i], &okc);
+        unsigned char okd = 0xff;
+        unsigned lo = eth_hex_nibble((unsigned char)hex[2 * i + 1], &okd);
+        ok &= (unsigned char)(okc & okd);
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    if (ok != 0xff) {
+        volatile unsigned char *v = out;
+        for (i = 0; i < hexlen / 2; i++)
+            v[i] = 0;
+        return 0;
+    }
+    return 1;
+}
+
+int eth_hex_has_prefix(const char *s, size_t len)
+{
+    return len >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+}
+
+int eth_hex_is_digits(const char *s, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        unsigned char ok = 0xff;
+        (void)eth_hex_nibble((unsigned char)s[i], &ok);
+        if (ok != 0xff)
+            return 0;
+    }
+    return 1;
+}

@@ -1,0 +1,216 @@
+/*
+ * 256-bit unsigned quantities: parsing of hex / decimal digits, exact
+ * conversion of an ether amount given as a JSON number (a double) to wei,
+ * and minimal big-endian serialisation for RLP.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eth.h"
+
+void eth_u256_set_u64(eth_u256 *r, uint64_t v)
+{
+    r->w[0] = v;
+    r->w[1] = r->w[2] = r->w[3] = 0;
+}
+
+int eth_u256_is_zero(const eth_u256 *a)
+{
+    return (a->w[0] | a->w[1] | a->w[2] | a->w[3]) == 0;
+}
+
+int eth_u256_cmp(const eth_u256 *a, const eth_u256 *b)
+{
+    int i;
+
+    for (i = 3; i >= 0; i--) {
+        if (a->w[i] != b->w[i])
+            return a->w[i] < b->w[i] ? -1 : 1;
+    }
+    return 0;
+}
+
+int eth_u256_fits_u64(const eth_u256 *a)
+{
+    return (a->w[1] | a->w[2] | a->w[3]) == 0;
+}
+
+/* hi:lo = a * b */
+static uint64_t eth_mul64(uint64_t a, uint64_t b, uint64_t *hi)
+{
+#if defined(__SIZEOF_INT128__)
+    unsigned __int128 p = (unsigned __int128)a * b;
+    *hi = (uint64_t)(p >> 64);
+    return (uint64_t)p;
+#else
+    uint64_t a0 = a & 0xffffffffu, a1 = a >> 32;
+    uint64_t b0 = b & 0xffffffffu, b1 = b >> 32;
+    uint64_t p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
+    uint64_t mid = (p00 >> 32) + (p01 & 0xffffffffu) + (p10 & 0xffffffffu);
+    *hi = p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32);
+    return (mid << 32) | (p00 & 0xffffffffu);
+#endif
+}
+
+int eth_u256_mul_add(eth_u256 *r, uint64_t m, uint64_t add)
+{
+    uint64_t carry = add;
+    int i;
+
+    for (i = 0; i < 4; i++) {
+        uint64_t hi, lo = eth_mul64(r->w[i], m, &hi);
+        lo += carry;
+        hi += (lo < carry);
+        r->w[i] = lo;
+        carry = hi;
+    }
+    return carry == 0;
+}
+
+int eth_u256_parse_hex(eth_u256 *r, const char *s, size_t len)
+{
+    size_t i;
+
+    eth_u256_set_u64(r, 0);
+    if (len == 0)
+        return ETH_NUM_SYNTAX;
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        unsigned d;
+        if (c >= '0' && c <= '9')
+            d = c - '0';
+        else if (c >= 'a' && c <= 'f')
+            d = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+            d = c - 'A' + 10;
+        else
+            return ETH_NUM_SYNTAX;
+        if (r->w[3] >> 60)
+            return ETH_NUM_RANGE;
+        r->w[3] = r->w[3] << 4 | r->w[2] >> 60;
+        r->w[2] = r->w[2] << 4 | r->w[1] >> 60;
+        r->w[1] = r->w[1] << 4 | r->w[0] >> 60;
+        r->w[0] = r->w[0] << 4 | d;
+    }
+    return ETH_NUM_OK;
+}
+
+int eth_u256_parse_dec(eth_u256 *r, const char *s, size_t len)
+{
+    size_t i;
+    int range = 0;
+
+    eth_u256_set_u64(r, 0);
+    if (len == 0)
+        return ETH_NUM_SYNTAX;
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < '0' || c > '9')
+            return ETH_NUM_SYNTAX;
+        /* keep scanning after an overflow so syntax errors win */
+        if (!range && !eth_u256_mul_add(r, 10, c - '0'))
+            range = 1;
+    }
+    return range ? ETH_NUM_RANGE : ETH_NUM_OK;
+}
+
+int eth_u256_from_ether(eth_u256 *r, double d)
+{
+    char buf[64];
+    const char *p;
+    uint64_t mant = 0;
+    int ndigits = 0, frac = 0, exp10 = 0, seen_point = 0, prec, lo, hi;
+    long e;
+
+    eth_u256_set_u64(r, 0);
+    if (!isfinite(d) || d < 0)
+        return ETH_NUM_SYNTAX;
+    if (d == 0)
+        return ETH_NUM_OK;
+
+    /* shortest decimal that reads back as the same double.  Amounts people
+     * type are short, so try 1..6 digits in turn; beyond that binary search
+     * 7..17: round-tripping is monotonic in the precision (the nearest
+     * (p+1)-digit decimal is at least as close to d as the nearest p-digit
+     * one) and 17 digits always round-trip. */
+    lo = 7;
+    hi = 17;
+    for (prec = 1; prec < 7; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, d);
+        if (strtod(buf, NULL) == d) {
+            lo = hi = prec;
+            break;
+        }
+    }
+    while (lo < hi) {
+        prec = lo + (hi - lo) / 2;
+        snprintf(buf, sizeof buf, "%.*g", prec, d);
+        if (strtod(buf, NULL) == d)
+            hi = prec;
+        else
+            lo = prec + 1;
+    }
+    snprintf(buf, sizeof buf, "%.*g", lo, d);
+
+    /* buf is [digits][.digits][e[+-]digits]; the point follows the locale
+     * of snprintf, so accept ',' as well */
+    for (p = buf; *p != '\0' && *p != 'e' && *p != 'E'; p++) {
+        if (*p == '.' || *p == ',') {
+            seen_point = 1;
+            continue;
+        }
+        if (*p < '0' || *p > '9')
+            return ETH_NUM_SYNTAX;
+        if (ndigits == 0 && *p == '0') {
+            if (seen_point)
+                frac++;
+            continue;
+        }
+        if (ndigits >= 19)
+            return ETH_NUM_SYNTAX; /* cannot happen with %.17g */
+        mant = mant * 10 + (uint64_t)(*p - '0');
+        ndigits++;
+        if (seen_point)
+            frac++;
+    }
+    if (*p == 'e' || *p == 'E') {
+        char *end;
+        e = strtol(p + 1, &end, 10);
+        if (*end != '\0' || e < -400 || e > 400)
+            return ETH_NUM_SYNTAX;
+        exp10 = (int)e;
+    }
+    if (mant == 0)
+        return ETH_NUM_OK;
+    /* value = mant * 10^(exp10 - frac) ether = mant * 10^(exp10-frac+18) wei */
+    exp10 = exp10 - frac + 18;
+    while (exp10 < 0 && mant % 10 == 0) {
+        mant /= 10;
+        exp10++;
+    }
+    if (exp10 < 0)
+        return ETH_NUM_FRACTION;
+    eth_u256_set_u64(r, mant);
+    while (exp10-- > 0) {
+        if (!eth_u256_mul_add(r, 10, 0)) {
+            eth_u256_set_u64(r, 0);
+            return ETH_NUM_RANGE;
+        }
+    }
+    return ETH_NUM_OK;
+}
+
+size_t eth_u256_to_be(unsigned char out[32], const eth_u256 *a)
+{
+    unsigned char tmp[32];
+    size_t i, skip = 0;
+
+    for (i = 0; i < 32; i++)
+        tmp[i] = (unsigned char)(a->w[3 - i / 8] >> (8 * (7 - i % 8)));
+    while (skip < 32 && tmp[skip] == 0)
+        skip++;
+    memcpy(out, tmp + skip, 32 - skip);
+    return 32 - skip;
+}
