@@ -42,6 +42,22 @@ char *eng_plugin_resolve(const char *path, const char *dir)
             return p;
         free(p);
     }
+    /* A build tree: plugins/.libs beside the signerd executable. */
+    {
+        char exe[4096], *exedir, *libs;
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        if (n > 0) {
+            exe[n] = '\0';
+            exedir = eng_dirname(exe);
+            libs = exedir ? eng_path_join(exedir, "plugins/.libs") : NULL;
+            p = libs ? eng_path_join(libs, path) : NULL;
+            free(exedir);
+            free(libs);
+            if (p != NULL && exists(p))
+                return p;
+            free(p);
+        }
+    }
     p = eng_path_join(SIGNER_PLUGIN_DIR, path);
     if (p != NULL && exists(p))
         return p;

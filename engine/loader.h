@@ -33,7 +33,8 @@ typedef struct eng_registry {
 void eng_registry_init(eng_registry *r);
 
 /* Finds a plugin file: a path with '/' is used as is; a bare name is looked
- * up in dir (if not NULL), then in the compiled-in plugin directory.
+ * up in dir (if not NULL), then in plugins/.libs beside the running
+ * executable (a build tree), then in the installed plugin directory.
  * malloc'd path or NULL. */
 char *eng_plugin_resolve(const char *path, const char *dir);
 
