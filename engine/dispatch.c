@@ -99,6 +99,12 @@ char *eng_metrics_text(void *engine)
 static int make_data_dir(const char *dir, char *err, size_t err_len)
 {
     struct stat st;
+    char *parent = eng_dirname(dir);
+    /* Parents as with mkdir -p (0755); the data dir itself is 0700. */
+    if (parent != NULL && strcmp(parent, dir) != 0 && stat(parent, &st) != 0 &&
+        make_data_dir(parent, err, err_len) == 0)
+        chmod(parent, 0755);
+    free(parent);
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         snprintf(err, err_len, "cannot create data_dir %s: %s", dir,
                  strerror(errno));
