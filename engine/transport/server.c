@@ -49,6 +49,7 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 
+#include "log.h"
 #include "transport_internal.h"
 
 #define OUT_HIGH (256u * 1024u)   /* stop taking requests above this output */
@@ -59,45 +60,14 @@
 
 /* ---- logging -------------------------------------------------------------- */
 
-static const char *const tlog_names[] = {"error", "warn", "info", "debug"};
-static atomic_int tlog_level = TLOG_INFO;
-
-/* One JSON line on stderr, written with a single write(2). */
+/* Transport messages go through the engine's logger (one format, one
+ * level, adjusted by SIGHUP). */
 void eng_transport_log(int level, const char *fmt, ...)
 {
-    char msg[1024], line[1400], ts[32];
-    struct timeval tv;
-    struct tm tm;
-    size_t pos, i;
     va_list ap;
-    ssize_t w;
-
-    if (level > atomic_load(&tlog_level) || level < 0)
-        return;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    eng_vlog(level, NULL, fmt, ap);
     va_end(ap);
-    gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
-    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-    pos = (size_t)snprintf(line, sizeof line,
-                           "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"msg\":\"",
-                           ts, (long)(tv.tv_usec / 1000), tlog_names[level]);
-    for (i = 0; msg[i] != '\0' && pos + 10 < sizeof line; i++) {
-        unsigned char c = (unsigned char)msg[i];
-        if (c == '"' || c == '\\') {
-            line[pos++] = '\\';
-            line[pos++] = (char)c;
-        } else if (c < 0x20 || c == 0x7f) {
-            pos += (size_t)snprintf(line + pos, sizeof line - pos, "\\u%04x", c);
-        } else {
-            line[pos++] = (char)c;
-        }
-    }
-    memcpy(line + pos, "\"}\n", 3);
-    pos += 3;
-    w = write(STDERR_FILENO, line, pos);
-    (void)w;
 }
 
 /* ---- types ---------------------------------------------------------------- */
@@ -203,6 +173,7 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* "http" or "frames", for logs. */
 static const char *proto_name(int proto)
 {
     return proto == ENG_PROTO_FRAMES ? "frames" : "http";
@@ -254,6 +225,7 @@ static size_t read_high(const eng_server *s, int proto)
     return s->limits.max_header + s->limits.max_body + READ_SLACK;
 }
 
+/* evbuffer cleanup of a malloc'd answer handed over by reference. */
 static void free_cb(const void *data, size_t len, void *arg)
 {
     (void)len;
@@ -263,6 +235,7 @@ static void free_cb(const void *data, size_t len, void *arg)
 
 /* ---- connections ---------------------------------------------------------- */
 
+/* Takes a reference (I/O thread only). */
 static void conn_ref(conn *c) { c->refs++; }
 
 /* Drops a reference; frees the connection with the last one. */
@@ -507,6 +480,7 @@ static void frame_error(conn *c, const char *id_json, int status,
 
 /* ---- the worker pool ------------------------------------------------------ */
 
+/* Frees a job, its body and answer. */
 static void job_free(job *j)
 {
     if (j == NULL)
@@ -926,6 +900,7 @@ static void conn_process(conn *c)
 
 /* ---- bufferevent callbacks ------------------------------------------------ */
 
+/* Input arrived: parse requests, or discard while lingering. */
 static void read_cb(struct bufferevent *bev, void *arg)
 {
     conn *c = arg;
@@ -943,6 +918,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
     conn_unref(c);
 }
 
+/* Output drained: next pipelined request, or finish a closing one. */
 static void write_cb(struct bufferevent *bev, void *arg)
 {
     conn *c = arg;
@@ -954,6 +930,7 @@ static void write_cb(struct bufferevent *bev, void *arg)
     conn_unref(c);
 }
 
+/* EOF answers what is buffered then closes; errors close at once. */
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
     conn *c = arg;
@@ -1045,6 +1022,7 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
     evtimer_add(ls->retry, &tv);
 }
 
+/* Re-enables a listener paused by accept_error_cb. */
 static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
     lsn *ls = arg;
@@ -1080,6 +1058,8 @@ static void listeners_free(eng_server *s)
 static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;
 static int evthread_ok;
 
+/* Once per process: libevent locking, so event_active works across
+ * threads. */
 static void evthread_init(void)
 {
     evthread_ok = evthread_use_pthreads() == 0;
@@ -1221,6 +1201,7 @@ static void server_begin_shutdown(eng_server *s)
     server_maybe_finish(s);
 }
 
+/* Shutdown took longer than shutdown_timeout_ms: leave the loop. */
 static void grace_cb(evutil_socket_t fd, short what, void *arg)
 {
     eng_server *s = arg;
@@ -1232,6 +1213,7 @@ static void grace_cb(evutil_socket_t fd, short what, void *arg)
     event_base_loopbreak(s->base);
 }
 
+/* eng_server_stop() from any thread lands here, on the I/O thread. */
 static void stop_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -1239,6 +1221,7 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
     server_begin_shutdown(arg);
 }
 
+/* SIGHUP reloads; SIGTERM/SIGINT drain, a second one stops at once. */
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
     eng_server *s = arg;

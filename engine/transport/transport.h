@@ -62,7 +62,8 @@ typedef struct eng_server_callbacks {
      * of *resp_len bytes (always set, even on error).  Must be thread-safe. */
     int (*handle)(void *ctx, const eng_request *req, char **resp,
                   size_t *resp_len);
-    /* I/O thread.  Prometheus text for GET /metrics (malloc'd), or NULL. */
+    /* I/O thread.  Prometheus text for GET /metrics (malloc'd), or NULL.
+     * The transport appends its own signer_transport_* series to it. */
     char *(*metrics)(void *ctx);
     /* I/O thread.  Nonzero when ready to serve (GET /readyz). */
     int (*ready)(void *ctx);
@@ -82,7 +83,8 @@ typedef struct eng_server eng_server;
 /* Fills limits with the defaults (documented in conf/standalone.conf). */
 void eng_limits_default(eng_limits *limits);
 
-/* Creates a server; copies cfg (strings included).  NULL on ENOMEM. */
+/* Creates a server; copies cfg (strings included).  Limits that are zero
+ * or negative take their default.  NULL on ENOMEM. */
 eng_server *eng_server_new(const eng_server_config *cfg,
                            const eng_server_callbacks *cb);
 
@@ -91,7 +93,8 @@ eng_server *eng_server_new(const eng_server_config *cfg,
  * the real port for each (port 0 picks a free one). */
 int eng_server_start(eng_server *s, char *err, size_t err_len);
 
-/* Actual bound port of listener i (TCP), or -1. */
+/* Actual bound port of listener i (TCP; also vsock when it fits an int),
+ * or -1 (unix sockets, bad index). */
 int eng_server_port(const eng_server *s, size_t i);
 
 /* Runs the event loop and the workers until SIGTERM/SIGINT or
@@ -99,7 +102,8 @@ int eng_server_port(const eng_server *s, size_t i);
  * (bounded by shutdown_timeout_ms), joins the workers and returns 0. */
 int eng_server_run(eng_server *s);
 
-/* Asks a running server to stop (thread-safe). */
+/* Asks a running server to stop (thread-safe; call after
+ * eng_server_start; a stop before eng_server_run makes it return at once). */
 void eng_server_stop(eng_server *s);
 
 /* Replaces the limits (I/O thread, e.g. from the reload callback). */
@@ -112,7 +116,8 @@ void eng_server_free(eng_server *s);
 /* Frame decoder: given buf[0..len), returns the total size of the first
  * complete frame (4 + payload; the payload starts at offset 4) and sets
  * *payload_len; returns 0 if more bytes are needed; -1 if the announced
- * length exceeds max_body. */
+ * length exceeds max_body.  *payload_len is set as soon as the 4-byte
+ * header is there, even when 0 is returned. */
 long eng_frame_parse(const unsigned char *buf, size_t len, size_t max_body,
                      size_t *payload_len);
 
@@ -132,8 +137,8 @@ typedef struct eng_http_head {
 
 /* Parses an HTTP/1.x request head in buf[0..len).  Returns the number of
  * bytes of the head (through the blank line) when complete, 0 if more bytes
- * are needed, or a negative HTTP status (-400, -431, -501, -505) when the
- * head is invalid or larger than max_header. */
+ * are needed, or a negative HTTP status (-400, -414, -431, -501, -505)
+ * when the head is invalid or larger than max_header. */
 long eng_http_parse_head(eng_http_head *head, const char *buf, size_t len,
                          size_t max_header);
 

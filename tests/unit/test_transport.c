@@ -627,6 +627,7 @@ static int cl_closed_within(client *c, int ms)
     return 0;
 }
 
+/* Port of the harness's TCP HTTP listener. */
 static int http_port(void) { return eng_server_port(H.s, 0); }
 
 /* One POST on a new connection; returns the status (resp in r). */
