@@ -13,6 +13,7 @@
 #include "conf.h"
 #include "dispatch.h"
 #include "log.h"
+#include "util.h"
 
 static void usage(FILE *f)
 {
@@ -129,6 +130,7 @@ int main(int argc, char **argv)
     int rc = 1;
 
     harden_process();
+    eng_wiping_allocators_install();
     while ((opt = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
         switch (opt) {
         case 'c': file = optarg; break;

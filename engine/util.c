@@ -2,6 +2,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,8 @@
 #include <time.h>
 
 #include <openssl/crypto.h>
+#include <cjson/cJSON.h>
+#include <event2/event.h>
 
 int eng_secure_init(size_t heap_bytes)
 {
@@ -142,4 +145,37 @@ char *eng_dirname(const char *path)
     if (slash == path)
         return strdup("/");
     return strndup(path, (size_t)(slash - path));
+}
+
+static void wiping_free(void *p)
+{
+    if (p == NULL)
+        return;
+    OPENSSL_cleanse(p, malloc_usable_size(p));
+    free(p);
+}
+
+static void *wiping_realloc(void *p, size_t n)
+{
+    size_t old;
+    void *q;
+    if (p == NULL)
+        return malloc(n);
+    if (n == 0) {
+        wiping_free(p);
+        return NULL;
+    }
+    old = malloc_usable_size(p);
+    if ((q = malloc(n)) == NULL)
+        return NULL;
+    memcpy(q, p, old < n ? old : n);
+    wiping_free(p);
+    return q;
+}
+
+void eng_wiping_allocators_install(void)
+{
+    cJSON_Hooks hooks = {malloc, wiping_free};
+    event_set_mem_functions(malloc, wiping_realloc, wiping_free);
+    cJSON_InitHooks(&hooks);
 }

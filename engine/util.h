@@ -15,6 +15,10 @@ void eng_secure_free(void *p, size_t len);   /* wipes, NULL is a no-op */
 void eng_wipe(void *p, size_t len);          /* never optimised away */
 int eng_ct_equal(const void *a, const void *b, size_t len); /* 1 if equal */
 
+/* Makes libevent and cJSON wipe every block they free (request bytes and
+ * parsed payloads carry secrets).  Call once, first thing in main. */
+void eng_wiping_allocators_install(void);
+
 /* Fills out from getrandom(2).  0 ok, -1 on failure. */
 int eng_random(unsigned char *out, size_t len);
 
