@@ -203,39 +203,61 @@ static int parse_listen(eng_config *c, const config_setting_t *root,
     return 0;
 }
 
+/* One integer setting of a group: its name, range and where it goes (an
+ * int or a size_t, whichever pointer is set). */
+struct int_setting {
+    const char *name;
+    long long lo, hi;
+    int *as_int;
+    size_t *as_size;
+};
+
+/* Parses group `name` of root made only of the integer settings in t[n]. */
+static int parse_int_group(eng_config *c, const config_setting_t *root,
+                           const char *name, const struct int_setting *t,
+                           size_t n, char *err, size_t err_len)
+{
+    const char *keys[16];
+    const config_setting_t *g;
+    long long v;
+    size_t i;
+    int r;
+    if ((r = get_group(c, root, name, &g, err, err_len)) <= 0)
+        return r;
+    for (i = 0; i < n && i < 15; i++)
+        keys[i] = t[i].name;
+    keys[i] = NULL;
+    if (check_keys(c, g, keys, name, err, err_len) < 0)
+        return -1;
+    for (i = 0; i < n; i++) {
+        r = get_int(c, g, t[i].name, name, t[i].lo, t[i].hi, &v, err,
+                    err_len);
+        if (r < 0)
+            return -1;
+        if (r > 0 && t[i].as_int != NULL)
+            *t[i].as_int = (int)v;
+        if (r > 0 && t[i].as_size != NULL)
+            *t[i].as_size = (size_t)v;
+    }
+    return 0;
+}
+
 static int parse_limits(eng_config *c, const config_setting_t *root,
                         char *err, size_t err_len)
 {
-    static const char *const keys[] = {
-        "max_body",        "max_header",      "max_connections",
-        "max_pipeline",    "max_inflight",    "read_timeout_ms",
-        "write_timeout_ms", "idle_timeout_ms", "shutdown_timeout_ms", NULL};
-    const config_setting_t *g;
-    long long v;
-    int r;
-    if ((r = get_group(c, root, "limits", &g, err, err_len)) <= 0)
-        return r;
-    if (check_keys(c, g, keys, "limits", err, err_len) < 0)
-        return -1;
-#define LIM(name, lo, hi, field, type)                                        \
-    do {                                                                      \
-        r = get_int(c, g, name, "limits", lo, hi, &v, err, err_len);          \
-        if (r < 0)                                                            \
-            return -1;                                                        \
-        if (r > 0)                                                            \
-            c->limits.field = (type)v;                                        \
-    } while (0)
-    LIM("max_body", 64, 64LL << 20, max_body, size_t);
-    LIM("max_header", 256, 1 << 20, max_header, size_t);
-    LIM("max_connections", 1, 1000000, max_connections, int);
-    LIM("max_pipeline", 1, 100000, max_pipeline, int);
-    LIM("max_inflight", 1, 10000000, max_inflight, int);
-    LIM("read_timeout_ms", 10, 3600000, read_timeout_ms, int);
-    LIM("write_timeout_ms", 10, 3600000, write_timeout_ms, int);
-    LIM("idle_timeout_ms", 10, 86400000, idle_timeout_ms, int);
-    LIM("shutdown_timeout_ms", 0, 3600000, shutdown_timeout_ms, int);
-#undef LIM
-    return 0;
+    eng_limits *l = &c->limits;
+    const struct int_setting t[] = {
+        {"max_body", 64, 64LL << 20, NULL, &l->max_body},
+        {"max_header", 256, 1 << 20, NULL, &l->max_header},
+        {"max_connections", 1, 1000000, &l->max_connections, NULL},
+        {"max_pipeline", 1, 100000, &l->max_pipeline, NULL},
+        {"max_inflight", 1, 10000000, &l->max_inflight, NULL},
+        {"read_timeout_ms", 10, 3600000, &l->read_timeout_ms, NULL},
+        {"write_timeout_ms", 10, 3600000, &l->write_timeout_ms, NULL},
+        {"idle_timeout_ms", 10, 86400000, &l->idle_timeout_ms, NULL},
+        {"shutdown_timeout_ms", 0, 3600000, &l->shutdown_timeout_ms, NULL}};
+    return parse_int_group(c, root, "limits", t, sizeof t / sizeof t[0], err,
+                           err_len);
 }
 
 static int parse_sealer(eng_config *c, const config_setting_t *root,
@@ -283,55 +305,22 @@ static int parse_keystore(eng_config *c, const config_setting_t *root,
 static int parse_auth(eng_config *c, const config_setting_t *root, char *err,
                       size_t err_len)
 {
-    static const char *const keys[] = {"hmac_window", "max_failures",
-                                       "lockout_seconds", NULL};
-    const config_setting_t *g;
-    long long v;
-    int r;
-    if ((r = get_group(c, root, "auth", &g, err, err_len)) <= 0)
-        return r;
-    if (check_keys(c, g, keys, "auth", err, err_len) < 0)
-        return -1;
-    if ((r = get_int(c, g, "hmac_window", "auth", 1, 3600, &v, err,
-                     err_len)) < 0)
-        return -1;
-    if (r)
-        c->hmac_window = (int)v;
-    if ((r = get_int(c, g, "max_failures", "auth", 1, 1000000, &v, err,
-                     err_len)) < 0)
-        return -1;
-    if (r)
-        c->max_failures = (int)v;
-    if ((r = get_int(c, g, "lockout_seconds", "auth", 0, 86400, &v, err,
-                     err_len)) < 0)
-        return -1;
-    if (r)
-        c->lockout_seconds = (int)v;
-    return 0;
+    const struct int_setting t[] = {
+        {"hmac_window", 1, 3600, &c->hmac_window, NULL},
+        {"max_failures", 1, 1000000, &c->max_failures, NULL},
+        {"lockout_seconds", 0, 86400, &c->lockout_seconds, NULL}};
+    return parse_int_group(c, root, "auth", t, sizeof t / sizeof t[0], err,
+                           err_len);
 }
 
 static int parse_key_cache(eng_config *c, const config_setting_t *root,
                            char *err, size_t err_len)
 {
-    static const char *const keys[] = {"ttl_seconds", "max_entries", NULL};
-    const config_setting_t *g;
-    long long v;
-    int r;
-    if ((r = get_group(c, root, "key_cache", &g, err, err_len)) <= 0)
-        return r;
-    if (check_keys(c, g, keys, "key_cache", err, err_len) < 0)
-        return -1;
-    if ((r = get_int(c, g, "ttl_seconds", "key_cache", 0, 86400, &v, err,
-                     err_len)) < 0)
-        return -1;
-    if (r)
-        c->key_cache_ttl = (int)v;
-    if ((r = get_int(c, g, "max_entries", "key_cache", 1, 8192, &v, err,
-                     err_len)) < 0)
-        return -1;
-    if (r)
-        c->key_cache_max = (int)v;
-    return 0;
+    const struct int_setting t[] = {
+        {"ttl_seconds", 0, 86400, &c->key_cache_ttl, NULL},
+        {"max_entries", 1, 8192, &c->key_cache_max, NULL}};
+    return parse_int_group(c, root, "key_cache", t, sizeof t / sizeof t[0],
+                           err, err_len);
 }
 
 static int parse_plugins(eng_config *c, const config_setting_t *root,
