@@ -1,0 +1,729 @@
+/*
+ * bench_sign — in-process benchmarks for `make bench` (see bench/run.sh).
+ *
+ *   (a) raw libsecp256k1: secp256k1_ecdsa_sign_recoverable on one core over a
+ *       fixed 32-byte message with a fixed key, and the number of online CPUs;
+ *   (b) sign_transaction through the dispatcher (eng_dispatch), single
+ *       threaded, with the key cache off (cold: keystore read + unseal on
+ *       every request) and on (warm);
+ *   (e) many keys: a keystore with N keys (default 100,000), then sign
+ *       latency with N keys (one hot key_id, and key_ids drawn at random)
+ *       against the same with 1 key.
+ *
+ * Output: one JSON object per line on stdout (bench/run.sh parses them), a
+ * short human-readable summary on stderr.
+ *
+ *   bench_sign --plugin-dir BUILDDIR/plugins/.libs [--time SEC] [--keys N]
+ *              [--keys-dir DIR] [--key-ids-out FILE] [--only a,b,e]
+ *
+ * --keys-dir keeps the N-key data directory (master.key, keys.db) for signerd
+ * (run.sh starts signerd on it to measure RSS); --key-ids-out writes every
+ * key_id (one a line) and `# key_id SECRET`-free: the secret is the fixed
+ * benchmark secret printed in the "keys" JSON line.
+ *
+ * The N records are sealed with the engine's own sealer (eng_sealer_seal,
+ * the same plaintext layout as set_key) and inserted with eng_keystore_put.
+ * Each put is a synchronous (fsync'd) transaction, so the inserts go to a
+ * copy of keys.db on tmpfs (/dev/shm) when available, which is then copied
+ * into the data directory while no connection is open.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <secp256k1.h>
+#include <secp256k1_recovery.h>
+
+#include "conf.h"
+#include "dispatch.h"
+#include "host.h"
+#include "keystore/keystore.h"
+#include "log.h"
+#include "sealer/sealer.h"
+#include "util.h"
+
+/* The README's example key and secret. */
+static const char KEY_HEX[] =
+    "6835311872e1c63b50a8edd16605e2253c2a9c58ef9bf41f1d1c0c724981931a";
+static const char SECRET[] =
+    "5e618e009fe35ea092150ad1f2c24e3181b4cf6693dc7bbd9a09ea9c8144720d";
+
+static double g_time = 2.0; /* seconds per measurement */
+static const char *g_plugin_dir;
+
+/* ---- small helpers ---------------------------------------------------------- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+static void unhex(unsigned char *out, const char *hex, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        out[i] = (unsigned char)(hexval(hex[2 * i]) << 4 |
+                                 hexval(hex[2 * i + 1]));
+}
+
+static long rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &v) == 1)
+            break;
+    fclose(f);
+    return v;
+}
+
+/* Latencies in µs, 1 µs buckets up to 100 ms (above: clamped, max exact). */
+#define LAT_MAX 100000u
+typedef struct lat {
+    uint32_t *b;
+    uint64_t n, max;
+    double sum;
+} lat;
+
+static void lat_init(lat *l)
+{
+    memset(l, 0, sizeof *l);
+    l->b = calloc(LAT_MAX, sizeof *l->b);
+    if (l->b == NULL) {
+        fprintf(stderr, "bench_sign: out of memory\n");
+        exit(1);
+    }
+}
+
+static void lat_add(lat *l, uint64_t us)
+{
+    l->b[us < LAT_MAX ? us : LAT_MAX - 1]++;
+    l->n++;
+    l->sum += (double)us;
+    if (us > l->max)
+        l->max = us;
+}
+
+static uint64_t lat_q(const lat *l, double q)
+{
+    uint64_t rank = (uint64_t)ceil(q * (double)l->n), seen = 0, i;
+    if (l->n == 0)
+        return 0;
+    if (rank < 1)
+        rank = 1;
+    if (rank >= l->n)
+        return l->max;
+    for (i = 0; i < LAT_MAX; i++)
+        if ((seen += l->b[i]) >= rank)
+            return i;
+    return l->max;
+}
+
+/* ---- (a) raw libsecp256k1 ------------------------------------------------- */
+
+static void bench_secp(void)
+{
+    int flags =
+#ifdef SECP256K1_CONTEXT_NONE
+        SECP256K1_CONTEXT_NONE;
+#else
+        SECP256K1_CONTEXT_SIGN;
+#endif
+    secp256k1_context *ctx = secp256k1_context_create(flags);
+    secp256k1_ecdsa_recoverable_signature sig;
+    unsigned char key[32], msg[32], seed[32];
+    double t0, t;
+    uint64_t n = 0;
+    int i;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+    unhex(key, KEY_HEX, 32);
+    for (i = 0; i < 32; i++) {
+        msg[i] = (unsigned char)(0xa5 ^ (i * 7));
+        seed[i] = (unsigned char)(i * 13 + 1);
+    }
+    if (ctx == NULL || !secp256k1_context_randomize(ctx, seed)) {
+        fprintf(stderr, "bench_sign: secp256k1 context failed\n");
+        exit(1);
+    }
+    /* warm up caches and the CPU clock */
+    for (i = 0; i < 200; i++)
+        if (!secp256k1_ecdsa_sign_recoverable(ctx, &sig, msg, key, NULL, NULL))
+            exit(1);
+    t0 = now_s();
+    do {
+        for (i = 0; i < 256; i++) {
+            msg[0] = (unsigned char)i; /* a fresh nonce each time */
+            if (!secp256k1_ecdsa_sign_recoverable(ctx, &sig, msg, key, NULL,
+                                                  NULL))
+                exit(1);
+        }
+        n += 256;
+        t = now_s() - t0;
+    } while (t < g_time);
+    printf("{\"bench\":\"secp256k1_sign_recoverable\",\"ops_per_s\":%.1f,"
+           "\"us_per_op\":%.3f,\"n\":%llu,\"seconds\":%.3f,\"cpus\":%ld}\n",
+           (double)n / t, t * 1e6 / (double)n, (unsigned long long)n, t, cpus);
+    fflush(stdout);
+    fprintf(stderr, "(a) secp256k1_ecdsa_sign_recoverable: %.0f ops/s on one "
+                    "core (%.1f us), %ld online CPUs\n",
+            (double)n / t, t * 1e6 / (double)n, cpus);
+
+    /* For reference: what a signature self-check costs (the eth plugin
+     * recovers the public key of every signature it makes). */
+    {
+        secp256k1_pubkey pk;
+        uint64_t m = 0;
+        double t1 = now_s(), u;
+        do {
+            for (i = 0; i < 64; i++)
+                if (!secp256k1_ecdsa_recover(ctx, &pk, &sig, msg))
+                    exit(1);
+            m += 64;
+            u = now_s() - t1;
+        } while (u < g_time / 4);
+        printf("{\"bench\":\"secp256k1_ecdsa_recover\",\"ops_per_s\":%.1f,"
+               "\"us_per_op\":%.3f,\"n\":%llu}\n",
+               (double)m / u, u * 1e6 / (double)m, (unsigned long long)m);
+        fflush(stdout);
+        fprintf(stderr, "    secp256k1_ecdsa_recover (for reference): %.1f us\n",
+                u * 1e6 / (double)m);
+    }
+    secp256k1_context_destroy(ctx);
+}
+
+/* ---- engine helpers ---------------------------------------------------------- */
+
+typedef struct bengine {
+    eng_config cfg;
+    eng_engine e;
+} bengine;
+
+static int engine_open(bengine *b, const char *data_dir, int ttl)
+{
+    char text[4096], err[1024];
+    snprintf(text, sizeof text,
+             "role = \"standalone\";\n"
+             "data_dir = \"%s\";\n"
+             "plugin_dir = \"%s\";\n"
+             "log_level = \"warn\";\n"
+             "workers = 1;\n"
+             "sealer = { type = \"local\"; master_key_file = \"master.key\"; };\n"
+             "keystore = { type = \"sqlite\"; path = \"keys.db\"; };\n"
+             "key_cache = { ttl_seconds = %d; };\n"
+             "plugins = ( { name = \"eth\"; path = \"eth.so\"; } );\n",
+             data_dir, g_plugin_dir, ttl);
+    memset(b, 0, sizeof *b);
+    if (eng_config_load_string(&b->cfg, text, data_dir, err, sizeof err) != 0) {
+        fprintf(stderr, "bench_sign: config: %s\n", err);
+        return -1;
+    }
+    if (eng_engine_open(&b->e, &b->cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "bench_sign: engine: %s\n", err);
+        eng_config_free(&b->cfg);
+        return -1;
+    }
+    return 0;
+}
+
+static void engine_close(bengine *b)
+{
+    eng_engine_close(&b->e);
+    eng_config_free(&b->cfg);
+}
+
+/* Dispatches body; returns the status and the answer in *resp (malloc'd). */
+static int call(bengine *b, const char *body, char **resp)
+{
+    eng_request req;
+    size_t len;
+    memset(&req, 0, sizeof req);
+    req.body = body;
+    req.body_len = strlen(body);
+    req.peer = "bench";
+    return eng_dispatch(&b->e, &req, resp, &len);
+}
+
+/* Copies "field":"value" out of a JSON answer. */
+static int json_field(const char *json, const char *field, char *out,
+                      size_t cap)
+{
+    char pat[64];
+    const char *p, *q;
+    snprintf(pat, sizeof pat, "\"%s\":\"", field);
+    if ((p = strstr(json, pat)) == NULL)
+        return -1;
+    p += strlen(pat);
+    if ((q = strchr(p, '"')) == NULL || (size_t)(q - p) >= cap)
+        return -1;
+    memcpy(out, p, (size_t)(q - p));
+    out[q - p] = '\0';
+    return 0;
+}
+
+static int set_key(bengine *b, char *key_id, char *address)
+{
+    char body[512], *resp = NULL;
+    int st;
+    snprintf(body, sizeof body,
+             "{\"operation\":\"set_key\",\"payload\":{\"eth_key\":\"%s\","
+             "\"secret\":\"%s\"}}",
+             KEY_HEX, SECRET);
+    st = call(b, body, &resp);
+    if (st != 200 || json_field(resp, "key_id", key_id, 37) != 0 ||
+        json_field(resp, "address", address, SIGNER_MAX_ADDRESS) != 0) {
+        fprintf(stderr, "bench_sign: set_key: HTTP %d %s\n", st,
+                resp ? resp : "");
+        free(resp);
+        return -1;
+    }
+    free(resp);
+    return 0;
+}
+
+static char *sign_body(const char *key_id)
+{
+    char *out = NULL;
+    if (asprintf(&out,
+                 "{\"operation\":\"sign_transaction\",\"payload\":{"
+                 "\"key_id\":\"%s\",\"secret\":\"%s\","
+                 "\"transaction_payload\":{\"value\":0.01,"
+                 "\"to\":\"0xa5D3241A1591061F2a4bB69CA0215F66520E67cf\","
+                 "\"nonce\":0,\"type\":2,\"chainId\":4,\"gas\":100000,"
+                 "\"maxFeePerGas\":100000000000,"
+                 "\"maxPriorityFeePerGas\":3000000000}}}",
+                 key_id, SECRET) < 0) {
+        fprintf(stderr, "bench_sign: out of memory\n");
+        exit(1);
+    }
+    return out;
+}
+
+typedef struct sign_result {
+    double ops;
+    uint64_t n, p50, p90, p99, max;
+    double mean;
+} sign_result;
+
+/* Signs for g_time seconds, single threaded.  With ids (n_ids > 0) each
+ * request names a key_id drawn at random from ids; else key_id. */
+static int sign_loop(bengine *b, const char *key_id, char **ids, size_t n_ids,
+                     sign_result *r)
+{
+    char *fixed = n_ids ? NULL : sign_body(key_id);
+    double t0, t;
+    lat l;
+    uint64_t rnd = 0x9e3779b97f4a7c15ull;
+    int bad = 0;
+
+    lat_init(&l);
+    /* warm-up: a few requests (page in the plugin, the B-tree path, ...) */
+    for (int i = 0; i < 50; i++) {
+        char *resp = NULL, *body = fixed ? fixed : sign_body(ids[i % n_ids]);
+        int st = call(b, body, &resp);
+        if (st != 200) {
+            fprintf(stderr, "bench_sign: sign_transaction: HTTP %d %s\n", st,
+                    resp ? resp : "");
+            bad = 1;
+        }
+        if (!fixed)
+            free(body);
+        free(resp);
+        if (bad)
+            break;
+    }
+    t0 = now_s();
+    t = 0;
+    while (!bad && t < g_time) {
+        char *resp = NULL, *body = fixed;
+        double s;
+        int st;
+        if (!fixed) {
+            rnd ^= rnd << 13;
+            rnd ^= rnd >> 7;
+            rnd ^= rnd << 17;
+            body = sign_body(ids[rnd % n_ids]);
+        }
+        s = now_s();
+        st = call(b, body, &resp);
+        t = now_s();
+        lat_add(&l, (uint64_t)((t - s) * 1e6 + 0.5));
+        t -= t0;
+        if (st != 200) {
+            fprintf(stderr, "bench_sign: sign_transaction: HTTP %d %s\n", st,
+                    resp ? resp : "");
+            bad = 1;
+        }
+        if (!fixed)
+            free(body);
+        free(resp);
+    }
+    free(fixed);
+    r->n = l.n;
+    r->ops = t > 0 ? (double)l.n / t : 0;
+    r->p50 = lat_q(&l, 0.5);
+    r->p90 = lat_q(&l, 0.9);
+    r->p99 = lat_q(&l, 0.99);
+    r->max = l.max;
+    r->mean = l.n ? l.sum / (double)l.n : 0;
+    free(l.b);
+    return bad ? -1 : 0;
+}
+
+static void print_sign(const char *bench, const char *extra,
+                       const sign_result *r)
+{
+    printf("{\"bench\":\"%s\"%s%s,\"ops_per_s\":%.1f,\"n\":%llu,"
+           "\"latency_us\":{\"mean\":%.1f,\"p50\":%llu,\"p90\":%llu,"
+           "\"p99\":%llu,\"max\":%llu}}\n",
+           bench, extra[0] ? "," : "", extra, r->ops, (unsigned long long)r->n,
+           r->mean, (unsigned long long)r->p50, (unsigned long long)r->p90,
+           (unsigned long long)r->p99, (unsigned long long)r->max);
+    fflush(stdout);
+}
+
+/* ---- (b) dispatcher, cold and warm -------------------------------------- */
+
+static int bench_dispatch(const char *base, sign_result *cold_out)
+{
+    char dir[4096], key_id[37], address[SIGNER_MAX_ADDRESS];
+    bengine b;
+    sign_result r;
+    int ttl, rc = 0;
+
+    snprintf(dir, sizeof dir, "%s/one", base);
+    for (ttl = 0; ttl <= 600; ttl += 600) {
+        if (engine_open(&b, dir, ttl) != 0)
+            return -1;
+        if (ttl == 0 && set_key(&b, key_id, address) != 0) {
+            engine_close(&b);
+            return -1;
+        }
+        if (sign_loop(&b, key_id, NULL, 0, &r) != 0)
+            rc = -1;
+        engine_close(&b);
+        if (rc != 0)
+            return rc;
+        print_sign("dispatch_sign_transaction",
+                   ttl ? "\"cache\":\"warm\",\"keys\":1"
+                       : "\"cache\":\"cold\",\"keys\":1",
+                   &r);
+        fprintf(stderr, "(b) sign_transaction via eng_dispatch, %s cache: "
+                        "%.0f ops/s (p50 %llu us, p99 %llu us)\n",
+                ttl ? "warm" : "cold", r.ops, (unsigned long long)r.p50,
+                (unsigned long long)r.p99);
+        if (ttl == 0 && cold_out != NULL)
+            *cold_out = r;
+    }
+    return 0;
+}
+
+/* ---- (e) many keys ----------------------------------------------------------- */
+
+static int copy_file(const char *from, const char *to)
+{
+    char tmp[4200], buf[1 << 16];
+    int in = open(from, O_RDONLY), out;
+    ssize_t n;
+    if (in < 0)
+        return -1;
+    snprintf(tmp, sizeof tmp, "%s.tmp", to);
+    out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (out < 0) {
+        close(in);
+        return -1;
+    }
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        if (write(out, buf, (size_t)n) != n) {
+            n = -1;
+            break;
+        }
+    close(in);
+    if (n < 0 || fsync(out) != 0 || close(out) != 0 || rename(tmp, to) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static void unlink_db(const char *db)
+{
+    char p[4200];
+    unlink(db);
+    snprintf(p, sizeof p, "%s-wal", db);
+    unlink(p);
+    snprintf(p, sizeof p, "%s-shm", db);
+    unlink(p);
+}
+
+static int bench_keys(const char *base, const char *keys_dir, long n_keys,
+                      const char *ids_out, const sign_result *one_cold)
+{
+    char dir[4096], db[4200], mk[4200], stage[4200], sdb[4300];
+    char key_id[37], address[SIGNER_MAX_ADDRESS], err[512];
+    unsigned char plain[2 + 32 + sizeof SECRET];
+    char **ids = NULL;
+    bengine b;
+    eng_keystore *ks;
+    eng_sealer *sealer;
+    FILE *idf = NULL;
+    sign_result hot, rnd;
+    double t0, t_create;
+    long i;
+    int staged = 0, rc = -1;
+    size_t plen;
+    long rss;
+
+    if (keys_dir != NULL)
+        snprintf(dir, sizeof dir, "%s", keys_dir);
+    else
+        snprintf(dir, sizeof dir, "%s/many", base);
+    snprintf(db, sizeof db, "%s/keys.db", dir);
+    snprintf(mk, sizeof mk, "%s/master.key", dir);
+
+    /* One real import through the API: creates master.key and keys.db, and
+     * gives the address stored with every record. */
+    if (engine_open(&b, dir, 0) != 0)
+        return -1;
+    if (set_key(&b, key_id, address) != 0) {
+        engine_close(&b);
+        return -1;
+    }
+    engine_close(&b);
+
+    if ((ids = calloc((size_t)n_keys, sizeof *ids)) == NULL)
+        return -1;
+    ids[0] = strdup(key_id);
+    if (ids_out != NULL && (idf = fopen(ids_out, "w")) == NULL) {
+        fprintf(stderr, "bench_sign: %s: %s\n", ids_out, strerror(errno));
+        goto out;
+    }
+    if (idf)
+        fprintf(idf, "%s\n", key_id);
+
+    /* Stage on tmpfs when we can: every put is an fsync'd transaction. */
+    snprintf(stage, sizeof stage, "/dev/shm/bench-keys-XXXXXX");
+    if (access("/dev/shm", W_OK) == 0 && mkdtemp(stage) != NULL) {
+        snprintf(sdb, sizeof sdb, "%s/keys.db", stage);
+        if (copy_file(db, sdb) == 0)
+            staged = 1;
+        else
+            rmdir(stage);
+    }
+    if (!staged)
+        snprintf(sdb, sizeof sdb, "%s", db);
+
+    t0 = now_s();
+    sealer = eng_sealer_local_open(mk, err, sizeof err);
+    ks = sealer ? eng_keystore_sqlite_open(sdb, err, sizeof err) : NULL;
+    if (ks == NULL) {
+        fprintf(stderr, "bench_sign: %s\n", err);
+        eng_sealer_free(sealer);
+        goto out;
+    }
+    plain[0] = 32;
+    unhex(plain + 1, KEY_HEX, 32);
+    plain[33] = (unsigned char)strlen(SECRET);
+    memcpy(plain + 34, SECRET, strlen(SECRET));
+    plen = 34 + strlen(SECRET);
+    for (i = 1; i < n_keys; i++) {
+        char kid[37];
+        unsigned char *blob = NULL;
+        size_t blen = 0;
+        signer_key_meta meta;
+        if (eng_uuid_v4(kid) != 0)
+            break;
+        meta.key_id = kid;
+        meta.chain = "eth";
+        meta.address = address;
+        if (eng_sealer_seal(sealer, &blob, &blen, &meta, plain, plen) !=
+                SIGNER_OK ||
+            eng_keystore_put(ks, &meta, blob, blen) != SIGNER_OK) {
+            free(blob);
+            fprintf(stderr, "bench_sign: storing key %ld failed\n", i);
+            break;
+        }
+        free(blob);
+        ids[i] = strdup(kid);
+        if (idf)
+            fprintf(idf, "%s\n", kid);
+        if (!staged && now_s() - t0 > 90) {
+            fprintf(stderr, "bench_sign: no tmpfs; stopped after %ld keys "
+                            "(90 s of fsync'd inserts)\n",
+                    i + 1);
+            i++;
+            break;
+        }
+    }
+    eng_wipe(plain, sizeof plain);
+    n_keys = i;
+    if (eng_keystore_count(ks) != n_keys)
+        fprintf(stderr, "bench_sign: keystore holds %lld keys, expected %ld\n",
+                eng_keystore_count(ks), n_keys);
+    eng_keystore_close(ks);
+    eng_sealer_free(sealer);
+    if (staged) {
+        unlink_db(db);
+        if (copy_file(sdb, db) != 0) {
+            fprintf(stderr, "bench_sign: copying %s to %s failed\n", sdb, db);
+            goto out;
+        }
+        unlink_db(sdb);
+        rmdir(stage);
+    }
+    t_create = now_s() - t0;
+    if (idf) {
+        fclose(idf);
+        idf = NULL;
+    }
+    fprintf(stderr, "(e) %ld keys created in %.1f s (%s)\n", n_keys, t_create,
+            staged ? "staged on tmpfs" : "fsync'd in place");
+
+    /* Sign with N keys: cache off, so every request reads the keystore. */
+    if (engine_open(&b, dir, 0) != 0)
+        goto out;
+    rss = rss_kib();
+    if (sign_loop(&b, key_id, NULL, 0, &hot) != 0 ||
+        sign_loop(&b, NULL, ids, (size_t)n_keys, &rnd) != 0) {
+        engine_close(&b);
+        goto out;
+    }
+    engine_close(&b);
+    {
+        char extra[256];
+        snprintf(extra, sizeof extra,
+                 "\"cache\":\"cold\",\"keys\":%ld,\"key_ids\":\"one\"", n_keys);
+        print_sign("dispatch_sign_transaction", extra, &hot);
+        snprintf(extra, sizeof extra,
+                 "\"cache\":\"cold\",\"keys\":%ld,\"key_ids\":\"random\"",
+                 n_keys);
+        print_sign("dispatch_sign_transaction", extra, &rnd);
+    }
+    printf("{\"bench\":\"keys\",\"keys\":%ld,\"create_s\":%.2f,\"staged\":%s,"
+           "\"data_dir\":\"%s\",\"secret\":\"%s\",\"bench_rss_kib\":%ld,"
+           "\"sign_p50_us_1key\":%llu,\"sign_p50_us_nkeys\":%llu,"
+           "\"sign_p50_us_nkeys_random\":%llu,\"sign_p99_us_1key\":%llu,"
+           "\"sign_p99_us_nkeys\":%llu,\"sign_p99_us_nkeys_random\":%llu}\n",
+           n_keys, t_create, staged ? "true" : "false", dir, SECRET, rss,
+           (unsigned long long)(one_cold ? one_cold->p50 : 0),
+           (unsigned long long)hot.p50, (unsigned long long)rnd.p50,
+           (unsigned long long)(one_cold ? one_cold->p99 : 0),
+           (unsigned long long)hot.p99, (unsigned long long)rnd.p99);
+    fflush(stdout);
+    fprintf(stderr, "(e) sign latency (cold cache) p50/p99: 1 key %llu/%llu "
+                    "us, %ld keys %llu/%llu us (one key_id), %llu/%llu us "
+                    "(random key_ids); engine RSS %ld KiB\n",
+            (unsigned long long)(one_cold ? one_cold->p50 : 0),
+            (unsigned long long)(one_cold ? one_cold->p99 : 0), n_keys,
+            (unsigned long long)hot.p50, (unsigned long long)hot.p99,
+            (unsigned long long)rnd.p50, (unsigned long long)rnd.p99, rss);
+    rc = 0;
+out:
+    if (idf)
+        fclose(idf);
+    for (i = 0; i < n_keys; i++)
+        free(ids[i]);
+    free(ids);
+    return rc;
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+static int rmtree(const char *path)
+{
+    char cmd[4200];
+    /* our own mkdtemp directory; its name has no shell metacharacters */
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+    return system(cmd);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: bench_sign --plugin-dir DIR [--time SEC] [--keys N]\n"
+            "                  [--keys-dir DIR] [--key-ids-out FILE]\n"
+            "                  [--only a,b,e]\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"plugin-dir", required_argument, NULL, 'p'},
+        {"time", required_argument, NULL, 't'},
+        {"keys", required_argument, NULL, 'k'},
+        {"keys-dir", required_argument, NULL, 'K'},
+        {"key-ids-out", required_argument, NULL, 'o'},
+        {"only", required_argument, NULL, 'O'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *only = "a,b,e", *keys_dir = NULL, *ids_out = NULL;
+    char base[] = "/tmp/bench-sign-XXXXXX", path[4200];
+    long n_keys = 100000;
+    sign_result cold;
+    int opt, rc = 0, have_cold = 0;
+
+    while ((opt = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (opt) {
+        case 'p': g_plugin_dir = optarg; break;
+        case 't': g_time = atof(optarg); break;
+        case 'k': n_keys = atol(optarg); break;
+        case 'K': keys_dir = optarg; break;
+        case 'o': ids_out = optarg; break;
+        case 'O': only = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 64;
+        }
+    }
+    if (g_time <= 0 || n_keys < 1 || optind != argc) {
+        usage(stderr);
+        return 64;
+    }
+    if (strchr(only, 'a'))
+        bench_secp();
+    if (!strchr(only, 'b') && !strchr(only, 'e'))
+        return 0;
+    if (g_plugin_dir == NULL) {
+        fprintf(stderr, "bench_sign: --plugin-dir is required for b and e\n");
+        return 64;
+    }
+    eng_log_set_level(SIGNER_LOG_WARN);
+    if (mkdtemp(base) == NULL) {
+        perror("bench_sign: mkdtemp");
+        return 1;
+    }
+    snprintf(path, sizeof path, "%s/one", base);
+    if (strchr(only, 'b') && bench_dispatch(base, &cold) != 0)
+        rc = 1;
+    else if (strchr(only, 'b'))
+        have_cold = 1;
+    if (rc == 0 && strchr(only, 'e') &&
+        bench_keys(base, keys_dir, n_keys, ids_out,
+                   have_cold ? &cold : NULL) != 0)
+        rc = 1;
+    rmtree(base);
+    return rc;
+}
