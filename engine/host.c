@@ -9,7 +9,6 @@
 
 #include <openssl/evp.h>
 #include <openssl/core_names.h>
-#include <openssl/sha.h>
 
 #include "log.h"
 #include "util.h"
@@ -638,7 +637,7 @@ static int h_key_open(signer_call *call, signer_reply *reply,
     char key_id[SIGNER_KEY_ID_LEN + 1], st_chain[64];
     char st_addr[SIGNER_MAX_ADDRESS];
     unsigned char *blob = NULL, *plain = NULL;
-    unsigned char h1[SHA256_DIGEST_LENGTH], h2[SHA256_DIGEST_LENGTH];
+    unsigned char h1[ENG_SECRET_MAX], h2[ENG_SECRET_MAX];
     size_t blen = 0, plen = 0, klen, slen = 0, i;
     signer_key_meta meta;
     int64_t now = eng_unix_time(), left;
@@ -720,10 +719,14 @@ static int h_key_open(signer_call *call, signer_reply *reply,
         goto cleanup;
     }
     if (sec != NULL) {
-        /* Compare digests: constant time, and independent of lengths. */
-        SHA256((const unsigned char *)sec->valuestring, slen, h1);
-        SHA256(plain + 2 + klen, plen - 2 - klen, h2);
-        if (!eng_ct_equal(h1, h2, sizeof h1)) {
+        /* Constant time over the maximum length: both secrets zero-padded to
+         * ENG_SECRET_MAX, lengths compared without a branch. */
+        size_t stored = plen - 2 - klen;
+        memset(h1, 0, sizeof h1);
+        memset(h2, 0, sizeof h2);
+        memcpy(h1, sec->valuestring, slen);
+        memcpy(h2, plain + 2 + klen, stored <= sizeof h2 ? stored : 0);
+        if (!(eng_ct_equal(h1, h2, sizeof h1) & (slen == stored))) {
             auth_record(e->auth, key_id, 0, now);
             rc = eng_reply_error(reply, SIGNER_ERR_FORBIDDEN,
                                  "secret: does not match the key");

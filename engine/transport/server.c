@@ -145,6 +145,7 @@ struct eng_server {
     pthread_cond_t qcv;
     job *qhead, *qtail;
     int qstop;
+    int qidle;                /* workers waiting on qcv */
     pthread_mutex_t dmu;      /* completion queue, back to the I/O thread */
     job *dhead, *dtail;
 
@@ -495,11 +496,15 @@ static void *worker_main(void *arg)
 {
     eng_server *s = arg;
     job *j;
+    int wake;
 
     for (;;) {
         pthread_mutex_lock(&s->qmu);
-        while (s->qhead == NULL && !s->qstop)
+        while (s->qhead == NULL && !s->qstop) {
+            s->qidle++;
             pthread_cond_wait(&s->qcv, &s->qmu);
+            s->qidle--;
+        }
         if (s->qstop) {
             pthread_mutex_unlock(&s->qmu);
             break;
@@ -524,14 +529,18 @@ static void *worker_main(void *arg)
             j->body = NULL;
         }
 
+        /* Wake the I/O thread only when the queue goes from empty to not
+         * empty: a non-empty queue already has its wake-up pending. */
         pthread_mutex_lock(&s->dmu);
+        wake = s->dhead == NULL;
         if (s->dtail != NULL)
             s->dtail->next = j;
         else
             s->dhead = j;
         s->dtail = j;
         pthread_mutex_unlock(&s->dmu);
-        event_active(s->ev_done, EV_READ, 0);
+        if (wake)
+            event_active(s->ev_done, EV_READ, 0);
     }
     return NULL;
 }
@@ -577,7 +586,8 @@ static void job_submit(conn *c, char *body, size_t len, const char *operation,
     else
         s->qhead = j;
     s->qtail = j;
-    pthread_cond_signal(&s->qcv);
+    if (s->qidle > 0) /* busy workers pick it up without a wake-up */
+        pthread_cond_signal(&s->qcv);
     pthread_mutex_unlock(&s->qmu);
 }
 

@@ -152,10 +152,10 @@ int eth_addr_parse(unsigned char out[20], const char *s, size_t len);
 /* ---- signatures (eth_sign.c) --------------------------------------------- */
 
 /*
- * Signs hash with key (RFC 6979, low-S), then recovers the public key from
- * the signature and checks that its address is expect.  Writes r||s (64
- * bytes) and the recovery id.  Returns SIGNER_OK or SIGNER_ERR_INTERNAL
- * (outputs zeroed).
+ * Signs hash with key (RFC 6979, low-S), then, unless expect is NULL,
+ * recovers the public key from the signature and checks that its address is
+ * expect.  Writes r||s (64 bytes) and the recovery id.  Returns SIGNER_OK or
+ * SIGNER_ERR_INTERNAL (outputs zeroed).
  */
 int eth_sign_hash(const secp256k1_context *ctx, unsigned char rs[64],
                   int *recid, const unsigned char hash[32],

@@ -32,6 +32,7 @@
 typedef struct eth_ctx {
     const signer_host *host;
     secp256k1_context *secp;
+    int verify; /* settings.verify_signatures: recover and compare */
 } eth_ctx;
 
 /* Checks that payload is an object whose members are all in the common set
@@ -87,7 +88,11 @@ static int eth_open_key(const eth_ctx *c, signer_call *call,
     if (rc != SIGNER_OK)
         return rc; /* key_open wrote the message (400/403/404/429/500) */
     text[sizeof text - 1] = '\0';
-    if (klen != 32 || eth_addr_parse(addr, text, strlen(text)) != ETH_ADDR_OK) {
+    /* The stored address was derived from this key by eth_store_key and is
+     * authenticated by the sealer (AAD), so its checksum is not recomputed
+     * here: "0x" and 40 hex digits. */
+    if (klen != 32 || strlen(text) != 42 || !eth_hex_has_prefix(text, 42) ||
+        !eth_hex_decode(addr, text + 2, 40)) {
         h->log(h, SIGNER_LOG_ERROR, "stored eth key record is malformed");
         return h->reply_error(reply, SIGNER_ERR_INTERNAL,
                               "key_id: stored key record is malformed");
@@ -106,7 +111,8 @@ static int eth_reply_sig65(const eth_ctx *c, signer_reply *reply,
     char hex[2 * 65 + 3];
     int recid, rc;
 
-    rc = eth_sign_hash(c->secp, sig, &recid, hash, key, addr);
+    rc = eth_sign_hash(c->secp, sig, &recid, hash, key,
+                       c->verify ? addr : NULL);
     if (rc != SIGNER_OK) {
         h->log(h, SIGNER_LOG_ERROR, "signature self-check failed");
         return h->reply_error(reply, rc, "signing failed");
@@ -314,7 +320,8 @@ static int eth_sign_transaction(void *pctx, signer_call *call,
     rc = eth_open_key(c, call, reply, payload, &key, addr);
     if (rc != SIGNER_OK)
         goto cleanup;
-    rc = eth_sign_hash(c->secp, rs, &recid, hash, key, addr);
+    rc = eth_sign_hash(c->secp, rs, &recid, hash, key,
+                       c->verify ? addr : NULL);
     h->secure_free(h, key, 32);
     key = NULL;
     if (rc != SIGNER_OK) {
@@ -453,6 +460,20 @@ SIGNER_EXPORT int signer_plugin_init(const signer_host *host,
     if (c == NULL)
         return SIGNER_ERR_NOMEM;
     c->host = host;
+    /* settings.verify_signatures (default true): recover the signer of every
+     * signature and refuse to answer unless it is the key's address. */
+    c->verify = 1;
+    if (host->conf_bool != NULL &&
+        host->conf_bool(host->settings, "verify_signatures", &c->verify) < 0) {
+        host->log(host, SIGNER_LOG_ERROR,
+                  "settings.verify_signatures must be true or false");
+        rc = SIGNER_ERR_CONFIG;
+        goto cleanup;
+    }
+    if (!c->verify)
+        host->log(host, SIGNER_LOG_WARN,
+                  "verify_signatures = false: signatures are not checked by "
+                  "recovery before they are returned");
     c->secp = secp256k1_context_create(SECP256K1_CONTEXT_NONE);
     if (c->secp == NULL) {
         rc = SIGNER_ERR_NOMEM;

@@ -31,7 +31,12 @@ int eth_sign_hash(const secp256k1_context *ctx, unsigned char rs[64],
     if (!secp256k1_ecdsa_recoverable_signature_convert(ctx, &plain, &sig) ||
         secp256k1_ecdsa_signature_normalize(ctx, NULL, &plain))
         goto cleanup;
-    /* the public signature must recover to the key's address */
+    /* the public signature must recover to the key's address (skipped
+     * only when the operator turned verify_signatures off) */
+    if (expect == NULL) {
+        rc = SIGNER_OK;
+        goto cleanup;
+    }
     if (!secp256k1_ecdsa_recover(ctx, &pk, &sig, hash))
         goto cleanup;
     if (!secp256k1_ec_pubkey_serialize(ctx, pub, &publen, &pk,

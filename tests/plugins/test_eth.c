@@ -878,6 +878,58 @@ static void test_seed_transaction(void)
     cJSON_Delete(j);
 }
 
+/* settings.verify_signatures: on (the default) a record whose address is not
+ * the key's is refused with 500 by the recovery check; off, the same record
+ * signs; a non-boolean value fails init.  The bytes do not depend on it. */
+static void test_verify_setting(void)
+{
+    static const char *other = "0x9d8A62f656a8d1615C1294fd71e9CFb3E4855A4F";
+    static const char *kid = "0b0e2a3c-4d5e-4f60-8a7b-9c0d1e2f3a4b";
+    unsigned char key[32];
+    const signer_plugin *p2 = NULL;
+    void *c2 = NULL;
+    mock_host *m2;
+    char *res = NULL, payload[512];
+    int status = 0;
+
+    hex2bin(key, SEED_KEY);
+    snprintf(payload, sizeof payload,
+             "{\"key_id\":\"%s\",\"secret\":\"" SECRET
+             "\",\"transaction_payload\":%s}", kid, SEED_TP);
+    /* Default plugin: mismatching record -> 500. */
+    CU_ASSERT_EQUAL_FATAL(mock_host_key_add(M, kid, "eth", other, key, 32,
+                                            SECRET), SIGNER_OK);
+    CU_ASSERT_EQUAL(mock_call(M, P, CTX, "sign_transaction", payload, &res,
+                              &status), SIGNER_ERR_INTERNAL);
+    CU_ASSERT_EQUAL(status, 500);
+    CU_ASSERT_PTR_NULL(strstr(res, "transaction_signed"));
+    free(res);
+    res = NULL;
+
+    /* verify_signatures = false: the same record signs, same bytes. */
+    m2 = mock_host_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m2);
+    CU_ASSERT_EQUAL(mock_host_set_settings(m2, "{\"verify_signatures\":false}"), 0);
+    CU_ASSERT_EQUAL_FATAL(signer_plugin_init(mock_host_get(m2), &p2, &c2),
+                          SIGNER_OK);
+    CU_ASSERT_EQUAL_FATAL(mock_host_key_add(m2, kid, "eth", other, key, 32,
+                                            SECRET), SIGNER_OK);
+    CU_ASSERT_EQUAL(mock_call(m2, p2, c2, "sign_transaction", payload, &res,
+                              &status), SIGNER_OK);
+    CU_ASSERT_EQUAL(status, 200);
+    CU_ASSERT_PTR_NOT_NULL(strstr(res, SEED_SIGNED + 2));
+    free(res);
+    p2->cleanup(c2);
+    mock_host_free(m2);
+
+    /* A string is not a boolean. */
+    m2 = mock_host_new();
+    CU_ASSERT_EQUAL(mock_host_set_settings(m2, "{\"verify_signatures\":\"no\"}"), 0);
+    CU_ASSERT_EQUAL(signer_plugin_init(mock_host_get(m2), &p2, &c2),
+                    SIGNER_ERR_CONFIG);
+    mock_host_free(m2);
+}
+
 /* The same payload with freshly generated keys: well-formed, recovers to
  * the address generate_key returned. */
 static void test_generated_key_signs(void)
@@ -1422,6 +1474,7 @@ int main(void)
     CU_add_test(s, "set_key errors", test_set_key_errors);
     CU_add_test(s, "generate_key", test_generate_key);
     CU_add_test(s, "seed transaction", test_seed_transaction);
+    CU_add_test(s, "verify_signatures setting", test_verify_setting);
     CU_add_test(s, "generated keys sign", test_generated_key_signs);
     CU_add_test(s, "transaction vectors", test_tx_vectors);
     CU_add_test(s, "large calldata", test_tx_large_data);
