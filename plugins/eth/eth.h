@@ -19,6 +19,27 @@
 #include <secp256k1.h>
 #include <signer/plugin.h>
 
+/* ---- constant-time test hooks (tests/ctime) ------------------------------ */
+
+/*
+ * Built with -DSIGNER_CTIME_TEST only for tests/ctime/ctime_eth, which runs
+ * under valgrind with the private key marked undefined.  ETH_DECLASSIFY
+ * marks a value derived from the key as public (defined) at the points
+ * where it is public by design: a verdict the handler must branch on (key
+ * valid or not), the public key, the signature once produced.  The
+ * secp256k1 context is then created with SECP256K1_CONTEXT_DECLASSIFY so
+ * that a libsecp256k1 built with valgrind support declassifies its own
+ * internal verdicts likewise.  In the plugin proper both are no-ops.
+ */
+#ifdef SIGNER_CTIME_TEST
+#include <valgrind/memcheck.h>
+#define ETH_DECLASSIFY(p, len) ((void)VALGRIND_MAKE_MEM_DEFINED((p), (len)))
+#define ETH_SECP_CONTEXT_FLAGS SECP256K1_CONTEXT_DECLASSIFY
+#else
+#define ETH_DECLASSIFY(p, len) ((void)(p), (void)(len))
+#define ETH_SECP_CONTEXT_FLAGS SECP256K1_CONTEXT_NONE
+#endif
+
 /* ---- Keccak-256 (eth_keccak.c) ------------------------------------------ */
 
 #define ETH_KECCAK_RATE 136 /* bytes per block for a 256-bit output */

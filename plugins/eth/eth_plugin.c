@@ -146,7 +146,7 @@ static int eth_generate_key(void *pctx, signer_call *call, signer_reply *reply,
     const eth_ctx *c = pctx;
     const signer_host *h = c->host;
     unsigned char *key = NULL;
-    int rc, tries;
+    int rc, tries, ok;
 
     rc = eth_check_payload(h, reply, payload, NULL);
     if (rc != SIGNER_OK)
@@ -167,7 +167,9 @@ static int eth_generate_key(void *pctx, signer_call *call, signer_reply *reply,
                                 "entropy source failed");
             goto cleanup;
         }
-        if (secp256k1_ec_seckey_verify(c->secp, key))
+        ok = secp256k1_ec_seckey_verify(c->secp, key);
+        ETH_DECLASSIFY(&ok, sizeof ok); /* only the verdict is public */
+        if (ok)
             break;
     }
     rc = eth_store_key(c, call, reply, key, payload);
@@ -189,7 +191,7 @@ static int eth_set_key(void *pctx, signer_call *call, signer_reply *reply,
     unsigned char *key = NULL;
     const char *s;
     size_t len;
-    int rc;
+    int rc, ok;
 
     rc = eth_check_payload(h, reply, payload, "eth_key");
     if (rc != SIGNER_OK)
@@ -201,7 +203,9 @@ static int eth_set_key(void *pctx, signer_call *call, signer_reply *reply,
     s = h->json_string(v, &len);
     if (s == NULL)
         return h->reply_error(reply, SIGNER_ERR_BAD_REQUEST, "%s", bad);
-    if (eth_hex_has_prefix(s, len)) {
+    /* a prefix is looked for only in a 66-character string (known from the
+     * public length), so no branch ever reads a digit of the key */
+    if (len == 66 && eth_hex_has_prefix(s, len)) {
         s += 2;
         len -= 2;
     }
@@ -212,7 +216,12 @@ static int eth_set_key(void *pctx, signer_call *call, signer_reply *reply,
         return h->reply_error(reply, SIGNER_ERR_NOMEM,
                               "out of secure memory");
     /* both checks are constant time; only their verdict is branched on */
-    if (!eth_hex_decode(key, s, 64) || !secp256k1_ec_seckey_verify(c->secp, key)) {
+    ok = eth_hex_decode(key, s, 64); /* verdict declassified inside */
+    if (ok) {
+        ok = secp256k1_ec_seckey_verify(c->secp, key);
+        ETH_DECLASSIFY(&ok, sizeof ok);
+    }
+    if (!ok) {
         rc = h->reply_error(reply, SIGNER_ERR_BAD_REQUEST, "%s", bad);
         goto cleanup;
     }
@@ -474,7 +483,7 @@ SIGNER_EXPORT int signer_plugin_init(const signer_host *host,
         host->log(host, SIGNER_LOG_WARN,
                   "verify_signatures = false: signatures are not checked by "
                   "recovery before they are returned");
-    c->secp = secp256k1_context_create(SECP256K1_CONTEXT_NONE);
+    c->secp = secp256k1_context_create(ETH_SECP_CONTEXT_FLAGS);
     if (c->secp == NULL) {
         rc = SIGNER_ERR_NOMEM;
         goto cleanup;
