@@ -186,12 +186,14 @@ line_a=$(grep '"secp256k1_sign_recoverable"' "$tmp/bench_sign.jsonl")
 line_rec=$(grep '"secp256k1_ecdsa_recover"' "$tmp/bench_sign.jsonl")
 line_bc=$(grep '"cache":"cold","keys":1,' "$tmp/bench_sign.jsonl")
 line_bw=$(grep '"cache":"warm","keys":1,' "$tmp/bench_sign.jsonl")
+line_bn=$(grep '"cache":"warm-noverify","keys":1,' "$tmp/bench_sign.jsonl")
 line_k=$(grep '"bench":"keys"' "$tmp/bench_sign.jsonl")
 A=$(echo "$line_a" | jnum ops_per_s)
 REC_US=$(echo "$line_rec" | jnum us_per_op)
 A_US=$(echo "$line_a" | jnum us_per_op)
 BC=$(echo "$line_bc" | jnum ops_per_s)
 BW=$(echo "$line_bw" | jnum ops_per_s)
+BN=$(echo "$line_bn" | jnum ops_per_s)
 BC_P50=$(echo "$line_bc" | jnum p50)
 BW_P50=$(echo "$line_bw" | jnum p50)
 K_CREATE=$(echo "$line_k" | jnum create_s)
@@ -371,7 +373,7 @@ anvil_pid=
 
 # ---- table --------------------------------------------------------------------------
 awk -v a="$A" -v a_us="$A_US" -v rec_us="$REC_US" -v cpus="$cpus" \
-    -v bc="$BC" -v bw="$BW" -v bc50="$BC_P50" -v bw50="$BW_P50" \
+    -v bc="$BC" -v bw="$BW" -v bn="$BN" -v bc50="$BC_P50" -v bw50="$BW_P50" \
     -v c="$C" -v c50="$C_P50" -v c99="$C_P99" \
     -v d="$D" -v d50="$D_P50" -v d99="$D_P99" -v ccpu="$C_CPU" -v dcpu="$D_CPU" \
     -v half="$HALF" -v h50="$HALF_P50" -v h99="$HALF_P99" -v hops="$HALF_OPS" \
@@ -393,6 +395,7 @@ BEGIN {
     printf "%-44s %18s\n", "    online CPUs", cpus
     printf "%-44s %18s\n", "(b) eng_dispatch sign_transaction, cold", num(bc, "%.0f ops/s")
     printf "%-44s %18s\n", "(b) eng_dispatch sign_transaction, warm", num(bw, "%.0f ops/s")
+    printf "%-44s %18s\n", "(b) same, warm, verify_signatures = false", num(bn, "%.0f ops/s")
     printf "%-44s %18s\n", "    p50 cold / warm", (bc50 == "" ? "n/a" : sprintf("%d / %d us", bc50, bw50))
     printf "%-44s %18s\n", sprintf("(c) signerd HTTP, -c %d, median of %d", conns, rounds), num(c, "%.0f ops/s")
     printf "%-44s %18s\n", "    p50 / p99", ms(c50) " / " ms(c99)
@@ -412,6 +415,7 @@ BEGIN {
     print "-----------------------------------------------------------------------------"
     printf "%-44s %18s %9s %6s\n", "(c)/(d)   signerd vs anvil", (c != "" && d > 0) ? sprintf("%.2f", c / d) : "n/a", ">= 1.5", mark(c != "" && d > 0 && c / d >= 1.5, c != "" && d > 0)
     printf "%-44s %18s %9s %6s\n", "(b)/(a)   dispatcher (warm) vs raw sign", (bw != "" && a > 0) ? sprintf("%.2f", bw / a) : "n/a", ">= 0.8", mark(bw != "" && a > 0 && bw / a >= 0.8, bw != "" && a > 0)
+    printf "%-44s %18s\n", "(b)/(a)   same, verify_signatures = false", (bn != "" && a > 0) ? sprintf("%.2f", bn / a) : "n/a"
     printf "%-44s %18s\n", "(b)/(a)   dispatcher (cold) vs raw sign", (bc != "" && a > 0) ? sprintf("%.2f", bc / a) : "n/a"
     printf "%-44s %18s %9s\n", "(c)/(a x cores)  HTTP vs all cores raw", (c != "" && a > 0) ? sprintf("%.2f", c / (a * cpus)) : "n/a", "(info)"
     print "============================================================================="
