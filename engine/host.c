@@ -250,19 +250,37 @@ static int h_keystore_get(signer_call *call, char *chain, size_t chain_cap,
 
 /* ---- authentication state ------------------------------------------------ */
 
-#define AUTH_SLOTS 4096
-#define REPLAY_SLOTS 65536
+/*
+ * Failed attempts per key_id: a chained hash map keyed by the full key_id,
+ * so one key_id can never displace another's record (or its lock).  A record
+ * is dropped when its key succeeds, or when both its counting window and its
+ * lock have passed (pruned whenever its bucket is walked).  If the map is
+ * full, a failure cannot be recorded and the request is refused (fail
+ * closed) rather than let guessing go uncounted.
+ */
+#define FAIL_BUCKETS 4096
+#define FAIL_MAX 1000000
 
-struct fail_slot {
+struct fail_entry {
+    struct fail_entry *next;
     char key_id[SIGNER_KEY_ID_LEN + 1];
     int failures;
     int64_t first;        /* start of the counting window */
     int64_t locked_until;
 };
 
+/*
+ * HMACs seen recently: an open-addressing set of 64-bit fingerprints (the
+ * first 8 bytes of the MAC) with their expiry.  It grows by doubling and
+ * drops expired entries when it rehashes; past REPLAY_MAX_SLOTS it stops
+ * accepting HMAC requests (503) rather than forget one still valid.
+ */
+#define REPLAY_MIN_SLOTS 4096
+#define REPLAY_MAX_SLOTS ((size_t)1 << 21) /* 32 MiB at most */
+
 struct replay_slot {
-    unsigned char mac[32];
-    int64_t expires;
+    uint64_t fp;
+    int64_t expires; /* 0: empty */
 };
 
 struct eng_auth {
@@ -270,8 +288,11 @@ struct eng_auth {
     int max_failures;
     int lockout_seconds;
     int hmac_window;
-    struct fail_slot fails[AUTH_SLOTS];
-    struct replay_slot *replay; /* REPLAY_SLOTS */
+    struct fail_entry *fails[FAIL_BUCKETS];
+    size_t n_fails;
+    struct replay_slot *replay;
+    size_t replay_cap; /* power of two */
+    size_t replay_used; /* slots ever filled since the last rehash */
 };
 
 eng_auth *eng_auth_new(int max_failures, int lockout_seconds, int hmac_window)
@@ -279,11 +300,6 @@ eng_auth *eng_auth_new(int max_failures, int lockout_seconds, int hmac_window)
     eng_auth *a = calloc(1, sizeof *a);
     if (a == NULL)
         return NULL;
-    a->replay = calloc(REPLAY_SLOTS, sizeof *a->replay);
-    if (a->replay == NULL) {
-        free(a);
-        return NULL;
-    }
     pthread_mutex_init(&a->lock, NULL);
     a->max_failures = max_failures;
     a->lockout_seconds = lockout_seconds;
@@ -293,47 +309,92 @@ eng_auth *eng_auth_new(int max_failures, int lockout_seconds, int hmac_window)
 
 void eng_auth_free(eng_auth *a)
 {
+    size_t i;
     if (a == NULL)
         return;
+    for (i = 0; i < FAIL_BUCKETS; i++) {
+        struct fail_entry *f = a->fails[i], *n;
+        for (; f != NULL; f = n) {
+            n = f->next;
+            free(f);
+        }
+    }
     pthread_mutex_destroy(&a->lock);
     free(a->replay);
     free(a);
 }
 
-static unsigned slot_of(const char *s, unsigned mod)
+static unsigned bucket_of(const char *s)
 {
     unsigned h = 2166136261u;
     for (; *s; s++)
         h = (h ^ (unsigned char)*s) * 16777619u;
-    return h % mod;
+    return h % FAIL_BUCKETS;
 }
 
-/* Seconds a key_id is still locked out, or 0. */
+/* Walks key_id's bucket (lock held), pruning finished records; returns the
+ * record of key_id or NULL. */
+static struct fail_entry *fail_find(eng_auth *a, const char *key_id,
+                                    int64_t now)
+{
+    struct fail_entry **pp = &a->fails[bucket_of(key_id)], *f, *hit = NULL;
+    while ((f = *pp) != NULL) {
+        if (f->locked_until <= now && now - f->first > a->lockout_seconds) {
+            *pp = f->next;
+            free(f);
+            a->n_fails--;
+            continue;
+        }
+        if (strcmp(f->key_id, key_id) == 0)
+            hit = f;
+        pp = &f->next;
+    }
+    return hit;
+}
+
+/* Seconds a key_id is still locked out, 0 if it may try, or -1 when the
+ * failure map is full and a failure of this key_id could not be counted:
+ * then it may not try at all (fail closed). */
 static int64_t auth_locked(eng_auth *a, const char *key_id, int64_t now)
 {
-    struct fail_slot *f;
+    struct fail_entry *f;
     int64_t left = 0;
     pthread_mutex_lock(&a->lock);
-    f = &a->fails[slot_of(key_id, AUTH_SLOTS)];
-    if (strcmp(f->key_id, key_id) == 0 && f->locked_until > now)
+    f = fail_find(a, key_id, now);
+    if (f != NULL && f->locked_until > now)
         left = f->locked_until - now;
+    else if (f == NULL && a->n_fails >= FAIL_MAX)
+        left = -1;
     pthread_mutex_unlock(&a->lock);
     return left;
 }
 
-static void auth_record(eng_auth *a, const char *key_id, int ok, int64_t now)
+/* Records a success (forgets the key's failures) or a failure.  Returns 0,
+ * or -1 when a failure could not be recorded (the caller refuses). */
+static int auth_record(eng_auth *a, const char *key_id, int ok, int64_t now)
 {
-    struct fail_slot *f;
+    struct fail_entry *f;
+    int rc = 0;
     pthread_mutex_lock(&a->lock);
-    f = &a->fails[slot_of(key_id, AUTH_SLOTS)];
+    f = fail_find(a, key_id, now);
     if (ok) {
-        if (strcmp(f->key_id, key_id) == 0)
-            memset(f, 0, sizeof *f);
+        if (f != NULL)
+            f->failures = 0; /* pruned once its window passes */
     } else {
-        if (strcmp(f->key_id, key_id) != 0 ||
-            now - f->first > a->lockout_seconds) {
-            memset(f, 0, sizeof *f);
+        if (f == NULL) {
+            unsigned b = bucket_of(key_id);
+            if (a->n_fails >= FAIL_MAX ||
+                (f = calloc(1, sizeof *f)) == NULL) {
+                rc = -1;
+                goto out;
+            }
             snprintf(f->key_id, sizeof f->key_id, "%s", key_id);
+            f->first = now;
+            f->next = a->fails[b];
+            a->fails[b] = f;
+            a->n_fails++;
+        } else if (now - f->first > a->lockout_seconds) {
+            f->failures = 0; /* a new counting window */
             f->first = now;
         }
         if (++f->failures >= a->max_failures) {
@@ -342,29 +403,75 @@ static void auth_record(eng_auth *a, const char *key_id, int ok, int64_t now)
             f->first = now;
         }
     }
+out:
     pthread_mutex_unlock(&a->lock);
+    return rc;
 }
 
-/* Remembers mac until expires; 0 if new, -1 if seen (a replay) or full. */
+/* Rebuilds the replay set with cap slots, keeping live entries. */
+static int replay_rehash(eng_auth *a, size_t cap, int64_t now)
+{
+    struct replay_slot *n = calloc(cap, sizeof *n);
+    size_t i, used = 0;
+    if (n == NULL)
+        return -1;
+    for (i = 0; a->replay != NULL && i < a->replay_cap; i++) {
+        const struct replay_slot *o = &a->replay[i];
+        size_t j;
+        if (o->expires <= now)
+            continue;
+        for (j = (size_t)o->fp & (cap - 1); n[j].expires != 0;
+             j = (j + 1) & (cap - 1))
+            ;
+        n[j] = *o;
+        used++;
+    }
+    free(a->replay);
+    a->replay = n;
+    a->replay_cap = cap;
+    a->replay_used = used;
+    return 0;
+}
+
+/* Remembers mac until expires.  0 if new, 1 if seen (a replay), -1 if the
+ * set is full or out of memory. */
 static int auth_replay_check(eng_auth *a, const unsigned char mac[32],
                              int64_t now, int64_t expires)
 {
-    unsigned start, i;
+    uint64_t fp = 0;
+    size_t i, j, free_slot = (size_t)-1;
     int rc = -1;
-    memcpy(&start, mac, sizeof start);
-    start %= REPLAY_SLOTS;
+    for (i = 0; i < 8; i++)
+        fp = fp << 8 | mac[i];
     pthread_mutex_lock(&a->lock);
-    for (i = 0; i < 64; i++) {
-        struct replay_slot *s = &a->replay[(start + i) % REPLAY_SLOTS];
-        if (s->expires > now && memcmp(s->mac, mac, 32) == 0)
-            break; /* replay */
-        if (s->expires <= now) {
-            memcpy(s->mac, mac, 32);
-            s->expires = expires;
-            rc = 0;
-            break;
-        }
+    if (a->replay == NULL || 2 * (a->replay_used + 1) > a->replay_cap) {
+        size_t live = 0, cap;
+        for (i = 0; a->replay != NULL && i < a->replay_cap; i++)
+            live += a->replay[i].expires > now;
+        cap = a->replay ? a->replay_cap : REPLAY_MIN_SLOTS;
+        while (4 * (live + 1) > cap && cap < REPLAY_MAX_SLOTS)
+            cap *= 2;
+        if (2 * (live + 1) > cap || replay_rehash(a, cap, now) != 0)
+            goto out; /* full of live entries: refuse, forget nothing */
     }
+    /* The probe run ends at an empty slot; a live duplicate is in it. */
+    for (j = (size_t)fp & (a->replay_cap - 1); a->replay[j].expires != 0;
+         j = (j + 1) & (a->replay_cap - 1)) {
+        if (a->replay[j].expires > now && a->replay[j].fp == fp) {
+            rc = 1;
+            goto out;
+        }
+        if (a->replay[j].expires <= now && free_slot == (size_t)-1)
+            free_slot = j;
+    }
+    if (free_slot == (size_t)-1) {
+        free_slot = j;
+        a->replay_used++;
+    }
+    a->replay[free_slot].fp = fp;
+    a->replay[free_slot].expires = expires;
+    rc = 0;
+out:
     pthread_mutex_unlock(&a->lock);
     return rc;
 }
@@ -537,7 +644,8 @@ static int hex_nibble(int c)
 
 /* Checks the HMAC of payload against secret.  0 ok, else an error set. */
 static int check_hmac(eng_engine *e, signer_reply *reply, const cJSON *payload,
-                      const unsigned char *secret, size_t slen, int64_t now)
+                      const unsigned char *secret, size_t slen, int64_t now,
+                      int *guess)
 {
     const cJSON *hm = cJSON_GetObjectItemCaseSensitive(payload, "hmac");
     const cJSON *ts = cJSON_GetObjectItemCaseSensitive(payload, "timestamp");
@@ -605,14 +713,24 @@ static int check_hmac(eng_engine *e, signer_reply *reply, const cJSON *payload,
         goto cleanup;
     }
     if (!eng_ct_equal(mac, given, 32)) {
+        *guess = 1; /* only a wrong MAC counts toward the lockout */
         rc = eng_reply_error(reply, SIGNER_ERR_FORBIDDEN,
                              "hmac: does not match");
         goto cleanup;
     }
-    if (auth_replay_check(e->auth, mac, now,
-                          t + e->cfg->hmac_window + 1) != 0) {
+    switch (auth_replay_check(e->auth, mac, now,
+                              t + e->cfg->hmac_window + 1)) {
+    case 0:
+        break;
+    case 1:
+        /* Not a guess (the MAC is right): not counted as a failure. */
         rc = eng_reply_error(reply, SIGNER_ERR_FORBIDDEN,
                              "hmac: this request was already used (replay)");
+        goto cleanup;
+    default:
+        rc = eng_reply_error(reply, SIGNER_ERR_UNAVAILABLE,
+                             "hmac: too many recent HMAC requests to "
+                             "remember; retry shortly");
         goto cleanup;
     }
     rc = SIGNER_OK;
@@ -668,6 +786,13 @@ static int h_key_open(signer_call *call, signer_reply *reply,
                                "key_id: too many failed attempts; retry in "
                                "%lld s",
                                (long long)left);
+    if (left < 0) {
+        eng_log(SIGNER_LOG_ERROR, "failed-attempt table full: refusing "
+                                  "authentication until records expire");
+        return eng_reply_error(reply, SIGNER_ERR_UNAVAILABLE,
+                               "too many keys with failed attempts; retry "
+                               "later");
+    }
 
     if ((plain = eng_secure_alloc(ENG_PLAIN_MAX)) == NULL) {
         rc = eng_reply_error(reply, SIGNER_ERR_NOMEM, "out of memory");
@@ -733,10 +858,11 @@ static int h_key_open(signer_call *call, signer_reply *reply,
             goto cleanup;
         }
     } else {
+        int guess = 0;
         rc = check_hmac(e, reply, payload, plain + 2 + klen, plen - 2 - klen,
-                        now);
+                        now, &guess);
         if (rc != SIGNER_OK) {
-            if (rc == SIGNER_ERR_FORBIDDEN)
+            if (guess)
                 auth_record(e->auth, key_id, 0, now);
             goto cleanup;
         }

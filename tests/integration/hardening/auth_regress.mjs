@@ -1,9 +1,9 @@
-// Known open defects of authentication, found by the hardening work; not
-// run by default (run.sh runs this with HARDENING_KNOWN_DEFECTS=1) so that
-// `make check` stays green until they are fixed.  KNOWN_ONLY=lockout|replay.
+// Regression tests for two authentication defects found by the hardening
+// work and fixed in engine/host.c (run by default).  AUTH_ONLY=lockout|replay
+// (KNOWN_ONLY is accepted too).
 //
-// 1. lockout: the wrong-secret lockout (auth.max_failures,
-// auth.lockout_seconds) lives in a 4096-slot table indexed by FNV-1a of the
+// 1. lockout (was): the wrong-secret lockout (auth.max_failures,
+// auth.lockout_seconds) lived in a 4096-slot table indexed by FNV-1a of the
 // key_id (engine/host.c auth_record), and a failure for another key_id in the
 // same slot wipes the entry.  Key ids are not secret and anyone may call
 // generate_key, so an attacker makes keys until one shares the target's slot
@@ -14,7 +14,7 @@
 // Expected: a key_id locked after max_failures wrong secrets stays locked
 // (429) for lockout_seconds whatever happens to other keys.
 //
-// 2. replay: the HMAC replay memory is one table of 65536 slots probed 64 at
+// 2. replay (was): the HMAC replay memory was one table of 65536 slots probed 64 at
 // a time (engine/host.c auth_replay_check), shared by all keys; when the
 // probes find no free slot a fresh HMAC is refused as a replay (403), and
 // h_key_open counts that 403 as a failed attempt toward the lockout.  One
@@ -28,7 +28,7 @@ import crypto from 'node:crypto';
 import http from 'node:http';
 import { Checks, watchdog, startSignerd, call, pool, randomSecret } from './common.mjs';
 
-const NAME = 'known_defects';
+const NAME = 'auth_regress';
 watchdog(100, NAME);
 const checks = new Checks(NAME);
 
@@ -109,7 +109,7 @@ async function replay() {
   await s.stop();
 }
 
-const only = process.env.KNOWN_ONLY;
+const only = process.env.AUTH_ONLY || process.env.KNOWN_ONLY;
 for (const [name, fn] of Object.entries({ lockout, replay })) {
   if (only && only !== name) continue;
   await checks.run(`${name}: ran without an exception`, fn);
