@@ -268,27 +268,6 @@ char *eng_error_body(int status, const char *message, const char *id_json,
 
 /* ---- dispatch ----------------------------------------------------------------- */
 
-/* Request ids only need to be unique in the logs, not secret: a per-thread
- * xorshift64* seeded once from getrandom, so no syscall per request. */
-static void short_id(char out[17])
-{
-    static __thread uint64_t state;
-    unsigned char b[8];
-    uint64_t x;
-    int i;
-    if (state == 0 && (eng_random((unsigned char *)&state, sizeof state) != 0 ||
-                       state == 0))
-        state = 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)&state;
-    x = state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    state = x;
-    x *= 0x2545f4914f6cdd1dull;
-    for (i = 0; i < 8; i++)
-        b[i] = (unsigned char)(x >> (8 * i));
-    eng_hex_encode(out, b, sizeof b);
-}
 
 /* Copies at most 64 printable characters of s for messages. */
 static void printable(char *out, size_t cap, const char *s)
@@ -302,6 +281,31 @@ static void printable(char *out, size_t cap, const char *s)
         out[j++] = '.';
     }
     out[j] = '\0';
+}
+
+/* 1 if the JSON text before offset end opens more than limit arrays or
+ * objects (outside strings): why cJSON stopped there. */
+static int json_depth_exceeds(const char *b, long end, int limit)
+{
+    long i;
+    int depth = 0, in_str = 0;
+    for (i = 0; i < end; i++) {
+        char c = b[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == '[' || c == '{') {
+            if (++depth > limit)
+                return 1;
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    return depth >= limit;
 }
 
 /* Wipes every string of a parsed request before it is freed: payloads
@@ -334,7 +338,7 @@ int eng_dispatch(void *engine, const eng_request *req, char **resp,
     size_t op_index = (size_t)-1;
 
     memset(&reply, 0, sizeof reply);
-    short_id(rid);
+    eng_request_id(rid);
     call.eng = e;
     call.request_id = rid;
     *resp = NULL;
@@ -368,8 +372,13 @@ int eng_dispatch(void *engine, const eng_request *req, char **resp,
         long off = (at >= req->body && at <= req->body + req->body_len)
                        ? (long)(at - req->body)
                        : -1;
-        err = eng_reply_error(&reply, SIGNER_ERR_BAD_REQUEST,
-                              "body: malformed JSON near byte %ld", off);
+        if (json_depth_exceeds(req->body, off, CJSON_NESTING_LIMIT))
+            err = eng_reply_error(&reply, SIGNER_ERR_BAD_REQUEST,
+                                  "body: JSON nested deeper than %d levels",
+                                  CJSON_NESTING_LIMIT);
+        else
+            err = eng_reply_error(&reply, SIGNER_ERR_BAD_REQUEST,
+                                  "body: malformed JSON near byte %ld", off);
         goto answer;
     }
     for (; end != NULL && end < req->body + req->body_len; end++)

@@ -46,6 +46,7 @@ struct daemon_ctx {
     eng_engine *engine;
     eng_server *server;
     const char *config_file;
+    int cli_log_level; /* --log-level, which a reload must not undo; or -1 */
 };
 
 static int ready_cb(void *ctx)
@@ -79,6 +80,8 @@ static void reload_cb(void *ctx)
         eng_config_free(&fresh);
         return;
     }
+    if (d->cli_log_level >= 0)
+        fresh.log_level = d->cli_log_level; /* the command line wins */
     if (fresh.log_level != cur->log_level) {
         eng_log(SIGNER_LOG_WARN, "reload: log_level %s -> %s",
                 eng_log_level_name(cur->log_level),
@@ -87,14 +90,21 @@ static void reload_cb(void *ctx)
         eng_log_set_level(fresh.log_level);
     }
     if (memcmp(&fresh.limits, &cur->limits, sizeof fresh.limits) != 0) {
-        eng_log(SIGNER_LOG_WARN,
-                "reload: limits changed (max_body %zu, max_header %zu, "
-                "max_connections %d, max_pipeline %d, max_inflight %d, "
-                "timeouts read %d write %d idle %d ms)",
-                fresh.limits.max_body, fresh.limits.max_header,
-                fresh.limits.max_connections, fresh.limits.max_pipeline,
-                fresh.limits.max_inflight, fresh.limits.read_timeout_ms,
-                fresh.limits.write_timeout_ms, fresh.limits.idle_timeout_ms);
+        const eng_limits *o = &cur->limits, *n = &fresh.limits;
+#define CHANGED(field, fmt)                                                   \
+    if (o->field != n->field)                                                 \
+        eng_log(SIGNER_LOG_WARN, "reload: limits." #field " " fmt " -> " fmt, \
+                o->field, n->field)
+        CHANGED(max_body, "%zu");
+        CHANGED(max_header, "%zu");
+        CHANGED(max_connections, "%d");
+        CHANGED(max_pipeline, "%d");
+        CHANGED(max_inflight, "%d");
+        CHANGED(read_timeout_ms, "%d");
+        CHANGED(write_timeout_ms, "%d");
+        CHANGED(idle_timeout_ms, "%d");
+        CHANGED(shutdown_timeout_ms, "%d");
+#undef CHANGED
         cur->limits = fresh.limits;
         eng_server_set_limits(d->server, &fresh.limits);
     }
@@ -200,6 +210,7 @@ int main(int argc, char **argv)
     memset(&cb, 0, sizeof cb);
     dctx.engine = &engine;
     dctx.config_file = file;
+    dctx.cli_log_level = level != NULL ? cfg.log_level : -1;
     cb.ctx = &dctx;
     cb.handle = handle_cb;
     cb.metrics = metrics_cb;

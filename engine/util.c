@@ -179,3 +179,25 @@ void eng_wiping_allocators_install(void)
     event_set_mem_functions(malloc, wiping_realloc, wiping_free);
     cJSON_InitHooks(&hooks);
 }
+
+/* Request ids only need to be unique in the logs, not secret: a per-thread
+ * xorshift64* seeded once from getrandom, so no syscall per request. */
+void eng_request_id(char out[17])
+{
+    static __thread uint64_t state;
+    unsigned char b[8];
+    uint64_t x;
+    int i;
+    if (state == 0 && (eng_random((unsigned char *)&state, sizeof state) != 0 ||
+                       state == 0))
+        state = 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)&state;
+    x = state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    state = x;
+    x *= 0x2545f4914f6cdd1dull;
+    for (i = 0; i < 8; i++)
+        b[i] = (unsigned char)(x >> (8 * i));
+    eng_hex_encode(out, b, sizeof b);
+}

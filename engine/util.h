@@ -27,6 +27,10 @@ int eng_uuid_v4(char out[37]);
 /* 1 if s is a canonical lowercase-or-uppercase UUID of version 4. */
 int eng_uuid_valid(const char *s);
 
+/* A fresh 16-hex-digit request id for the logs (unique, not secret; no
+ * syscall per call). */
+void eng_request_id(char out[17]);
+
 /* Lowercase hex of in[0..len) into out (2*len+1 bytes). */
 void eng_hex_encode(char *out, const unsigned char *in, size_t len);
 

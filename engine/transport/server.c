@@ -50,6 +50,7 @@
 #include <event2/thread.h>
 
 #include "log.h"
+#include "util.h"
 #include "transport_internal.h"
 
 #define OUT_HIGH (256u * 1024u)   /* stop taking requests above this output */
@@ -446,10 +447,14 @@ static void http_respond(conn *c, int status, const char *ctype, char *body,
 static void http_error(conn *c, int status, const char *msg, int keep_alive)
 {
     size_t len = 0;
-    char *body = eng_http_error_body(status, msg, &len);
+    char *body = eng_http_error_body(status, msg, &len), rid[17];
 
     if (status >= 400 && status != 404 && status != 405 && status != 503)
         c->s->st.proto_errors++;
+    /* Refused by the transport, before any handler: an access-log line of
+     * its own (the message names the cause, never request content). */
+    eng_request_id(rid);
+    eng_log_request(rid, NULL, status, 0.0, c->peer, msg);
     http_respond(c, status, "application/json", body, len, keep_alive, NULL);
 }
 
@@ -471,10 +476,12 @@ static void frame_error(conn *c, const char *id_json, int status,
                         const char *msg)
 {
     size_t len = 0;
-    char *p = eng_frame_error_body(id_json, status, msg, &len);
+    char *p = eng_frame_error_body(id_json, status, msg, &len), rid[17];
 
     if (status != 503)
         c->s->st.proto_errors++;
+    eng_request_id(rid);
+    eng_log_request(rid, NULL, status, 0.0, c->peer, msg);
     if (p != NULL)
         frame_write(c, p, len);
 }
