@@ -770,7 +770,7 @@ static const char *head_error_msg(int status)
     switch (status) {
     case 431: return "request header too large";
     case 414: return "request target too long";
-    case 501: return "not implemented (method or Transfer-Encoding)";
+    case 501: return "unsupported method or Transfer-Encoding";
     case 505: return "HTTP version not supported";
     default: return "malformed HTTP request";
     }

@@ -26,49 +26,10 @@ const VERBOSE = process.env.INTEROP_VERBOSE === '1';
 
 // ------------------------------------------------------------ child processes
 
-const children = new Set();   // live ChildProcess objects
-const tempDirs = new Set();   // temp dirs to remove on exit
+import { children, tempDirs, killAll, watchdog, setup } from '../lib/procs.mjs';
 
-function killAll() {
-  for (const c of children) {
-    try { c.kill('SIGKILL'); } catch { /* already gone */ }
-  }
-  children.clear();
-  for (const d of tempDirs) {
-    try { fs.rmSync(d, { recursive: true, force: true }); } catch { /* ignore */ }
-  }
-  tempDirs.clear();
-}
-
-process.on('exit', killAll);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => {
-    console.error(`interop: got ${sig}, stopping child processes`);
-    killAll();
-    process.exit(128 + (os.constants.signals[sig] || 1));
-  });
-}
-process.on('uncaughtException', (e) => {
-  console.error('interop: uncaught exception:', e && e.stack ? e.stack : e);
-  killAll();
-  process.exit(1);
-});
-process.on('unhandledRejection', (e) => {
-  console.error('interop: unhandled rejection:', e && e.stack ? e.stack : e);
-  killAll();
-  process.exit(1);
-});
-
-/** Exits with status 124 after `seconds`, killing every child first. */
-export function watchdog(seconds, name) {
-  const t = setTimeout(() => {
-    console.error(`${name}: overall time limit of ${seconds}s reached, giving up`);
-    killAll();
-    process.exit(124);
-  }, seconds * 1000);
-  t.unref();
-  return t;
-}
+setup('interop');
+export { watchdog, killAll };
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

@@ -66,48 +66,13 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$lock_sum" ] ||
     echo "$lock_sum" > "$stamp"
 fi
 
-passed=0
-failed=0
-status=0
+. "$here/../lib/suite.sh"
+suite_init interop
 for t in ethers_compare anvil_e2e; do
     if [ -n "${INTEROP_ONLY:-}" ] && [ "$INTEROP_ONLY" != "$t" ]; then
         continue
     fi
-    echo "interop: running $t"
-    log=$(mktemp "${TMPDIR:-/tmp}/interop-$t.XXXXXX") || exit 1
-    # --kill-after: a test that ignores SIGTERM is killed 10 s later.
-    timeout --kill-after=10 300 node "$workdir/$t.mjs" > "$log" 2>&1
-    rc=$?
-    cat "$log"
-    line=$(grep -E "^$t: [0-9]+ passed, [0-9]+ failed\$" "$log" | tail -n 1)
-    rm -f "$log"
-    if [ -n "$line" ]; then
-        p=$(echo "$line" | sed -E 's/^[^:]*: ([0-9]+) passed, ([0-9]+) failed$/\1/')
-        f=$(echo "$line" | sed -E 's/^[^:]*: ([0-9]+) passed, ([0-9]+) failed$/\2/')
-    else
-        p=0
-        f=0
-    fi
-    passed=$((passed + p))
-    failed=$((failed + f))
-    if [ "$rc" -ne 0 ]; then
-        status=1
-        if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-            echo "interop: $t timed out"
-        else
-            echo "interop: $t exited with status $rc"
-        fi
-        # A crash or time-out counts as a failure even if no check failed.
-        if [ -z "$line" ] || [ "$f" -eq 0 ]; then
-            failed=$((failed + 1))
-        fi
-    fi
+    suite_run "$t" "$workdir/$t.mjs" 300
 done
-
-if [ "$passed" -eq 0 ] && [ "$failed" -eq 0 ]; then
-    echo "interop: no test ran"
-    failed=1
-    status=1
-fi
-echo "interop: $passed passed, $failed failed"
-exit $status
+suite_finish
+exit $?

@@ -32,52 +32,10 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ------------------------------------------------------------ cleanup
 
-const children = new Set();
-const tempDirs = new Set();
+import { children, tempDirs, killAll, watchdog, setup } from '../../lib/procs.mjs';
 
-function killAll() {
-  for (const c of children) {
-    // By PID only: each child is a process we spawned ourselves.
-    try { process.kill(c.pid, 'SIGKILL'); } catch { /* gone */ }
-  }
-  children.clear();
-  if (!KEEP) {
-    for (const d of tempDirs) {
-      try { fs.rmSync(d, { recursive: true, force: true }); } catch { /* ignore */ }
-    }
-  }
-  tempDirs.clear();
-}
-
-process.on('exit', killAll);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => {
-    console.error(`hardening: got ${sig}, killing child processes`);
-    killAll();
-    process.exit(128 + (os.constants.signals[sig] || 1));
-  });
-}
-process.on('uncaughtException', (e) => {
-  console.error('hardening: uncaught exception:', e && e.stack ? e.stack : e);
-  killAll();
-  process.exit(1);
-});
-process.on('unhandledRejection', (e) => {
-  console.error('hardening: unhandled rejection:', e && e.stack ? e.stack : e);
-  killAll();
-  process.exit(1);
-});
-
-/** Gives up after `seconds`: kills every child and exits 124. */
-export function watchdog(seconds, name) {
-  const t = setTimeout(() => {
-    console.error(`${name}: time limit of ${seconds}s reached, giving up`);
-    killAll();
-    process.exit(124);
-  }, seconds * 1000);
-  t.unref();
-  return t;
-}
+setup('hardening', { keep: KEEP });
+export { watchdog, killAll };
 
 export function tempDir(prefix) {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), `hardening-${prefix}-`));

@@ -43,9 +43,8 @@ budget=${HARDENING_BUDGET:-200}
 start=$(date +%s)
 tests="bad_input:40 limits:55 signals_logs:50 crash:60 auth_regress:60"
 
-passed=0
-failed=0
-status=0
+. "$here/../../lib/suite.sh"
+suite_init hardening
 for entry in $tests; do
     t=${entry%%:*}
     limit=${entry#*:}
@@ -60,43 +59,8 @@ for entry in $tests; do
         continue
     fi
     [ "$limit" -gt "$left" ] && limit=$left
-    echo "hardening: running $t"
-    log=$(mktemp "${TMPDIR:-/tmp}/hardening-$t.XXXXXX") || exit 1
-    # Each script kills its own signerd processes (by PID) on any exit;
-    # --kill-after: one that ignores SIGTERM is killed 5 s later.
-    timeout --kill-after=5 "$limit" node "$here/$t.mjs" > "$log" 2>&1
-    rc=$?
-    cat "$log"
-    line=$(grep -E "^$t: [0-9]+ passed, [0-9]+ failed\$" "$log" | tail -n 1)
-    rm -f "$log"
-    if [ -n "$line" ]; then
-        p=$(echo "$line" | sed -E 's/^[^:]*: ([0-9]+) passed, ([0-9]+) failed$/\1/')
-        f=$(echo "$line" | sed -E 's/^[^:]*: ([0-9]+) passed, ([0-9]+) failed$/\2/')
-    else
-        p=0
-        f=0
-    fi
-    passed=$((passed + p))
-    failed=$((failed + f))
-    if [ "$rc" -ne 0 ]; then
-        status=1
-        if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-            echo "hardening: $t timed out after ${limit}s"
-        else
-            echo "hardening: $t exited with status $rc"
-        fi
-        # A crash or time-out counts as a failure even if no check failed.
-        if [ -z "$line" ] || [ "$f" -eq 0 ]; then
-            failed=$((failed + 1))
-        fi
-    fi
+    suite_run "$t" "$here/$t.mjs" "$limit"
 done
-
-if [ "$passed" -eq 0 ] && [ "$failed" -eq 0 ]; then
-    echo "hardening: no test ran"
-    failed=1
-    status=1
-fi
 echo "hardening: took $(( $(date +%s) - start ))s"
-echo "hardening: $passed passed, $failed failed"
-exit $status
+suite_finish
+exit $?
