@@ -114,6 +114,19 @@ static int make_data_dir(const char *dir, char *err, size_t err_len)
         snprintf(err, err_len, "data_dir %s is not a directory", dir);
         return -1;
     }
+    /* It holds the master key and the sealed keys: owner only. */
+    if ((st.st_mode & 077) != 0) {
+        if (chmod(dir, st.st_mode & 0700) != 0) {
+            snprintf(err, err_len,
+                     "data_dir %s is accessible by group or others and "
+                     "cannot be restricted: %s",
+                     dir, strerror(errno));
+            return -1;
+        }
+        eng_log(SIGNER_LOG_WARN, "data_dir %s was accessible by group or "
+                                 "others: restricted to its owner (0700)",
+                dir);
+    }
     return 0;
 }
 

@@ -7,6 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh
 ./scripts/build.sh
-mkdir -p data
 echo "signerd: http://127.0.0.1:8080  (try: curl -s 127.0.0.1:8080/healthz)"
 exec ./build/signerd -c conf/standalone.conf --data-dir "$PWD/data" "$@"

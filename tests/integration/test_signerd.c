@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <fcntl.h>
@@ -229,7 +230,15 @@ static cJSON *result_of(const char *body, int *status)
 
 static void test_health_and_metrics(void)
 {
-    char *b = NULL;
+    char *b = NULL, path[600];
+    struct stat st;
+    /* The data dir is the owner's alone; the master key is 0600. */
+    snprintf(path, sizeof path, "%s/data", dir);
+    CU_ASSERT_EQUAL_FATAL(stat(path, &st), 0);
+    CU_ASSERT_EQUAL(st.st_mode & 0777, 0700);
+    snprintf(path, sizeof path, "%s/data/master.key", dir);
+    CU_ASSERT_EQUAL_FATAL(stat(path, &st), 0);
+    CU_ASSERT_EQUAL(st.st_mode & 0777, 0600);
     CU_ASSERT_EQUAL(http("GET", "/healthz", NULL, &b), 200);
     CU_ASSERT_PTR_NOT_NULL(strstr(b, "ok"));
     free(b);
