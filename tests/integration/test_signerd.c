@@ -67,7 +67,11 @@ static int connect_unix(const char *path)
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     memset(&a, 0, sizeof a);
     a.sun_family = AF_UNIX;
-    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    if (strlen(path) >= sizeof a.sun_path) {
+        close(fd);
+        return -1;
+    }
+    memcpy(a.sun_path, path, strlen(path) + 1);
     set_timeout(fd);
     if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
         close(fd);
@@ -414,7 +418,7 @@ static void test_frames_unix(void)
 
 static void test_check_config(void)
 {
-    char log[600], bad[600], cmd[2048], out[1024] = "";
+    char log[600], bad[600], cmd[4096], out[1024] = "";
     FILE *f;
     int rc;
     snprintf(log, sizeof log, "%s/check.log", dir);

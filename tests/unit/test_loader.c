@@ -130,7 +130,7 @@ static void test_failing_init(void)
 
 static void test_world_writable(void)
 {
-    char *dir = tu_tmpdir(), dst[512], cmd[1200];
+    char *dir = tu_tmpdir(), dst[512], cmd[2048];
     CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
     snprintf(dst, sizeof dst, "%s/test.so", dir);
     snprintf(cmd, sizeof cmd, "cp '%s' '%s'", plugin_path(TEST_SO), dst);
