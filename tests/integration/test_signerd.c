@@ -458,6 +458,45 @@ static void test_check_config(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "plugin ghost"));
 }
 
+/* Reads /proc/PID/FILE into buf; 0 ok. */
+static int read_proc(const char *file, char *buf, size_t cap)
+{
+    char path[64];
+    size_t n;
+    FILE *f;
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)daemon_pid, file);
+    if ((f = fopen(path, "r")) == NULL)
+        return -1;
+    n = fread(buf, 1, cap - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return 0;
+}
+
+/* No core dumps (RLIMIT_CORE 0) and key memory locked (VmLck > 0: the
+ * secure heap holding the master key and unsealed keys is mlocked). */
+static void test_process_hygiene(void)
+{
+    char buf[8192], *p;
+    long locked = -1;
+    CU_ASSERT_EQUAL_FATAL(read_proc("limits", buf, sizeof buf), 0);
+    p = strstr(buf, "Max core file size");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    {
+        char soft[32] = "", hard[32] = "";
+        CU_ASSERT_EQUAL(sscanf(p + strlen("Max core file size"), "%31s %31s",
+                               soft, hard), 2);
+        CU_ASSERT_STRING_EQUAL(soft, "0");
+        CU_ASSERT_STRING_EQUAL(hard, "0");
+    }
+    CU_ASSERT_EQUAL_FATAL(read_proc("status", buf, sizeof buf), 0);
+    p = strstr(buf, "VmLck:");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    sscanf(p + 6, "%ld", &locked);
+    if (getuid() == 0 || locked > 0)
+        CU_ASSERT_TRUE(locked > 0);
+}
+
 static void test_sigterm(void)
 {
     int status = 0, i;
@@ -513,6 +552,7 @@ int main(void)
     TU_ADD(s, test_frames_tcp);
     TU_ADD(s, test_frames_unix);
     TU_ADD(s, test_check_config);
+    TU_ADD(s, test_process_hygiene);
     TU_ADD(s, test_sigterm);
     rc = tu_run();
     stop_daemon();
