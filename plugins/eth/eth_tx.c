@@ -381,6 +381,11 @@ int eth_tx_parse(eth_tx *tx, char *err, size_t errcap, const signer_host *h,
     }
     if (eth_u256_is_zero(&tx->chain_id))
         return eth_fail(err, errcap, ETH_TP "chainId: must be at least 1");
+    /* EIP-2681: a nonce of 2^64-1 can never be included (the account's
+     * nonce could not be incremented past it) */
+    if (tx->nonce.w[0] == UINT64_MAX)
+        return eth_fail(err, errcap,
+                        ETH_TP "nonce: exceeds 2^64-2 (EIP-2681)");
     if (tx->type == 2 && eth_u256_cmp(&tx->max_prio, &tx->max_fee) > 0)
         return eth_fail(err, errcap,
                         ETH_TP "maxPriorityFeePerGas: exceeds maxFeePerGas");

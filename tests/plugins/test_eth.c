@@ -561,6 +561,34 @@ static void test_eip155_sighash(void)
     cJSON_Delete(j);
 }
 
+/* EIP-2681: the largest nonce is 2^64-2; it parses and is encoded as an
+ * 8-byte RLP string (2^64-1 is refused in test_tx_field_errors). */
+static void test_nonce_eip2681(void)
+{
+    const char *tp =
+        "{\"type\":0,\"nonce\":\"0xfffffffffffffffe\",\"gasPrice\":1,\"gas\":21000,"
+        "\"to\":\"0x3535353535353535353535353535353535353535\",\"value\":0,"
+        "\"chainId\":1}";
+    const signer_host *h = mock_host_get(M);
+    cJSON *j = cJSON_Parse(tp);
+    unsigned char stack[256];
+    char err[256];
+    eth_buf b;
+    eth_tx tx;
+
+    CU_ASSERT_EQUAL_FATAL(eth_tx_parse(&tx, err, sizeof err, h,
+                                       (const signer_json *)j), SIGNER_OK);
+    CU_ASSERT_EQUAL(tx.nonce.w[0], UINT64_MAX - 1);
+    eth_buf_init(&b, stack, sizeof stack);
+    CU_ASSERT_FATAL(eth_tx_body(&b, h, &tx));
+    /* the body (no list header) starts with the nonce: 0x88, 8 bytes */
+    CU_ASSERT_FATAL(b.len > 9);
+    CU_ASSERT_EQUAL(b.p[0], 0x88);
+    CU_ASSERT_EQUAL(memcmp(b.p + 1, "\xff\xff\xff\xff\xff\xff\xff\xfe", 8), 0);
+    eth_buf_cleanup(&b);
+    cJSON_Delete(j);
+}
+
 /* ---- plugin: keys ---------------------------------------------------------------- */
 
 static void test_init_and_table(void)
@@ -1066,6 +1094,10 @@ static void test_tx_field_errors(void)
          "transaction_payload.nonce"},
         {"{\"chainId\":4,\"nonce\":\"0x10000000000000000\",\"gas\":1,\"maxFeePerGas\":1,\"maxPriorityFeePerGas\":0}",
          "transaction_payload.nonce: exceeds 2^64-1"},
+        {"{\"chainId\":4,\"nonce\":\"0xffffffffffffffff\",\"gas\":1,\"maxFeePerGas\":1,\"maxPriorityFeePerGas\":0}",
+         "transaction_payload.nonce: exceeds 2^64-2 (EIP-2681)"},
+        {"{\"chainId\":4,\"nonce\":\"18446744073709551615\",\"gas\":1,\"maxFeePerGas\":1,\"maxPriorityFeePerGas\":0}",
+         "transaction_payload.nonce: exceeds 2^64-2 (EIP-2681)"},
         {"{\"chainId\":4,\"nonce\":\" 1\",\"gas\":1,\"maxFeePerGas\":1,\"maxPriorityFeePerGas\":0}",
          "transaction_payload.nonce"},
         {"{\"chainId\":4,\"nonce\":0,\"gas\":true,\"maxFeePerGas\":1,\"maxPriorityFeePerGas\":0}",
@@ -1470,6 +1502,7 @@ int main(void)
     s = CU_add_suite("eth_plugin", suite_init, suite_clean);
     CU_add_test(s, "init and op table", test_init_and_table);
     CU_add_test(s, "EIP-155 signing hash", test_eip155_sighash);
+    CU_add_test(s, "EIP-2681 largest nonce", test_nonce_eip2681);
     CU_add_test(s, "set_key", test_set_key);
     CU_add_test(s, "set_key errors", test_set_key_errors);
     CU_add_test(s, "generate_key", test_generate_key);
