@@ -44,6 +44,8 @@ typedef struct eng_config {
     size_t n_plugins;
     eng_alias *aliases;
     size_t n_aliases;
+    int check_only;         /* set by --check-config: eng_engine_open
+                               validates what exists and creates nothing */
 } eng_config;
 
 /* Loads and validates FILE.  Returns 0, or -1 with "FILE:LINE: why" in err. */

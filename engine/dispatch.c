@@ -130,6 +130,52 @@ static int make_data_dir(const char *dir, char *err, size_t err_len)
     return 0;
 }
 
+/* --check-config: checks the data directory, master key and keystore that
+ * already exist (a master key file of the wrong size or mode, a keystore
+ * that is not a database) and creates nothing; what is absent is created
+ * on the first real start. */
+static int check_existing(eng_engine *e, const eng_config *cfg, char *err,
+                          size_t err_len)
+{
+    struct stat st;
+    char *path;
+
+    if (stat(cfg->data_dir, &st) != 0) {
+        if (errno != ENOENT) {
+            snprintf(err, err_len, "data_dir %s: %s", cfg->data_dir,
+                     strerror(errno));
+            return -1;
+        }
+        return 0;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, err_len, "data_dir %s is not a directory",
+                 cfg->data_dir);
+        return -1;
+    }
+    if ((path = eng_path_join(cfg->data_dir, cfg->master_key_file)) == NULL) {
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    if (stat(path, &st) == 0 &&
+        (e->sealer = eng_sealer_local_open(path, err, err_len)) == NULL) {
+        free(path);
+        return -1;
+    }
+    free(path);
+    if ((path = eng_path_join(cfg->data_dir, cfg->keystore_path)) == NULL) {
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    if (stat(path, &st) == 0 &&
+        (e->ks = eng_keystore_sqlite_open(path, err, err_len)) == NULL) {
+        free(path);
+        return -1;
+    }
+    free(path);
+    return 0;
+}
+
 int eng_engine_open(eng_engine *e, eng_config *cfg, char *err, size_t err_len)
 {
     char *path = NULL;
@@ -145,6 +191,11 @@ int eng_engine_open(eng_engine *e, eng_config *cfg, char *err, size_t err_len)
                                 cfg->hmac_window)) == NULL) {
         snprintf(err, err_len, "out of memory");
         goto fail;
+    }
+    if (cfg->check_only) {
+        if (check_existing(e, cfg, err, err_len) < 0)
+            goto fail;
+        goto plugins;
     }
     if (make_data_dir(cfg->data_dir, err, err_len) < 0)
         goto fail;
@@ -164,6 +215,7 @@ int eng_engine_open(eng_engine *e, eng_config *cfg, char *err, size_t err_len)
         goto fail;
     free(path);
     path = NULL;
+plugins:
     for (i = 0; i < cfg->n_plugins; i++) {
         const eng_plugin_conf *pc = &cfg->plugins[i];
         char *file = strchr(pc->path, '/') ? eng_path_join(cfg->dir, pc->path)

@@ -190,6 +190,7 @@ int main(int argc, char **argv)
         }
     }
     eng_log_set_level(cfg.log_level);
+    cfg.check_only = check_only;
 
     if (eng_engine_open(&engine, &cfg, err, sizeof err) != 0) {
         fprintf(stderr, "signerd: %s\n", err);
@@ -198,6 +199,10 @@ int main(int argc, char **argv)
     if (check_only) {
         printf("%s: ok (%zu plugins, %zu operations, %zu listeners)\n", file,
                engine.reg.n_plugins, engine.reg.n_ops, cfg.n_listen);
+        printf("data_dir %s: %s\n", cfg.data_dir,
+               engine.ks != NULL ? "keystore and master key checked"
+               : engine.sealer != NULL ? "master key checked, no keystore yet"
+               : "no master key yet (created on first start)");
         rc = 0;
         goto out_engine;
     }

@@ -456,6 +456,41 @@ static void test_check_config(void)
         fclose(f);
     }
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "plugin ghost"));
+
+    /* --check-config creates nothing: a data_dir that does not exist yet
+     * is reported and stays absent */
+    {
+        char fresh[600], mk[700];
+        struct stat st;
+        snprintf(fresh, sizeof fresh, "%s/not-yet", dir);
+        snprintf(cmd, sizeof cmd,
+                 "'%s' --check-config -c '%s' --plugin-dir '%s' --data-dir '%s'"
+                 " > '%s' 2>&1",
+                 signerd_path, conf_path, plugin_dir, fresh, log);
+        rc = system(cmd);
+        CU_ASSERT_EQUAL(WEXITSTATUS(rc), 0);
+        CU_ASSERT_NOT_EQUAL(stat(fresh, &st), 0);
+        /* an existing master key file of the wrong size is an error */
+        CU_ASSERT_EQUAL_FATAL(mkdir(fresh, 0700), 0);
+        snprintf(mk, sizeof mk, "%s/master.key", fresh);
+        f = fopen(mk, "w");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        fputs("short", f);
+        fclose(f);
+        chmod(mk, 0600);
+        rc = system(cmd);
+        CU_ASSERT_EQUAL(WEXITSTATUS(rc), 1);
+        f = fopen(log, "r");
+        out[0] = '\0';
+        if (f) {
+            size_t n = fread(out, 1, sizeof out - 1, f);
+            out[n] = '\0';
+            fclose(f);
+        }
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "master key file"));
+        unlink(mk);
+        rmdir(fresh);
+    }
 }
 
 /* Reads /proc/PID/FILE into buf; 0 ok. */
