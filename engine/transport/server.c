@@ -160,6 +160,7 @@ struct eng_server {
 };
 
 static void conn_after(conn *c);
+static void http_error(conn *c, int status, const char *msg, int keep_alive);
 static void conn_process(conn *c);
 static void server_begin_shutdown(eng_server *s);
 static void stop_cb(evutil_socket_t fd, short what, void *arg);
@@ -350,9 +351,20 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
     } else if (c->req_start != 0 &&
                now >= c->req_start + (uint64_t)L->read_timeout_ms) {
         c->s->st.read_timeouts++;
-        tlog(TLOG_INFO, "%s connection from %s: read timeout, closing",
-             proto_name(c->proto), c->peer);
-        conn_close(c, NULL);
+        if (c->proto == ENG_PROTO_HTTP && c->jobs == 0 &&
+            evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+            /* part of a request arrived: say why before closing (a
+             * connection that sent nothing is closed silently) */
+            tlog(TLOG_INFO, "http connection from %s: read timeout, "
+                            "answering 408 and closing", c->peer);
+            http_error(c, 408, "request not received within read_timeout_ms",
+                       0);
+            conn_after(c);
+        } else {
+            tlog(TLOG_INFO, "%s connection from %s: read timeout, closing",
+                 proto_name(c->proto), c->peer);
+            conn_close(c, NULL);
+        }
     } else if (c->idle_since != 0 &&
                now >= c->idle_since + (uint64_t)L->idle_timeout_ms) {
         c->s->st.idle_timeouts++;
@@ -449,7 +461,8 @@ static void http_error(conn *c, int status, const char *msg, int keep_alive)
     size_t len = 0;
     char *body = eng_http_error_body(status, msg, &len), rid[17];
 
-    if (status >= 400 && status != 404 && status != 405 && status != 503)
+    if (status >= 400 && status != 404 && status != 405 && status != 408 &&
+        status != 503)
         c->s->st.proto_errors++;
     /* Refused by the transport, before any handler: an access-log line of
      * its own (the message names the cause, never request content). */
