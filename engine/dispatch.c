@@ -138,7 +138,8 @@ static int check_existing(eng_engine *e, const eng_config *cfg, char *err,
                           size_t err_len)
 {
     struct stat st;
-    char *path;
+    char *mk, *ks;
+    int rc = 0;
 
     if (stat(cfg->data_dir, &st) != 0) {
         if (errno != ENOENT) {
@@ -153,27 +154,21 @@ static int check_existing(eng_engine *e, const eng_config *cfg, char *err,
                  cfg->data_dir);
         return -1;
     }
-    if ((path = eng_path_join(cfg->data_dir, cfg->master_key_file)) == NULL) {
+    mk = eng_path_join(cfg->data_dir, cfg->master_key_file);
+    ks = eng_path_join(cfg->data_dir, cfg->keystore_path);
+    if (mk == NULL || ks == NULL) {
         snprintf(err, err_len, "out of memory");
-        return -1;
+        rc = -1;
+    } else if (stat(mk, &st) == 0 &&
+               (e->sealer = eng_sealer_local_open(mk, err, err_len)) == NULL) {
+        rc = -1;
+    } else if (stat(ks, &st) == 0 &&
+               (e->ks = eng_keystore_sqlite_open(ks, err, err_len)) == NULL) {
+        rc = -1;
     }
-    if (stat(path, &st) == 0 &&
-        (e->sealer = eng_sealer_local_open(path, err, err_len)) == NULL) {
-        free(path);
-        return -1;
-    }
-    free(path);
-    if ((path = eng_path_join(cfg->data_dir, cfg->keystore_path)) == NULL) {
-        snprintf(err, err_len, "out of memory");
-        return -1;
-    }
-    if (stat(path, &st) == 0 &&
-        (e->ks = eng_keystore_sqlite_open(path, err, err_len)) == NULL) {
-        free(path);
-        return -1;
-    }
-    free(path);
-    return 0;
+    free(mk);
+    free(ks);
+    return rc;
 }
 
 int eng_engine_open(eng_engine *e, eng_config *cfg, char *err, size_t err_len)
