@@ -427,7 +427,7 @@ static int parse_root(eng_config *c, char *err, size_t err_len)
 {
     static const char *const keys[] = {
         "role",   "data_dir", "plugin_dir", "log_level", "workers",
-        "listen", "limits",   "sealer",     "keystore",  "auth",
+        "io_loops", "listen", "limits",   "sealer",     "keystore",  "auth",
         "key_cache", "plugins", "aliases",  NULL};
     const config_setting_t *root = config_root_setting(&c->lc);
     char *s = NULL;
@@ -478,6 +478,10 @@ static int parse_root(eng_config *c, char *err, size_t err_len)
         return -1;
     if (r > 0)
         c->workers = (int)v;
+    if ((r = get_int(c, root, "io_loops", "", 0, 256, &v, err, err_len)) < 0)
+        return -1;
+    if (r > 0)
+        c->io_loops = (int)v;
     if (parse_listen(c, root, err, err_len) < 0 ||
         parse_limits(c, root, err, err_len) < 0 ||
         parse_sealer(c, root, err, err_len) < 0 ||

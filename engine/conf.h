@@ -28,6 +28,7 @@ typedef struct eng_config {
     char *plugin_dir;  /* resolved, or NULL */
     int log_level;
     int workers;
+    int io_loops;      /* 0 = I/O thread + workers; N = N inline loops */
     eng_listen_spec *listen;
     size_t n_listen;
     eng_limits limits;

@@ -27,6 +27,8 @@ static void usage(FILE *f)
             "      --data-dir DIR      overrides data_dir\n"
             "      --plugin-dir DIR    overrides plugin_dir\n"
             "      --workers N         worker threads (0 = one per CPU)\n"
+            "      --io-loops N        N event loops that sign inline\n"
+            "                          (0 = I/O thread + workers)\n"
             "      --log-level LEVEL   error, warn, info or debug\n"
             "      --check-config      validate the config and plugins, then exit\n"
             "  -V, --version           print the version\n"
@@ -108,7 +110,7 @@ static void reload_cb(void *ctx)
         cur->limits = fresh.limits;
         eng_server_set_limits(d->server, &fresh.limits);
     }
-    eng_log(SIGNER_LOG_INFO, "reload done (listeners, plugins, sealer and "
+    eng_log(SIGNER_LOG_INFO, "reload done (listeners, threads, plugins, sealer and "
                              "keystore need a restart)");
     eng_config_free(&fresh);
 }
@@ -121,6 +123,7 @@ int main(int argc, char **argv)
         {"data-dir", required_argument, NULL, 'd'},
         {"plugin-dir", required_argument, NULL, 'p'},
         {"workers", required_argument, NULL, 'w'},
+        {"io-loops", required_argument, NULL, 'o'},
         {"log-level", required_argument, NULL, 'L'},
         {"check-config", no_argument, NULL, 'C'},
         {"version", no_argument, NULL, 'V'},
@@ -129,7 +132,8 @@ int main(int argc, char **argv)
     const char *file = NULL, *data_dir = NULL, *plugin_dir = NULL;
     const char *level = NULL;
     const char *listens[32];
-    int n_listen = 0, check_only = 0, workers = -1, opt, replaced = 0, i;
+    int n_listen = 0, check_only = 0, workers = -1, io_loops = -1, opt;
+    int replaced = 0, i;
     eng_config cfg;
     eng_engine engine;
     eng_server *server = NULL;
@@ -154,6 +158,7 @@ int main(int argc, char **argv)
         case 'd': data_dir = optarg; break;
         case 'p': plugin_dir = optarg; break;
         case 'w': workers = atoi(optarg); break;
+        case 'o': io_loops = atoi(optarg); break;
         case 'L': level = optarg; break;
         case 'C': check_only = 1; break;
         case 'V': printf("signerd %s\n", PACKAGE_VERSION); return 0;
@@ -181,6 +186,8 @@ int main(int argc, char **argv)
         goto out_cfg;
     if (workers >= 0)
         cfg.workers = workers;
+    if (io_loops >= 0)
+        cfg.io_loops = io_loops > 256 ? 256 : io_loops;
     if (level != NULL) {
         cfg.log_level = eng_log_level_parse(level);
         if (cfg.log_level < 0) {
@@ -212,6 +219,7 @@ int main(int argc, char **argv)
     scfg.n_listen = cfg.n_listen;
     scfg.limits = cfg.limits;
     scfg.workers = cfg.workers;
+    scfg.io_loops = cfg.io_loops;
     memset(&cb, 0, sizeof cb);
     dctx.engine = &engine;
     dctx.config_file = file;

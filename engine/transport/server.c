@@ -121,11 +121,21 @@ typedef struct lsn {
     char *unix_path;          /* to unlink on shutdown, or NULL */
 } lsn;
 
+/* Atomic: with io_loops, GET /metrics on one loop sums every loop's. */
 typedef struct counters {
-    uint64_t accepted, rejected_conns, requests_http, requests_frames;
-    uint64_t busy_rejects, proto_errors, read_timeouts, write_timeouts;
-    uint64_t idle_timeouts;
+    _Atomic uint64_t accepted, rejected_conns, requests_http, requests_frames;
+    _Atomic uint64_t busy_rejects, proto_errors, read_timeouts;
+    _Atomic uint64_t write_timeouts, idle_timeouts;
 } counters;
+
+/* A connection accepted by the owner, handed to an event loop (io_loops). */
+typedef struct handoff {
+    struct handoff *next;
+    int fd, proto;
+    struct sockaddr_storage addr;
+    socklen_t alen;
+    char where[160]; /* the listener's address, for logs */
+} handoff;
 
 struct eng_server {
     eng_listen_spec *specs;
@@ -150,10 +160,26 @@ struct eng_server {
     pthread_mutex_t dmu;      /* completion queue, back to the I/O thread */
     job *dhead, *dtail;
 
+    /* io_loops > 0: this server (the owner) only accepts, and hands each
+     * connection to one of n_loops servers of its own, each an event loop
+     * on its own thread that runs its requests inline. */
+    int n_loops;
+    eng_server **loops;
+    pthread_t *loop_threads;
+    int n_loop_threads;
+    unsigned next_loop;
+    eng_server *owner;        /* a loop: its owner; else NULL */
+    int inline_req;           /* a loop: handle() runs on this thread */
+    pthread_mutex_t amu;      /* a loop: handoffs and new limits */
+    handoff *ahead, *atail;
+    eng_limits new_limits;
+    int limits_pending;
+    struct event *ev_adopt;
+
     atomic_int stop_requested;
     int started, ran, draining;
-    int n_conns;
-    int inflight;
+    atomic_int n_conns;       /* the owner's: all its loops' connections */
+    atomic_int inflight;
     conn *conns;
     counters st;
     uint64_t last_reject_log;
@@ -165,6 +191,8 @@ static void conn_process(conn *c);
 static void server_begin_shutdown(eng_server *s);
 static void stop_cb(evutil_socket_t fd, short what, void *arg);
 static void grace_cb(evutil_socket_t fd, short what, void *arg);
+static void adopt_cb(evutil_socket_t fd, short what, void *arg);
+static void jobs_drop(eng_server *s, job *list);
 
 /* ---- small helpers -------------------------------------------------------- */
 
@@ -254,7 +282,10 @@ static void conn_unref(conn *c)
 /* Ends the loop once draining and nothing is left. */
 static void server_maybe_finish(eng_server *s)
 {
-    if (s->draining && s->n_conns == 0 && s->inflight == 0)
+    /* an owner of loops holds no connection itself: its loops drain
+     * theirs, and eng_server_run joins them */
+    if (s->draining &&
+        (s->n_loops > 0 || (s->n_conns == 0 && s->inflight == 0)))
         event_base_loopbreak(s->base);
 }
 
@@ -277,6 +308,8 @@ static void conn_close(conn *c, const char *why)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
     s->n_conns--;
+    if (s->owner != NULL)
+        s->owner->n_conns--;
     bufferevent_free(c->bev);
     c->bev = NULL;
     event_del(c->timer);
@@ -600,6 +633,26 @@ static void job_submit(conn *c, char *body, size_t len, const char *operation,
     else
         s->st.requests_frames++;
 
+    if (s->inline_req) {
+        /* io_loops: handled here, answered from done_cb on this loop's
+         * next turn (no thread hand-off, no wake-up) */
+        j->status = 500;
+        if (s->cb.handle != NULL)
+            j->status = s->cb.handle(s->cb.ctx, &j->req, &j->resp,
+                                     &j->resp_len);
+        explicit_bzero(j->body, j->req.body_len);
+        free(j->body);
+        j->body = NULL;
+        pthread_mutex_lock(&s->dmu);
+        if (s->dtail != NULL)
+            s->dtail->next = j;
+        else
+            s->dhead = j;
+        s->dtail = j;
+        pthread_mutex_unlock(&s->dmu);
+        event_active(s->ev_done, EV_READ, 0);
+        return;
+    }
     pthread_mutex_lock(&s->qmu);
     if (s->qtail != NULL)
         s->qtail->next = j;
@@ -663,7 +716,26 @@ static char *metrics_text(eng_server *s, size_t *len_out)
 {
     char *app = NULL, *out = NULL;
     char *base = s->cb.metrics != NULL ? s->cb.metrics(s->cb.ctx) : NULL;
-    int n;
+    eng_server *owner = s->owner != NULL ? s->owner : s;
+    unsigned long long v[9] = {0};
+    int n, inflight = owner->inflight;
+
+    /* the owner's counters (it accepts and refuses connections) plus
+     * those of every loop */
+    for (int i = -1; i < owner->n_loops; i++) {
+        const counters *st = i < 0 ? &owner->st : &owner->loops[i]->st;
+        v[0] += st->accepted;
+        v[1] += st->rejected_conns;
+        v[2] += st->requests_http;
+        v[3] += st->requests_frames;
+        v[4] += st->busy_rejects;
+        v[5] += st->proto_errors;
+        v[6] += st->read_timeouts;
+        v[7] += st->write_timeouts;
+        v[8] += st->idle_timeouts;
+        if (i >= 0)
+            inflight += owner->loops[i]->inflight;
+    }
 
     n = asprintf(&app,
         "# HELP signer_transport_connections Open client connections.\n"
@@ -693,15 +765,8 @@ static char *metrics_text(eng_server *s, size_t *len_out)
         "signer_transport_timeouts_total{kind=\"read\"} %llu\n"
         "signer_transport_timeouts_total{kind=\"write\"} %llu\n"
         "signer_transport_timeouts_total{kind=\"idle\"} %llu\n",
-        s->n_conns, s->inflight, (unsigned long long)s->st.accepted,
-        (unsigned long long)s->st.rejected_conns,
-        (unsigned long long)s->st.requests_http,
-        (unsigned long long)s->st.requests_frames,
-        (unsigned long long)s->st.busy_rejects,
-        (unsigned long long)s->st.proto_errors,
-        (unsigned long long)s->st.read_timeouts,
-        (unsigned long long)s->st.write_timeouts,
-        (unsigned long long)s->st.idle_timeouts);
+        (int)owner->n_conns, inflight, v[0], v[1], v[2], v[3], v[4], v[5],
+        v[6], v[7], v[8]);
     if (n < 0)
         app = NULL;
     if (app != NULL &&
@@ -978,13 +1043,81 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 
 /* ---- listeners ------------------------------------------------------------ */
 
+static void conn_new(eng_server *s, evutil_socket_t fd, int proto,
+                     const struct sockaddr *addr, int alen, const char *where);
+
+/* io_loops: hands an accepted socket to the next loop (round robin); it is
+ * counted against max_connections from now on. */
+static void handoff_conn(eng_server *s, evutil_socket_t fd, const lsn *ls,
+                         const struct sockaddr *addr, int alen)
+{
+    eng_server *lp = s->loops[s->next_loop++ % (unsigned)s->n_loops];
+    handoff *h = calloc(1, sizeof *h);
+
+    if (h == NULL) {
+        tlog(TLOG_ERROR, "out of memory accepting a connection on %s",
+             ls->addr);
+        close(fd);
+        return;
+    }
+    h->fd = fd;
+    h->proto = ls->proto;
+    if (addr != NULL && alen > 0 && (size_t)alen <= sizeof h->addr) {
+        memcpy(&h->addr, addr, (size_t)alen);
+        h->alen = (socklen_t)alen;
+    }
+    snprintf(h->where, sizeof h->where, "%s", ls->addr);
+    s->n_conns++; /* the loop counts it as accepted */
+    pthread_mutex_lock(&lp->amu);
+    if (lp->atail != NULL)
+        lp->atail->next = h;
+    else
+        lp->ahead = h;
+    lp->atail = h;
+    pthread_mutex_unlock(&lp->amu);
+    event_active(lp->ev_adopt, EV_READ, 0);
+}
+
+/* A loop's thread: adopts the sockets handed to it and applies new limits. */
+static void adopt_cb(evutil_socket_t fd, short what, void *arg)
+{
+    eng_server *s = arg;
+    handoff *list, *h;
+    eng_limits lim;
+    int have_limits;
+
+    (void)fd;
+    (void)what;
+    pthread_mutex_lock(&s->amu);
+    list = s->ahead;
+    s->ahead = s->atail = NULL;
+    have_limits = s->limits_pending;
+    lim = s->new_limits;
+    s->limits_pending = 0;
+    pthread_mutex_unlock(&s->amu);
+    if (have_limits)
+        eng_server_set_limits(s, &lim);
+    while ((h = list) != NULL) {
+        list = h->next;
+        if (s->draining) {
+            close(h->fd);
+            s->owner->n_conns--;
+        } else {
+            conn_new(s, h->fd, h->proto,
+                     h->alen > 0 ? (const struct sockaddr *)&h->addr : NULL,
+                     (int)h->alen, h->where);
+        }
+        free(h);
+    }
+    server_maybe_finish(s);
+}
+
 /* Accepts a connection, or closes it at once over max_connections. */
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
                       struct sockaddr *addr, int alen, void *arg)
 {
     lsn *ls = arg;
     eng_server *s = ls->s;
-    conn *c = NULL;
     int one = 1;
 
     (void)l;
@@ -1006,11 +1139,23 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     if (addr != NULL && (addr->sa_family == AF_INET ||
                          addr->sa_family == AF_INET6))
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    c = calloc(1, sizeof *c);
+    if (s->n_loops > 0) {
+        handoff_conn(s, fd, ls, addr, alen);
+        return;
+    }
+    conn_new(s, fd, ls->proto, addr, alen, ls->addr);
+}
+
+/* Serves an accepted socket on s's loop (s's thread). */
+static void conn_new(eng_server *s, evutil_socket_t fd, int proto,
+                     const struct sockaddr *addr, int alen, const char *where)
+{
+    conn *c = calloc(1, sizeof *c);
+
     if (c == NULL)
         goto fail;
     c->s = s;
-    c->proto = ls->proto;
+    c->proto = proto;
     c->refs = 1;
     eng_sockaddr_print(addr, (socklen_t)alen, c->peer, sizeof c->peer);
     c->timer = evtimer_new(s->base, conn_timer_cb, c);
@@ -1029,7 +1174,9 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     conn_after(c);
     return;
 fail:
-    tlog(TLOG_ERROR, "out of memory accepting a connection on %s", ls->addr);
+    tlog(TLOG_ERROR, "out of memory accepting a connection on %s", where);
+    if (s->owner != NULL)
+        s->owner->n_conns--;
     if (c != NULL && c->bev != NULL)
         bufferevent_free(c->bev); /* closes fd */
     else
@@ -1111,8 +1258,11 @@ eng_server *eng_server_new(const eng_server_config *cfg,
     pthread_mutex_init(&s->qmu, NULL);
     pthread_cond_init(&s->qcv, NULL);
     pthread_mutex_init(&s->dmu, NULL);
+    pthread_mutex_init(&s->amu, NULL);
     s->cb = *cb;
     s->workers = cfg->workers;
+    s->n_loops = cfg->io_loops < 0 ? 0 : cfg->io_loops > 256 ? 256
+                                                              : cfg->io_loops;
     limits_normalise(&s->limits, &cfg->limits);
     if (cfg->n_listen > 0) {
         s->specs = calloc(cfg->n_listen, sizeof *s->specs);
@@ -1133,6 +1283,74 @@ fail:
     return NULL;
 }
 
+/* Creates the event base and the events every server has. */
+static int server_base(eng_server *s)
+{
+    s->base = event_base_new();
+    if (s->base == NULL)
+        return -1;
+    s->ev_stop = event_new(s->base, -1, 0, stop_cb, s);
+    s->ev_done = event_new(s->base, -1, 0, done_cb, s);
+    s->ev_grace = evtimer_new(s->base, grace_cb, s);
+    s->ev_adopt = event_new(s->base, -1, 0, adopt_cb, s);
+    return s->ev_stop && s->ev_done && s->ev_grace && s->ev_adopt ? 0 : -1;
+}
+
+/* io_loops: the owner's loop servers (threads start in eng_server_run). */
+static int loops_create(eng_server *s)
+{
+    s->loops = calloc((size_t)s->n_loops, sizeof *s->loops);
+    if (s->loops == NULL)
+        return -1;
+    for (int i = 0; i < s->n_loops; i++) {
+        eng_server *lp = calloc(1, sizeof *lp);
+        if (lp == NULL)
+            return -1;
+        s->loops[i] = lp;
+        pthread_mutex_init(&lp->qmu, NULL);
+        pthread_cond_init(&lp->qcv, NULL);
+        pthread_mutex_init(&lp->dmu, NULL);
+        pthread_mutex_init(&lp->amu, NULL);
+        lp->cb = s->cb;
+        lp->limits = s->limits;
+        lp->owner = s;
+        lp->inline_req = 1;
+        if (server_base(lp) != 0)
+            return -1;
+        lp->started = 1;
+    }
+    return 0;
+}
+
+/* A loop's thread: serves the connections handed to it until stopped. */
+static void *loop_main(void *arg)
+{
+    eng_server *s = arg;
+    handoff *h;
+
+    if (atomic_load(&s->stop_requested))
+        event_active(s->ev_stop, EV_READ, 0);
+    event_base_loop(s->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    if (!s->draining)
+        server_begin_shutdown(s);
+    pthread_mutex_lock(&s->dmu);
+    jobs_drop(s, s->dhead);
+    s->dhead = s->dtail = NULL;
+    pthread_mutex_unlock(&s->dmu);
+    while (s->conns != NULL)
+        conn_close(s->conns, "shutdown");
+    pthread_mutex_lock(&s->amu);
+    while ((h = s->ahead) != NULL) {
+        s->ahead = h->next;
+        close(h->fd);
+        s->owner->n_conns--;
+        free(h);
+    }
+    s->atail = NULL;
+    pthread_mutex_unlock(&s->amu);
+    return NULL;
+}
+
 /* Creates the event base and binds every listener; 0 or -1 with err. */
 int eng_server_start(eng_server *s, char *err, size_t err_len)
 {
@@ -1142,18 +1360,11 @@ int eng_server_start(eng_server *s, char *err, size_t err_len)
         snprintf(err, err_len, "server already started");
         return -1;
     }
-    s->base = event_base_new();
-    if (s->base == NULL) {
-        snprintf(err, err_len, "cannot create the event loop");
-        return -1;
-    }
-    s->ev_stop = event_new(s->base, -1, 0, stop_cb, s);
-    s->ev_done = event_new(s->base, -1, 0, done_cb, s);
-    s->ev_grace = evtimer_new(s->base, grace_cb, s);
     s->lsns = calloc(s->n_specs ? s->n_specs : 1, sizeof *s->lsns);
-    if (s->ev_stop == NULL || s->ev_done == NULL || s->ev_grace == NULL ||
-        s->lsns == NULL) {
-        snprintf(err, err_len, "out of memory");
+    if (server_base(s) != 0 || s->lsns == NULL ||
+        (s->n_loops > 0 && loops_create(s) != 0)) {
+        snprintf(err, err_len, "cannot create the event loops: out of "
+                               "memory");
         return -1;
     }
     s->started = 1;
@@ -1211,9 +1422,12 @@ static void server_begin_shutdown(eng_server *s)
     if (s->draining)
         return;
     s->draining = 1;
-    tlog(TLOG_INFO, "shutting down: %d connections, %d requests in flight",
-         s->n_conns, s->inflight);
+    if (s->owner == NULL)
+        tlog(TLOG_INFO, "shutting down: %d connections, %d requests in "
+                        "flight", (int)s->n_conns, (int)s->inflight);
     listeners_free(s);
+    for (int i = 0; i < s->n_loops; i++)
+        eng_server_stop(s->loops[i]);
     for (c = s->conns; c != NULL; c = next) {
         next = c->next;
         /* Only c itself can be closed here, so next stays valid. */
@@ -1239,7 +1453,7 @@ static void grace_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     tlog(TLOG_WARN, "shutdown timeout: giving up on %d connections and %d "
-         "requests", s->n_conns, s->inflight);
+         "requests", (int)s->n_conns, (int)s->inflight);
     event_base_loopbreak(s->base);
 }
 
@@ -1265,6 +1479,8 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     }
     if (s->draining) {
         tlog(TLOG_WARN, "second signal %d: stopping now", (int)sig);
+        for (int i = 0; i < s->n_loops; i++)
+            event_base_loopbreak(s->loops[i]->base); /* thread-safe */
         event_base_loopbreak(s->base);
         return;
     }
@@ -1296,6 +1512,36 @@ static int workers_start(eng_server *s)
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return s->n_threads > 0 ? 0 : -1;
+}
+
+/* io_loops: starts each loop's thread with every signal blocked. */
+static int loops_start(eng_server *s)
+{
+    sigset_t all, old;
+
+    s->loop_threads = calloc((size_t)s->n_loops, sizeof *s->loop_threads);
+    if (s->loop_threads == NULL)
+        return -1;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    for (int i = 0; i < s->n_loops; i++) {
+        if (pthread_create(&s->loop_threads[i], NULL, loop_main,
+                           s->loops[i]) != 0)
+            break;
+        s->n_loop_threads++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return s->n_loop_threads == s->n_loops ? 0 : -1;
+}
+
+/* Stops the loops (each drains within shutdown_timeout_ms) and joins. */
+static void loops_join(eng_server *s)
+{
+    for (int i = 0; i < s->n_loops; i++)
+        eng_server_stop(s->loops[i]);
+    for (int i = 0; i < s->n_loop_threads; i++)
+        pthread_join(s->loop_threads[i], NULL);
+    s->n_loop_threads = 0;
 }
 
 /* Stops and joins the workers; queued jobs are dropped. */
@@ -1342,11 +1588,19 @@ int eng_server_run(eng_server *s)
         if (s->ev_sig[i] == NULL || evsignal_add(s->ev_sig[i], NULL) != 0)
             goto done;
     }
-    if (workers_start(s) != 0) {
+    if (s->n_loops > 0) {
+        if (loops_start(s) != 0) {
+            tlog(TLOG_ERROR, "cannot start event-loop threads");
+            goto done;
+        }
+        tlog(TLOG_INFO, "serving with %d event loops (io_loops), requests "
+                        "handled on their loop's thread", s->n_loop_threads);
+    } else if (workers_start(s) != 0) {
         tlog(TLOG_ERROR, "cannot start worker threads");
         goto done;
+    } else {
+        tlog(TLOG_INFO, "serving with %d worker threads", s->n_threads);
     }
-    tlog(TLOG_INFO, "serving with %d worker threads", s->n_threads);
     /* A stop asked for before the loop runs is handled inside it (a
      * loopbreak issued before event_base_loop would be forgotten). */
     if (atomic_load(&s->stop_requested))
@@ -1356,6 +1610,7 @@ int eng_server_run(eng_server *s)
 done:
     if (!s->draining)
         server_begin_shutdown(s);
+    loops_join(s);
     workers_stop(s);
     pthread_mutex_lock(&s->qmu);
     jobs_drop(s, s->qhead);
@@ -1387,10 +1642,19 @@ void eng_server_stop(eng_server *s)
         event_active(s->ev_stop, EV_READ, 0);
 }
 
-/* Replaces the limits; I/O thread only. */
+/* Replaces the limits; I/O thread only (an owner passes them on to its
+ * loops, which apply them on their own threads). */
 void eng_server_set_limits(eng_server *s, const eng_limits *limits)
 {
     limits_normalise(&s->limits, limits);
+    for (int i = 0; i < s->n_loops; i++) {
+        eng_server *lp = s->loops[i];
+        pthread_mutex_lock(&lp->amu);
+        lp->new_limits = *limits;
+        lp->limits_pending = 1;
+        pthread_mutex_unlock(&lp->amu);
+        event_active(lp->ev_adopt, EV_READ, 0);
+    }
     for (conn *c = s->conns; c != NULL; c = c->next)
         if (!c->lingering)
             bufferevent_setwatermark(c->bev, EV_READ, 0,
@@ -1412,8 +1676,14 @@ void eng_server_free(eng_server *s)
             event_free(s->ev_done);
         if (s->ev_grace != NULL)
             event_free(s->ev_grace);
+        if (s->ev_adopt != NULL)
+            event_free(s->ev_adopt);
         event_base_free(s->base);
     }
+    for (int i = 0; s->loops != NULL && i < s->n_loops; i++)
+        eng_server_free(s->loops[i]);
+    free(s->loops);
+    free(s->loop_threads);
     free(s->lsns);
     free(s->threads);
     for (size_t i = 0; i < s->n_specs; i++)
@@ -1422,5 +1692,6 @@ void eng_server_free(eng_server *s)
     pthread_mutex_destroy(&s->qmu);
     pthread_cond_destroy(&s->qcv);
     pthread_mutex_destroy(&s->dmu);
+    pthread_mutex_destroy(&s->amu);
     free(s);
 }

@@ -3,11 +3,14 @@
  * and the length-prefixed frame protocol, all on libevent, plus the worker
  * pool that runs requests off the I/O thread.
  *
- * Threading: one I/O thread runs the event loop (accept, read, parse,
- * write).  Complete requests are queued to `workers` threads which call
- * callbacks.handle(); its answer is handed back to the I/O thread and
+ * Threading (default): one I/O thread runs the event loop (accept, read,
+ * parse, write).  Complete requests are queued to `workers` threads which
+ * call callbacks.handle(); its answer is handed back to the I/O thread and
  * written.  A slow signature therefore never delays accepting or reading
- * other connections.
+ * other connections.  With io_loops = N the accepting thread hands each
+ * connection to one of N event-loop threads that run handle() themselves:
+ * faster on few cores, at the price that a request delays the other
+ * connections of its loop (never accepting, never the other loops).
  */
 #ifndef ENG_TRANSPORT_H
 #define ENG_TRANSPORT_H
@@ -76,6 +79,12 @@ typedef struct eng_server_config {
     size_t n_listen;
     eng_limits limits;
     int workers; /* worker threads; 0 = number of online CPUs */
+    /* 0: one I/O thread plus the worker pool.  N > 0: the listening
+     * thread only accepts, and hands each connection (round robin) to one
+     * of N event loops, each on its own thread, which reads, handles and
+     * answers its connections' requests itself (no hand-off between
+     * threads; a request delays only the connections of its own loop). */
+    int io_loops;
 } eng_server_config;
 
 typedef struct eng_server eng_server;

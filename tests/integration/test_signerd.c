@@ -183,6 +183,8 @@ static pid_t spawn(const char *const *argv, const char *log)
 
 static char signerd_path[512], plugin_dir[512];
 
+static const char *io_loops_arg; /* "2" for the io_loops suite */
+
 static int start_daemon(void)
 {
     char l1[64], l2[64], l3[600], log[600];
@@ -203,6 +205,10 @@ static int start_daemon(void)
     argv[n++] = l3;
     argv[n++] = "--plugin-dir";
     argv[n++] = plugin_dir;
+    if (io_loops_arg != NULL) {
+        argv[n++] = "--io-loops";
+        argv[n++] = io_loops_arg;
+    }
     argv[n] = NULL;
     daemon_pid = spawn(argv, log);
     /* Bounded wait for /healthz. */
@@ -550,6 +556,28 @@ static void test_sigterm(void)
         daemon_pid = -1;
 }
 
+/* The same daemon again with two event loops handling requests inline. */
+static int io_loops_suite_init(void)
+{
+    stop_daemon();
+    io_loops_arg = "2";
+    return start_daemon() == 0 ? 0 : 1;
+}
+
+static void test_io_loops_log(void)
+{
+    char log[600], buf[65536];
+    size_t n = 0;
+    FILE *f;
+    snprintf(log, sizeof log, "%s/signerd.log", dir);
+    f = fopen(log, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "serving with 2 event loops"));
+}
+
 int main(void)
 {
     CU_pSuite s;
@@ -588,6 +616,14 @@ int main(void)
     TU_ADD(s, test_frames_unix);
     TU_ADD(s, test_check_config);
     TU_ADD(s, test_process_hygiene);
+    TU_ADD(s, test_sigterm);
+    s = CU_add_suite("signerd_io_loops", io_loops_suite_init, NULL);
+    TU_ADD(s, test_io_loops_log);
+    TU_ADD(s, test_health_and_metrics);
+    TU_ADD(s, test_http_ops);
+    TU_ADD(s, test_http_keepalive_pipelined);
+    TU_ADD(s, test_frames_tcp);
+    TU_ADD(s, test_frames_unix);
     TU_ADD(s, test_sigterm);
     rc = tu_run();
     stop_daemon();

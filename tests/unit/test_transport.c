@@ -332,9 +332,14 @@ static int fake_ready(void *ctx)
     return !atomic_load(&not_ready);
 }
 
+static eng_server *reload_server;    /* set: SIGHUP applies reload_limits */
+static eng_limits reload_limits;
+
 static void fake_reload(void *ctx)
 {
     (void)ctx;
+    if (reload_server != NULL)
+        eng_server_set_limits(reload_server, &reload_limits);
     atomic_fetch_add(&reloads, 1);
 }
 
@@ -358,6 +363,22 @@ typedef struct harness {
 } harness;
 
 static harness H;
+
+/* 0: I/O thread + workers; 2: the io_loops suite (each server test again
+ * with two event loops that handle requests inline). */
+static int g_io_loops;
+
+static int io_loops_on(void)
+{
+    g_io_loops = 2;
+    return 0;
+}
+
+static int io_loops_off(void)
+{
+    g_io_loops = 0;
+    return 0;
+}
 
 static void *run_thread(void *arg)
 {
@@ -398,6 +419,7 @@ static int harness_start(const eng_limits *limits, int workers)
     cfg.n_listen = 4;
     cfg.limits = *limits;
     cfg.workers = workers;
+    cfg.io_loops = g_io_loops;
     H.s = eng_server_new(&cfg, &cb);
     if (H.s == NULL)
         return -1;
@@ -935,9 +957,13 @@ static void test_frames_pipelined(void)
         id = atoi(p + 6);
         CU_ASSERT_FATAL(id >= 0 && id < 10);
         seen[id]++;
-        /* the slow one (id 0) is not first: answers go out as they complete */
-        if (i == 0)
+        /* the slow one (id 0) is not first: answers go out as they
+         * complete (with io_loops a connection's requests run one after
+         * the other on its loop, so they complete in order) */
+        if (i == 0 && g_io_loops == 0)
             CU_ASSERT_NOT_EQUAL(id, 0);
+        if (g_io_loops > 0)
+            CU_ASSERT_EQUAL(id, i);
     }
     for (int i = 0; i < 10; i++)
         CU_ASSERT_EQUAL(seen[i], 1);
@@ -964,6 +990,66 @@ static void test_frames_pipelined(void)
     CU_ASSERT_FATAL(cl_frame(&c, out, sizeof out) > 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "{\"id\":\"abc\"}"));
     cl_close(&c);
+    harness_stop();
+}
+
+/* io_loops: /metrics counts the requests of every loop; limits changed on
+ * SIGHUP reach every loop. */
+static void test_loops_metrics_and_reload(void)
+{
+    eng_limits l = test_limits();
+    client c[4];
+    resp r;
+    char *big = malloc(6000), *req = NULL;
+    uint64_t t0;
+
+    CU_ASSERT_FATAL(big != NULL);
+    CU_ASSERT_FATAL(harness_start(&l, 1) == 0);
+    /* four connections (two per loop, round robin), a request each */
+    for (int i = 0; i < 4; i++) {
+        CU_ASSERT_FATAL(cl_tcp(&c[i], http_port()) == 0);
+        CU_ASSERT(cl_sends(&c[i], "POST / HTTP/1.1\r\nContent-Length: 2\r\n"
+                                  "\r\n{}") == 0);
+        CU_ASSERT_FATAL(cl_http(&c[i], &r) == 0);
+        CU_ASSERT_EQUAL(r.status, 200);
+    }
+    CU_ASSERT(cl_sends(&c[0], "GET /metrics HTTP/1.1\r\n\r\n") == 0);
+    CU_ASSERT_FATAL(cl_http(&c[0], &r) == 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "signer_transport_connections 4\n"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(r.body, "signer_transport_connections_accepted_total 4\n"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(r.body, "signer_transport_requests_total{proto=\"http\"} 4\n"));
+    /* a 5000-byte body is over max_body (4096) on every loop ... */
+    memset(big, ' ', 5000);
+    big[0] = '{';
+    big[4999] = '}';
+    big[5000] = '\0';
+    CU_ASSERT(asprintf(&req, "POST / HTTP/1.1\r\nContent-Length: 5000\r\n"
+                             "\r\n%s", big) > 0);
+    CU_ASSERT(cl_sends(&c[1], req) == 0);
+    CU_ASSERT_FATAL(cl_http(&c[1], &r) == 0);
+    CU_ASSERT_EQUAL(r.status, 413);
+    /* ... until a reload raises it: then both loops take it */
+    reload_limits = l;
+    reload_limits.max_body = 8192;
+    reload_server = H.s;
+    atomic_store(&reloads, 0);
+    kill(getpid(), SIGHUP);
+    t0 = mono_ms();
+    while (atomic_load(&reloads) < 1 && mono_ms() - t0 < 2000)
+        sleep_ms(5);
+    CU_ASSERT_EQUAL(atomic_load(&reloads), 1);
+    for (int i = 2; i < 4; i++) {
+        CU_ASSERT(cl_sends(&c[i], req) == 0);
+        CU_ASSERT_FATAL(cl_http(&c[i], &r) == 0);
+        CU_ASSERT_EQUAL(r.status, 200);
+    }
+    reload_server = NULL;
+    for (int i = 0; i < 4; i++)
+        cl_close(&c[i]);
+    free(req);
+    free(big);
     harness_stop();
 }
 
@@ -1389,5 +1475,23 @@ int main(void)
     TU_ADD(srv, test_signals);
     TU_ADD(srv, test_start_errors);
     TU_ADD(srv, test_vsock_listen);
+    srv = CU_add_suite("transport_server_io_loops", io_loops_on, io_loops_off);
+    TU_ADD(srv, test_http_post_keepalive);
+    TU_ADD(srv, test_http_pipelined);
+    TU_ADD(srv, test_http_half_close);
+    TU_ADD(srv, test_http_ops_routes);
+    TU_ADD(srv, test_http_limits);
+    TU_ADD(srv, test_slow_does_not_block);
+    TU_ADD(srv, test_frames_pipelined);
+    TU_ADD(srv, test_loops_metrics_and_reload);
+    /* not here: frames_max_pipeline and max_inflight, which need requests
+     * waiting for a free worker; a loop runs one request at a time */
+    TU_ADD(srv, test_slowloris);
+    TU_ADD(srv, test_idle_and_silent);
+    TU_ADD(srv, test_write_timeout);
+    TU_ADD(srv, test_max_connections);
+    TU_ADD(srv, test_disconnect_in_flight);
+    TU_ADD(srv, test_unix_http_and_shutdown_drain);
+    TU_ADD(srv, test_signals);
     return tu_run();
 }
