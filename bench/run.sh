@@ -8,8 +8,12 @@
 #   (a)  raw libsecp256k1 sign_recoverable ops/s on one core, online CPUs
 #   (b)  sign_transaction through eng_dispatch in-process, key cache cold/warm
 #   (c)  signerd over HTTP (signer-bench, keep-alive, closed loop)
+#   (c2) the same with io_loops = online CPUs (requests signed on the loops)
+#   (c3) (c2) with the eth plugin's verify_signatures = false (for comparison
+#        only: the shipped config keeps the recovery check on)
 #   (d)  anvil's eth_signTransaction with an unlocked dev account, same client,
-#        same concurrency and duration; (c) and (d) alternate, medians kept
+#        same concurrency and duration; (c), (c2), (c3) and (d) alternate,
+#        medians kept
 #   (c') signerd at a fixed rate of half its measured peak: p99
 #   (e)  100,000 keys: sign latency in-process and over HTTP, signerd's RSS
 # and prints one table with the targets and PASS/FAIL marks.
@@ -65,6 +69,8 @@ done
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/signer-bench.XXXXXX") || exit 1
 signerd_pid=
 anvil_pid=
+loops_pid=
+nv_pid=
 failed=0
 
 stop_pid() {
@@ -84,8 +90,12 @@ stop_pid() {
 cleanup() {
     stop_pid "$signerd_pid"
     stop_pid "$anvil_pid"
+    stop_pid "$loops_pid"
+    stop_pid "$nv_pid"
     signerd_pid=
     anvil_pid=
+    loops_pid=
+    nv_pid=
     if [ "${BENCH_KEEP:-0}" = 1 ]; then
         echo "bench: kept $tmp"
     else
@@ -137,14 +147,17 @@ wait_http() {
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 
-# start_signerd DATADIR: sets signerd_pid and SPORT
+# start_signerd DATADIR [CONFIG [signerd options]]: sets signerd_pid and SPORT
 start_signerd() {
+    sdir=$1
+    sconf=${2:-$CONF}
+    [ $# -ge 2 ] && shift 2 || shift $#
     try=0
     while [ $try -lt 5 ]; do
         SPORT=$(free_port) || return 1
-        "$SIGNERD" -c "$CONF" --listen "http=127.0.0.1:$SPORT" \
-            --data-dir "$1" --plugin-dir "$PLUGDIR" --workers 0 \
-            --log-level warn >>"$tmp/signerd.log" 2>&1 &
+        "$SIGNERD" -c "$sconf" --listen "http=127.0.0.1:$SPORT" \
+            --data-dir "$sdir" --plugin-dir "$PLUGDIR" --workers 0 \
+            --log-level warn "$@" >>"$tmp/signerd.log" 2>&1 &
         signerd_pid=$!
         if wait_http "http://127.0.0.1:$SPORT/healthz" /dev/null -m GET; then
             return 0
@@ -222,6 +235,29 @@ if [ -z "$KEY_ID" ]; then
     exit 1
 fi
 say "bench: imported key $KEY_ID"
+
+# (c2) the same with io_loops = cores, and (c3) that with the recovery
+# check off: two more signerd on the same data directory, idle while the
+# others run
+main_pid=$signerd_pid
+MAIN_PORT=$SPORT
+sed 's/verify_signatures = true;/verify_signatures = false;/' "$CONF" \
+    >"$tmp/noverify.conf"
+LURL= NURL=
+if start_signerd "$tmp/signerd-data" "$CONF" --io-loops "$cpus"; then
+    loops_pid=$signerd_pid
+    LURL=http://127.0.0.1:$SPORT/
+else
+    failed=1
+fi
+if start_signerd "$tmp/signerd-data" "$tmp/noverify.conf" --io-loops "$cpus"; then
+    nv_pid=$signerd_pid
+    NURL=http://127.0.0.1:$SPORT/
+else
+    failed=1
+fi
+signerd_pid=$main_pid
+SPORT=$MAIN_PORT
 
 ANVIL_BIN=$(find_anvil)
 if [ -z "$ANVIL_BIN" ] && command -v npm >/dev/null 2>&1 &&
@@ -303,6 +339,16 @@ while [ $r -le "$ROUNDS" ]; do
     run_bench "c.signerd.$r" "$tmp/c.jsonl" "$signerd_pid" --url "$SURL" -c "$CONNS" \
         -d "$DUR" -w "$WARM" --key-id "$KEY_ID" --secret "$SECRET" \
         --chain-id "$CHAIN_ID" --expect '"enclave_status":200'
+    if [ -n "$LURL" ]; then
+        run_bench "c2.loops.$r" "$tmp/c2.jsonl" "$loops_pid" --url "$LURL" -c "$CONNS" \
+            -d "$DUR" -w "$WARM" --key-id "$KEY_ID" --secret "$SECRET" \
+            --chain-id "$CHAIN_ID" --expect '"enclave_status":200'
+    fi
+    if [ -n "$NURL" ]; then
+        run_bench "c3.noverify.$r" "$tmp/c3.jsonl" "$nv_pid" --url "$NURL" -c "$CONNS" \
+            -d "$DUR" -w "$WARM" --key-id "$KEY_ID" --secret "$SECRET" \
+            --chain-id "$CHAIN_ID" --expect '"enclave_status":200'
+    fi
     if [ -n "$AURL" ]; then
         run_bench "d.anvil.$r" "$tmp/d.jsonl" "$anvil_pid" --url "$AURL" -c "$CONNS" \
             -d "$DUR" -w "$WARM" -b "$tmp/anvil_sign.json" --jsonrpc
@@ -313,6 +359,21 @@ C=$(sed -n 's/.*"ops_per_s":\([0-9.]*\).*/\1/p' "$tmp/c.jsonl" | median)
 C_P50=$(sed -n 's/.*"p50":\([0-9]*\).*/\1/p' "$tmp/c.jsonl" | median)
 C_P99=$(sed -n 's/.*"p99":\([0-9]*\).*/\1/p' "$tmp/c.jsonl" | median)
 C_CPU=$(median <"$tmp/c.jsonl.cpu" 2>/dev/null)
+C2= C2_P99= C2_CPU= C3= C3_P99= C3_CPU=
+if [ -s "$tmp/c2.jsonl" ]; then
+    C2=$(sed -n 's/.*"ops_per_s":\([0-9.]*\).*/\1/p' "$tmp/c2.jsonl" | median)
+    C2_P99=$(sed -n 's/.*"p99":\([0-9]*\).*/\1/p' "$tmp/c2.jsonl" | median)
+    C2_CPU=$(median <"$tmp/c2.jsonl.cpu")
+fi
+if [ -s "$tmp/c3.jsonl" ]; then
+    C3=$(sed -n 's/.*"ops_per_s":\([0-9.]*\).*/\1/p' "$tmp/c3.jsonl" | median)
+    C3_P99=$(sed -n 's/.*"p99":\([0-9]*\).*/\1/p' "$tmp/c3.jsonl" | median)
+    C3_CPU=$(median <"$tmp/c3.jsonl.cpu")
+fi
+stop_pid "$loops_pid"
+stop_pid "$nv_pid"
+loops_pid=
+nv_pid=
 D= D_P50= D_P99= D_CPU=
 if [ -s "$tmp/d.jsonl" ]; then
     D_CPU=$(median <"$tmp/d.jsonl.cpu")
@@ -375,6 +436,8 @@ anvil_pid=
 awk -v a="$A" -v a_us="$A_US" -v rec_us="$REC_US" -v cpus="$cpus" \
     -v bc="$BC" -v bw="$BW" -v bn="$BN" -v bc50="$BC_P50" -v bw50="$BW_P50" \
     -v c="$C" -v c50="$C_P50" -v c99="$C_P99" \
+    -v c2="$C2" -v c2p99="$C2_P99" -v c2cpu="$C2_CPU" \
+    -v c3="$C3" -v c3p99="$C3_P99" -v c3cpu="$C3_CPU" \
     -v d="$D" -v d50="$D_P50" -v d99="$D_P99" -v ccpu="$C_CPU" -v dcpu="$D_CPU" \
     -v half="$HALF" -v h50="$HALF_P50" -v h99="$HALF_P99" -v hops="$HALF_OPS" \
     -v rss1="$RSS1" -v rssn="$RSSN" -v kn="$K_N" -v kcreate="$K_CREATE" \
@@ -400,6 +463,10 @@ BEGIN {
     printf "%-44s %18s\n", sprintf("(c) signerd HTTP, -c %d, median of %d", conns, rounds), num(c, "%.0f ops/s")
     printf "%-44s %18s\n", "    p50 / p99", ms(c50) " / " ms(c99)
     printf "%-44s %18s\n", "    signerd CPU per request (all threads)", num(ccpu, "%.1f us")
+    printf "%-44s %18s\n", sprintf("(c2) same, io_loops = %d", cpus), num(c2, "%.0f ops/s")
+    printf "%-44s %18s\n", "    p99 / signerd CPU per request", ms(c2p99) " / " num(c2cpu, "%.1f us")
+    printf "%-44s %18s\n", "(c3) io_loops, verify_signatures = false", num(c3, "%.0f ops/s")
+    printf "%-44s %18s\n", "    p99 / signerd CPU per request", ms(c3p99) " / " num(c3cpu, "%.1f us")
     printf "%-44s %18s\n", sprintf("(d) anvil eth_signTransaction, -c %d", conns), num(d, "%.0f ops/s")
     printf "%-44s %18s\n", "    p50 / p99", ms(d50) " / " ms(d99)
     printf "%-44s %18s\n", "    anvil CPU per request (all threads)", num(dcpu, "%.1f us")
@@ -414,6 +481,8 @@ BEGIN {
     printf "%-44s %18s %9s %6s\n", "    signerd RSS with N keys (after e)", num(rssn == "" ? "" : rssn / 1024, "%.1f MiB"), "< 32 MiB", mark(rssn != "" && rssn < 32768, rssn != "")
     print "-----------------------------------------------------------------------------"
     printf "%-44s %18s %9s %6s\n", "(c)/(d)   signerd vs anvil", (c != "" && d > 0) ? sprintf("%.2f", c / d) : "n/a", ">= 1.5", mark(c != "" && d > 0 && c / d >= 1.5, c != "" && d > 0)
+    printf "%-44s %18s\n", "(c2)/(d)  io_loops vs anvil", (c2 != "" && d > 0) ? sprintf("%.2f", c2 / d) : "n/a"
+    printf "%-44s %18s\n", "(c3)/(d)  io_loops, no recovery, vs anvil", (c3 != "" && d > 0) ? sprintf("%.2f", c3 / d) : "n/a"
     printf "%-44s %18s %9s %6s\n", "(b)/(a)   dispatcher (warm) vs raw sign", (bw != "" && a > 0) ? sprintf("%.2f", bw / a) : "n/a", ">= 0.8", mark(bw != "" && a > 0 && bw / a >= 0.8, bw != "" && a > 0)
     printf "%-44s %18s\n", "(b)/(a)   same, verify_signatures = false", (bn != "" && a > 0) ? sprintf("%.2f", bn / a) : "n/a"
     printf "%-44s %18s\n", "(b)/(a)   dispatcher (cold) vs raw sign", (bc != "" && a > 0) ? sprintf("%.2f", bc / a) : "n/a"
@@ -425,7 +494,7 @@ BEGIN {
 table_rc=$?
 
 cp "$tmp/bench_sign.jsonl" "$BUILDDIR/bench-results.jsonl" 2>/dev/null &&
-    cat "$tmp/c.jsonl" "$tmp/d.jsonl" "$tmp/half.jsonl" "$tmp/e.jsonl" \
+    cat "$tmp/c.jsonl" "$tmp/c2.jsonl" "$tmp/c3.jsonl" "$tmp/d.jsonl" "$tmp/half.jsonl" "$tmp/e.jsonl" \
         >>"$BUILDDIR/bench-results.jsonl" 2>/dev/null
 say "bench: raw results in $BUILDDIR/bench-results.jsonl"
 
