@@ -544,12 +544,39 @@ static void job_free(job *j)
     free(j);
 }
 
+/* Runs a job's handler, wipes its body (it may hold secrets) and queues
+ * the answer for done_cb; 1 if the completion queue was empty before. */
+static int job_run(eng_server *s, job *j)
+{
+    int was_empty;
+
+    j->next = NULL;
+    j->resp = NULL;
+    j->resp_len = 0;
+    j->status = 500;
+    if (s->cb.handle != NULL)
+        j->status = s->cb.handle(s->cb.ctx, &j->req, &j->resp, &j->resp_len);
+    if (j->body != NULL) {
+        explicit_bzero(j->body, j->req.body_len);
+        free(j->body);
+        j->body = NULL;
+    }
+    pthread_mutex_lock(&s->dmu);
+    was_empty = s->dhead == NULL;
+    if (s->dtail != NULL)
+        s->dtail->next = j;
+    else
+        s->dhead = j;
+    s->dtail = j;
+    pthread_mutex_unlock(&s->dmu);
+    return was_empty;
+}
+
 /* Worker thread: takes jobs, runs the handler, hands answers back. */
 static void *worker_main(void *arg)
 {
     eng_server *s = arg;
     job *j;
-    int wake;
 
     for (;;) {
         pthread_mutex_lock(&s->qmu);
@@ -568,31 +595,9 @@ static void *worker_main(void *arg)
             s->qtail = NULL;
         pthread_mutex_unlock(&s->qmu);
 
-        j->next = NULL;
-        j->resp = NULL;
-        j->resp_len = 0;
-        j->status = 500;
-        if (s->cb.handle != NULL)
-            j->status = s->cb.handle(s->cb.ctx, &j->req, &j->resp,
-                                     &j->resp_len);
-        /* The request body may hold secrets: drop it before queueing. */
-        if (j->body != NULL) {
-            explicit_bzero(j->body, j->req.body_len);
-            free(j->body);
-            j->body = NULL;
-        }
-
         /* Wake the I/O thread only when the queue goes from empty to not
          * empty: a non-empty queue already has its wake-up pending. */
-        pthread_mutex_lock(&s->dmu);
-        wake = s->dhead == NULL;
-        if (s->dtail != NULL)
-            s->dtail->next = j;
-        else
-            s->dhead = j;
-        s->dtail = j;
-        pthread_mutex_unlock(&s->dmu);
-        if (wake)
+        if (job_run(s, j))
             event_active(s->ev_done, EV_READ, 0);
     }
     return NULL;
@@ -636,21 +641,8 @@ static void job_submit(conn *c, char *body, size_t len, const char *operation,
     if (s->inline_req) {
         /* io_loops: handled here, answered from done_cb on this loop's
          * next turn (no thread hand-off, no wake-up) */
-        j->status = 500;
-        if (s->cb.handle != NULL)
-            j->status = s->cb.handle(s->cb.ctx, &j->req, &j->resp,
-                                     &j->resp_len);
-        explicit_bzero(j->body, j->req.body_len);
-        free(j->body);
-        j->body = NULL;
-        pthread_mutex_lock(&s->dmu);
-        if (s->dtail != NULL)
-            s->dtail->next = j;
-        else
-            s->dhead = j;
-        s->dtail = j;
-        pthread_mutex_unlock(&s->dmu);
-        event_active(s->ev_done, EV_READ, 0);
+        if (job_run(s, j))
+            event_active(s->ev_done, EV_READ, 0);
         return;
     }
     pthread_mutex_lock(&s->qmu);
