@@ -1437,9 +1437,38 @@ static void test_vsock_listen(void)
     eng_server_free(s);
 }
 
+enum { BOTH, POOL_ONLY, LOOPS_ONLY };
+#define ST(fn, where) {#fn, fn, where}
+static const struct server_test {
+    const char *name;
+    void (*fn)(void);
+    int where;
+} server_tests[] = {
+    ST(test_http_post_keepalive, BOTH),
+    ST(test_http_pipelined, BOTH),
+    ST(test_http_half_close, BOTH),
+    ST(test_http_ops_routes, BOTH),
+    ST(test_http_limits, BOTH),
+    ST(test_slow_does_not_block, BOTH),
+    ST(test_frames_pipelined, BOTH),
+    ST(test_loops_metrics_and_reload, LOOPS_ONLY),
+    ST(test_frames_max_pipeline, POOL_ONLY),
+    ST(test_slowloris, BOTH),
+    ST(test_idle_and_silent, BOTH),
+    ST(test_write_timeout, BOTH),
+    ST(test_max_inflight, POOL_ONLY),
+    ST(test_max_connections, BOTH),
+    ST(test_disconnect_in_flight, BOTH),
+    ST(test_unix_http_and_shutdown_drain, BOTH),
+    ST(test_signals, BOTH),
+    ST(test_start_errors, POOL_ONLY),
+    ST(test_vsock_listen, POOL_ONLY),
+};
+#undef ST
+
 int main(void)
 {
-    CU_pSuite p, srv;
+    CU_pSuite p, srv, loops;
 
     setvbuf(stdout, NULL, _IONBF, 0);
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -1456,42 +1485,18 @@ int main(void)
     TU_ADD(p, test_routes);
     TU_ADD(p, test_listen_parse);
     TU_ADD(p, test_limits_default);
+    /* every server test runs with the worker pool, and again with two
+     * io_loops except those marked pool_only (they need requests waiting
+     * for a free worker; a loop runs one request at a time) */
     srv = CU_add_suite("transport_server", NULL, NULL);
-    TU_ADD(srv, test_http_post_keepalive);
-    TU_ADD(srv, test_http_pipelined);
-    TU_ADD(srv, test_http_half_close);
-    TU_ADD(srv, test_http_ops_routes);
-    TU_ADD(srv, test_http_limits);
-    TU_ADD(srv, test_slow_does_not_block);
-    TU_ADD(srv, test_frames_pipelined);
-    TU_ADD(srv, test_frames_max_pipeline);
-    TU_ADD(srv, test_slowloris);
-    TU_ADD(srv, test_idle_and_silent);
-    TU_ADD(srv, test_write_timeout);
-    TU_ADD(srv, test_max_inflight);
-    TU_ADD(srv, test_max_connections);
-    TU_ADD(srv, test_disconnect_in_flight);
-    TU_ADD(srv, test_unix_http_and_shutdown_drain);
-    TU_ADD(srv, test_signals);
-    TU_ADD(srv, test_start_errors);
-    TU_ADD(srv, test_vsock_listen);
-    srv = CU_add_suite("transport_server_io_loops", io_loops_on, io_loops_off);
-    TU_ADD(srv, test_http_post_keepalive);
-    TU_ADD(srv, test_http_pipelined);
-    TU_ADD(srv, test_http_half_close);
-    TU_ADD(srv, test_http_ops_routes);
-    TU_ADD(srv, test_http_limits);
-    TU_ADD(srv, test_slow_does_not_block);
-    TU_ADD(srv, test_frames_pipelined);
-    TU_ADD(srv, test_loops_metrics_and_reload);
-    /* not here: frames_max_pipeline and max_inflight, which need requests
-     * waiting for a free worker; a loop runs one request at a time */
-    TU_ADD(srv, test_slowloris);
-    TU_ADD(srv, test_idle_and_silent);
-    TU_ADD(srv, test_write_timeout);
-    TU_ADD(srv, test_max_connections);
-    TU_ADD(srv, test_disconnect_in_flight);
-    TU_ADD(srv, test_unix_http_and_shutdown_drain);
-    TU_ADD(srv, test_signals);
+    loops = CU_add_suite("transport_server_io_loops", io_loops_on,
+                         io_loops_off);
+    for (size_t i = 0; i < sizeof server_tests / sizeof server_tests[0]; i++) {
+        const struct server_test *t = &server_tests[i];
+        if (t->where != LOOPS_ONLY)
+            CU_add_test(srv, t->name, t->fn);
+        if (t->where != POOL_ONLY)
+            CU_add_test(loops, t->name, t->fn);
+    }
     return tu_run();
 }
