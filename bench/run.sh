@@ -359,17 +359,20 @@ C=$(sed -n 's/.*"ops_per_s":\([0-9.]*\).*/\1/p' "$tmp/c.jsonl" | median)
 C_P50=$(sed -n 's/.*"p50":\([0-9]*\).*/\1/p' "$tmp/c.jsonl" | median)
 C_P99=$(sed -n 's/.*"p99":\([0-9]*\).*/\1/p' "$tmp/c.jsonl" | median)
 C_CPU=$(median <"$tmp/c.jsonl.cpu" 2>/dev/null)
-C2= C2_P99= C2_CPU= C3= C3_P99= C3_CPU=
-if [ -s "$tmp/c2.jsonl" ]; then
-    C2=$(sed -n 's/.*"ops_per_s":\([0-9.]*\).*/\1/p' "$tmp/c2.jsonl" | median)
-    C2_P99=$(sed -n 's/.*"p99":\([0-9]*\).*/\1/p' "$tmp/c2.jsonl" | median)
-    C2_CPU=$(median <"$tmp/c2.jsonl.cpu")
-fi
-if [ -s "$tmp/c3.jsonl" ]; then
-    C3=$(sed -n 's/.*"ops_per_s":\([0-9.]*\).*/\1/p' "$tmp/c3.jsonl" | median)
-    C3_P99=$(sed -n 's/.*"p99":\([0-9]*\).*/\1/p' "$tmp/c3.jsonl" | median)
-    C3_CPU=$(median <"$tmp/c3.jsonl.cpu")
-fi
+# medians FILE: "ops/s p99 cpu" medians over the rounds in FILE, or nothing
+medians() {
+    [ -s "$1" ] || return 0
+    printf '%s %s %s\n' \
+        "$(sed -n 's/.*"ops_per_s":\([0-9.]*\).*/\1/p' "$1" | median)" \
+        "$(sed -n 's/.*"p99":\([0-9]*\).*/\1/p' "$1" | median)" \
+        "$(median <"$1.cpu")"
+}
+read -r C2 C2_P99 C2_CPU <<EOF2
+$(medians "$tmp/c2.jsonl")
+EOF2
+read -r C3 C3_P99 C3_CPU <<EOF2
+$(medians "$tmp/c3.jsonl")
+EOF2
 stop_pid "$loops_pid"
 stop_pid "$nv_pid"
 loops_pid=
