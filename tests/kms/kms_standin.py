@@ -245,7 +245,7 @@ class Service:
     def authorize(self, policy, action, principal, context):
         if not kms_policy.allows(policy, action, principal, context):
             raise KmsError("AccessDeniedException",
-                           "User is not authorized to perform %s: the key policy does "
+                           "User is not authorized to perform %s: the policy does "
                            "not allow it in this request context" % action)
 
     def recipient(self, req):

@@ -450,12 +450,18 @@ class StandInTest(unittest.TestCase):
         workdir = os.environ.get("KMS_SDK_WORKDIR")
         if not workdir:
             self.skipTest("KMS_SDK_WORKDIR not set (run.sh sets it after npm ci)")
-        env = dict(os.environ, NODE_EXTRA_CA_CERTS=os.path.join(self.dir, "tls", "ca.pem"),
+        env = dict(os.environ, NODE_NO_WARNINGS="1", NODE_EXTRA_CA_CERTS=os.path.join(self.dir, "tls", "ca.pem"),
                    KMS_ENDPOINT="https://127.0.0.1:%d" % self.kms.port, KMS_REGION=REGION,
                    KMS_AKID=AKID, KMS_SECRET=SECRET, KMS_KEY_ID="2222-open")
         self.assertEqual(self.kms.test_post("/__reset", {})[0], 200)
-        r = subprocess.run(["node", os.path.join(workdir, "sdk_client.mjs")], env=env,
-                           capture_output=True, text=True, timeout=120)
+        allow = {"Statement": [{"Effect": "Allow", "Action": "kms:GenerateRandom"}]}
+        self.kms.test_post("/__policy", {"generate_random": True, "policy": allow})
+        try:
+            r = subprocess.run(["node", os.path.join(workdir, "sdk_client.mjs")], env=env,
+                               capture_output=True, text=True, timeout=120)
+        finally:
+            self.kms.test_post("/__policy", {"generate_random": True,
+                                             "policy": enclave_policy(PCR0.hex())})
         sys.stderr.write(r.stdout + r.stderr)
         self.assertEqual(r.returncode, 0)
         self.assertIn("sdk: 5 passed, 0 failed", r.stdout)
