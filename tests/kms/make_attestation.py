@@ -60,12 +60,14 @@ def _encode_map(fields, indefinite_map):
 
 def make_document(pki_dir, pcrs=None, public_key=None, nonce=None, user_data=None,
                   timestamp_ms=None, indefinite_map=False, tag=False,
-                  corrupt_signature=False):
+                  corrupt_signature=False, cabundle=None):
     """Returns the COSE_Sign1 bytes of an attestation document.
 
-    pcrs: dict index -> 48 bytes; public_key: SPKI DER bytes or None.
+    pcrs: dict index -> 48 bytes; public_key: SPKI DER bytes or None;
+    cabundle: list of DER certificates replacing the PKI's [root, inter].
     """
-    key, leaf, cabundle = load_pki(pki_dir)
+    key, leaf, own_bundle = load_pki(pki_dir)
+    cabundle = own_bundle if cabundle is None else cabundle
     all_pcrs = {i: bytes(48) for i in (0, 1, 2, 3, 4, 8)}
     all_pcrs.update(pcrs or {})
     payload = _encode_map({

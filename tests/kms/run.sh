@@ -87,6 +87,9 @@ else
     KMS_SDK_WORKDIR=$workdir
 fi
 export KMS_SDK_WORKDIR
+# Keep the source tree free of __pycache__.
+PYTHONDONTWRITEBYTECODE=1
+export PYTHONDONTWRITEBYTECODE
 
 run_py test_sigv4.py
 run_py test_standin.py -v

@@ -170,9 +170,10 @@ class StandInTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="kms-standin-test.")
-        for name in ("pki", "otherpki"):
+        # twinpki: same subject names as pki, other keys.
+        for name, subject in (("pki", "pki"), ("otherpki", "otherpki"), ("twinpki", "pki")):
             subprocess.run([os.path.join(HERE, "make_pki.sh"), os.path.join(cls.dir, name),
-                            name], check=True)
+                            subject], check=True)
         cls.pki = os.path.join(cls.dir, "pki")
         with open(os.path.join(cls.dir, "enclave-policy.json"), "w") as f:
             json.dump(enclave_policy(PCR0.hex().upper()), f)
@@ -365,17 +366,35 @@ class StandInTest(unittest.TestCase):
             "stale": self.recipient(timestamp_ms=int((time.time() - 301) * 1000)),
             "future": self.recipient(timestamp_ms=int((time.time() + 600) * 1000)),
             "no public key": self.recipient(public_key=None),
+            # The pinned root first, then a same-named intermediate and leaf
+            # made with other keys: only the signature check catches it.
+            "broken chain": self.recipient(
+                pki=os.path.join(self.dir, "twinpki"),
+                cabundle=[make_attestation.load_pki(self.pki)[2][0],
+                          make_attestation.load_pki(os.path.join(self.dir, "twinpki"))[2][1]]),
+            "leaf signed by the root": self.recipient(
+                cabundle=[make_attestation.load_pki(self.pki)[2][0]]),
             "not RSA-2048": self.recipient(public_key=make_attestation.spki_of(
                 rsa.generate_private_key(public_exponent=65537, key_size=3072))),
+            "not COSE": {"KeyEncryptionAlgorithm": "RSAES_OAEP_SHA_256",
+                         "AttestationDocument": b64(b"\xa1\x01\x02")},
             "not CBOR": {"KeyEncryptionAlgorithm": "RSAES_OAEP_SHA_256",
-                         "AttestationDocument": b64(b"\xff\x00garbage")},
+                         "AttestationDocument": b64(b"\x9f\x01")},
             "wrong algorithm": {"KeyEncryptionAlgorithm": "RSAES_OAEP_SHA_1",
                                 "AttestationDocument": self.doc()},
         }
+        causes = {"bad COSE signature": "COSE_Sign1 signature", "wrong root": "pinned root",
+                  "stale": "stale", "future": "future", "no public key": "public_key is absent",
+                  "not RSA-2048": "RSA-2048", "not COSE": "not a COSE_Sign1",
+                  "not CBOR": "not CBOR",
+                  "wrong algorithm": "KeyEncryptionAlgorithm",
+                  "broken chain": "signature on cabundle[1]",
+                  "leaf signed by the root": "certificate is not issued"}
         for name, rec in bad.items():
             with self.subTest(name):
-                self.assert_error(self.kms.call("Decrypt", {"CiphertextBlob": blob, "Recipient": rec}),
-                                  400, "ValidationException")
+                result = self.kms.call("Decrypt", {"CiphertextBlob": blob, "Recipient": rec})
+                self.assert_error(result, 400, "ValidationException")
+                self.assertIn(causes[name], result[2]["message"])
         # A document a bit over four minutes old is still fresh.
         ok = self.recipient(timestamp_ms=int((time.time() - 250) * 1000))
         self.assertEqual(self.kms.call("Decrypt", {"CiphertextBlob": blob, "Recipient": ok})[0], 200)
@@ -469,6 +488,41 @@ class StandInTest(unittest.TestCase):
         self.assertEqual(s["succeeded"], {"Encrypt": 1, "Decrypt": 1, "GenerateRandom": 1})
         self.assertEqual(s["errors"], {"Decrypt": {"InvalidCiphertextException": 1},
                                        "Encrypt": {"InvalidSignatureException": 1}})
+
+
+class PolicyTest(unittest.TestCase):
+    """IAM evaluation rules of kms_policy, without a server."""
+
+    def test_rules(self):
+        import kms_policy
+        pcr0 = {"kms:RecipientAttestation:ImageSha384": "ab" * 48}
+        allow = {"Effect": "Allow", "Action": "kms:Decrypt"}
+        cond = lambda op, v: dict(allow, Condition={op: {  # noqa: E731
+            "kms:RecipientAttestation:ImageSha384": v}})
+        cases = [
+            ([allow], "kms:Decrypt", {}, True),
+            ([allow], "kms:Encrypt", {}, False),
+            ([], "kms:Decrypt", {}, False),
+            ([cond("StringEqualsIgnoreCase", "AB" * 48)], "kms:Decrypt", pcr0, True),
+            ([cond("StringEquals", "AB" * 48)], "kms:Decrypt", pcr0, False),
+            ([cond("StringEqualsIgnoreCase", "AB" * 48)], "kms:Decrypt", {}, False),
+            ([cond("StringEqualsIgnoreCaseIfExists", "cd" * 48)], "kms:Decrypt", {}, True),
+            ([cond("StringNotEquals", ["cd" * 48, "ef" * 48])], "kms:Decrypt", pcr0, True),
+            ([cond("StringNotEquals", ["ab" * 48, "ef" * 48])], "kms:Decrypt", pcr0, False),
+            ([allow, dict(allow, Effect="Deny")], "kms:Decrypt", {}, False),
+            ([dict(allow, Action="kms:*")], "kms:GenerateRandom", {}, True),
+            ([dict(allow, Principal={"AWS": "arn:aws:iam::1:role/a"})], "kms:Decrypt", {}, False),
+        ]
+        for statements, action, ctx, want in cases:
+            with self.subTest(statements=statements, action=action):
+                policy = {"Statement": statements}
+                kms_policy.validate(policy) if statements else None
+                self.assertEqual(kms_policy.allows(policy, action, None, ctx), want)
+        self.assertTrue(kms_policy.allows(
+            {"Statement": [dict(allow, Principal={"AWS": ["arn:aws:iam::1:role/a"]})]},
+            "kms:Decrypt", "arn:aws:iam::1:role/a", {}))
+        with self.assertRaises(kms_policy.PolicyError):
+            kms_policy.validate({"Statement": [cond("ArnLike", "x")]})
 
 
 if __name__ == "__main__":
