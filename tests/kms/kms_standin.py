@@ -160,6 +160,8 @@ def load_config(path, args=None):
             policy = _read_json(parts[2]) if len(parts) > 2 else ALLOW_ALL
             add_key(state, parts[0], parts[1], policy, [])
         root = args.attestation_root or (rel(root) if root else None)
+        if args.attestation_max_age is not None:
+            state["max_age"] = args.attestation_max_age
     elif root:
         root = rel(root)
     if root:
@@ -234,7 +236,13 @@ class Service:
         """Key id from a key id, key ARN, alias name or alias ARN."""
         if not isinstance(ref, str) or not ref:
             raise KmsError("ValidationException", "KeyId is required")
-        name = ref.split(":", 5)[5] if ref.startswith("arn:") and ref.count(":") >= 5 else ref
+        name = ref
+        if ref.startswith("arn:"):
+            parts = ref.split(":", 5)
+            if len(parts) < 6 or parts[3] != self.state["region"] or \
+                    parts[4] != self.state["account"]:
+                raise KmsError("NotFoundException", "Key '%s' does not exist" % ref)
+            name = parts[5]
         if name.startswith("key/"):
             name = name[4:]
         key_id = self.state["aliases"].get(name, name)
@@ -548,6 +556,8 @@ def parse_args(argv):
     ap.add_argument("--session-token")
     ap.add_argument("--key", action="append", default=[], metavar="ID:HEX[:POLICY.json]")
     ap.add_argument("--attestation-root", help="pinned root certificate (PEM or DER)")
+    ap.add_argument("--attestation-max-age", type=int, metavar="SECONDS",
+                    help="oldest attestation document accepted (default 300)")
     ap.add_argument("--throttle", type=int, default=0,
                     help="answer ThrottlingException to the next N KMS calls")
     ap.add_argument("--quiet", action="store_true")

@@ -434,6 +434,32 @@ class StandInTest(unittest.TestCase):
         self.assertEqual(s["recipient"], {"Decrypt": 3})
         self.assertEqual(s["errors"], {"Decrypt": {"AccessDeniedException": 1}})
 
+    def test_keep_alive_concurrency_and_arns(self):
+        # Two calls on one connection (HTTP/1.1 keep-alive).
+        c = self.kms.conn()
+        try:
+            for n in (3, 5):
+                body = json.dumps({"KeyId": "2222-open", "Plaintext": b64(b"k" * n)}).encode()
+                c.request("POST", "/", body=body, headers=dict(
+                    sign("POST", self.kms.host, "TrentService.Encrypt", body, AKID, SECRET)))
+                r = c.getresponse()
+                self.assertEqual(r.status, 200)
+                self.assertIn("CiphertextBlob", json.loads(r.read()))
+        finally:
+            c.close()
+        # Twenty calls at once.
+        import concurrent.futures
+        req = {"KeyId": "arn:aws:kms:us-east-1:111122223333:key/2222-open", "Plaintext": b64(b"c")}
+        with concurrent.futures.ThreadPoolExecutor(20) as pool:
+            results = list(pool.map(lambda _: self.kms.call("Encrypt", req)[0], range(20)))
+        self.assertEqual(results, [200] * 20)
+        for ref in ("arn:aws:kms:eu-west-1:111122223333:key/2222-open",
+                    "arn:aws:kms:us-east-1:999999999999:key/2222-open", "alias/none"):
+            self.assert_error(self.kms.call("Encrypt", dict(req, KeyId=ref)), 400, "NotFoundException")
+        blob = self.encrypt(b"via alias arn", key="arn:aws:kms:us-east-1:111122223333:alias/signer")
+        self.assertEqual(self.kms.call("Decrypt", {"CiphertextBlob": blob,
+                                                   "Recipient": self.recipient()})[0], 200)
+
     def test_reference_blob(self):
         secret, eth_key = "9779d2b8f0bc495b", "5e82557e8d2d154503f8e371a36b27b067c5c60793737e76313de1a431e809"
         out = subprocess.run([sys.executable, os.path.join(HERE, "make_reference_blob.py"),
@@ -449,7 +475,8 @@ class StandInTest(unittest.TestCase):
                           400, "InvalidCiphertextException")
 
     def test_throttle_plain_http_and_sigterm(self):
-        kms = StandIn(self.dir, self.config, ["--throttle", "2"], tls=False)
+        kms = StandIn(self.dir, self.config, ["--throttle", "2", "--attestation-max-age", "60"],
+                      tls=False)
         try:
             self.assertEqual(kms.stats()["throttle_remaining"], 2)
             req = {"KeyId": "2222-open", "Plaintext": b64(b"x")}
@@ -460,6 +487,12 @@ class StandInTest(unittest.TestCase):
             self.assert_error(kms.call("Encrypt", req), 400, "ThrottlingException")
             self.assertEqual(kms.call("Encrypt", req)[0], 200)
             self.assertEqual(kms.stats()["errors"], {"Encrypt": {"ThrottlingException": 3}})
+            # --attestation-max-age 60: a two-minute-old document is stale here.
+            blob = kms.call("Encrypt", {"KeyId": "alias/signer", "Plaintext": b64(b"x")})[2]
+            old = self.recipient(timestamp_ms=int((time.time() - 120) * 1000))
+            result = kms.call("Decrypt", {"CiphertextBlob": blob["CiphertextBlob"], "Recipient": old})
+            self.assert_error(result, 400, "ValidationException")
+            self.assertIn("stale", result[2]["message"])
         finally:
             os.kill(kms.proc.pid, signal.SIGTERM)
             self.assertEqual(kms.proc.wait(10), 0)
