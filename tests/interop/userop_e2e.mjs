@@ -189,6 +189,31 @@ async function eip7702Flow(env) {
   checks.check(await balance(provider, recipient) === value, "v0.8/7702: the call's value arrived");
 }
 
+/** Canonical JSON as the signer's HMAC check writes it: keys sorted
+ *  bytewise, no whitespace (enough for the ASCII strings and integers here). */
+function canonical(v) {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object') {
+    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical(v[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+/** The user_operation form authenticated with hmac + timestamp (over the
+ *  payload less those two fields) signs exactly as with the secret. */
+async function hmacCheck(signer, keyId, req, want) {
+  const timestamp = Math.floor(Date.now() / 1000);
+  const body = { key_id: keyId, ...req };
+  const hmac = crypto.createHmac('sha256', SECRET).update(canonical(body) + String(timestamp)).digest('hex');
+  const r = await signer.call('sign_userop', { ...body, hmac, timestamp });
+  checks.check(r.status === 200 && r.result.userOpHash === want.userOpHash && r.result.signature === want.signature,
+    'hmac + timestamp authentication signs the user_operation form alike', () => r.json ?? r.text);
+  const again = await signer.call('sign_userop', { ...body, hmac, timestamp, chainId: 5 });
+  checks.check(again.status === 403 && /does not match/.test(again.result?.error ?? '') && !again.result?.signature,
+    'an hmac over other fields is refused (403, does not match)',
+    () => again.json ?? again.text);
+}
+
 /** Random differential against ethers. */
 async function differential(signer) {
   const seed = Number(process.env.INTEROP_SEED || Date.now() % 1000000);
@@ -198,6 +223,7 @@ async function differential(signer) {
   const imp = await signer.call('set_key', { eth_key: w.privateKey, secret: SECRET });
   if (!checks.check(imp.status === 200, 'differential: set_key', () => imp.json ?? imp.text)) return;
   const sk = new SigningKey(w.privateKey);
+  let hmacDone = false;
   console.log(`${NAME}: differential seed ${seed} (INTEROP_SEED to repeat), ${cases} userOps per version`);
   for (const v of VERSIONS) {
     const reqs = Array.from({ length: Math.max(cases, 200) }, () => randomRequest(rng, v));
@@ -211,6 +237,10 @@ async function differential(signer) {
         r.result.signature === sk.sign(digest).serialized &&
         recoverAddress(digest, r.result.signature) === w.address;
       if (ok) good++; else if (bad.length < 3) bad.push({ req, want, answer: r.json ?? r.text });
+      if (ok && !hmacDone && typeof req.chainId === 'number') {
+        hmacDone = true;
+        await hmacCheck(signer, imp.result.key_id, req, r.result);
+      }
     });
     checks.check(good === reqs.length, `differential v${v}: ${good}/${reqs.length} userOpHash and signature byte-identical to ethers`,
       () => bad);
