@@ -680,6 +680,7 @@ static int eth_uo_version(eth_uo_ctx *u, int *eip191,
     return SIGNER_OK;
 }
 
+/* userOpHash and the digest to sign for a user_operation payload (eth.h). */
 int eth_userop_hash(unsigned char op_hash[32], unsigned char to_sign[32],
                     char *err, size_t errcap, const signer_host *h,
                     const signer_json *payload)
