@@ -219,4 +219,18 @@ int eth_tx_finish(eth_buf *hex, unsigned char txhash[32], eth_buf *b,
                   const eth_tx *tx, const unsigned char rs[64], int recid)
     SIGNER_WARN_UNUSED;
 
+/* ---- ERC-4337 user operations (eth_userop.c) ---------------------------- */
+
+/*
+ * Validates the user_operation form of a sign_userop payload ({user_operation,
+ * entry_point, chainId, entry_point_version, optional signature_scheme and
+ * eip7702_delegate}) and computes op_hash, the EntryPoint's getUserOpHash,
+ * and to_sign, the 32 bytes to sign (op_hash, or its EIP-191 hash).  On
+ * failure returns SIGNER_ERR_BAD_REQUEST with a message naming the field in
+ * err[0..errcap) and zeroes both outputs.
+ */
+int eth_userop_hash(unsigned char op_hash[32], unsigned char to_sign[32],
+                    char *err, size_t errcap, const signer_host *h,
+                    const signer_json *payload) SIGNER_WARN_UNUSED;
+
 #endif /* ETH_H */

@@ -9,6 +9,9 @@
  *                    sign_userop, as in the seed)
  *   sign_userop      {key_id, secret, transaction_payload: {userOpHash}}
  *                                                      -> {signature}
+ *                    {key_id, secret, user_operation, entry_point, chainId,
+ *                     entry_point_version}       -> {userOpHash, signature}
+ *                    (hash computed in eth_userop.c)
  *   sign_message     {key_id, secret, message}         -> {signature}
  *
  * Every op also accepts hmac and timestamp (HMAC authentication, checked by
@@ -232,6 +235,33 @@ cleanup:
     return rc;
 }
 
+/* sign_userop's user_operation form: the userOpHash is computed here and
+ * signed raw or EIP-191 as the EntryPoint version's SimpleAccount expects. */
+static int eth_sign_user_operation(const eth_ctx *c, signer_call *call,
+                                   signer_reply *reply,
+                                   const signer_json *payload)
+{
+    const signer_host *h = c->host;
+    unsigned char op_hash[32], to_sign[32], addr[20];
+    unsigned char *key = NULL;
+    char err[320], hex[2 * 32 + 3];
+    int rc;
+
+    rc = eth_userop_hash(op_hash, to_sign, err, sizeof err, h, payload);
+    if (rc != SIGNER_OK)
+        return h->reply_error(reply, rc, "%s", err);
+    rc = eth_open_key(c, call, reply, payload, &key, addr);
+    if (rc == SIGNER_OK)
+        rc = eth_reply_sig65(c, reply, to_sign, key, addr);
+    h->secure_free(h, key, 32);
+    if (rc != SIGNER_OK)
+        return rc;
+    eth_hex_encode(hex, op_hash, 32);
+    if (h->reply_string(reply, "userOpHash", hex) != SIGNER_OK)
+        return h->reply_error(reply, SIGNER_ERR_NOMEM, "out of memory");
+    return SIGNER_OK;
+}
+
 static int eth_sign_userop(void *pctx, signer_call *call, signer_reply *reply,
                            const signer_json *payload)
 {
@@ -244,6 +274,8 @@ static int eth_sign_userop(void *pctx, signer_call *call, signer_reply *reply,
     size_t len, n, i;
     int rc;
 
+    if (h->json_get(payload, "user_operation") != NULL)
+        return eth_sign_user_operation(c, call, reply, payload);
     rc = eth_check_payload(h, reply, payload, "transaction_payload");
     if (rc != SIGNER_OK)
         return rc;
