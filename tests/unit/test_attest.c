@@ -521,6 +521,44 @@ static void test_flipped_bytes_refused(void)
     eng_attest_close(a);
 }
 
+/* Truncations and random garbage: refused, never a crash (ASan, valgrind). */
+static void test_garbage_refused(void)
+{
+    eng_attest *a = emu_open(g_dir, 1);
+    unsigned char *root = NULL, *doc, junk[512], out[64];
+    size_t doc_len = 0, i, n;
+    eng_attest_policy pol = policy_for(g_dir, &root);
+    eng_attest_doc d;
+    char err[256];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    doc = make_doc(a, &doc_len, NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+    for (i = 0; i < doc_len; i += 53) {
+        CU_ASSERT_EQUAL(eng_attest_verify(&d, doc, i, &pol, err, sizeof err),
+                        SIGNER_ERR_BAD_REQUEST);
+        CU_ASSERT_EQUAL(eng_attest_parse(&d, doc, i, err, sizeof err),
+                        SIGNER_ERR_BAD_REQUEST);
+    }
+    for (i = 0; i < 300; i++) {
+        unsigned char *dummy = NULL;
+        size_t len = 1 + i % sizeof junk;
+        CU_ASSERT_EQUAL_FATAL(eng_attest_get_random(a, junk, len), SIGNER_OK);
+        if (i % 3 == 0)
+            junk[0] = 0x84; /* an array of 4, like COSE_Sign1 */
+        CU_ASSERT_NOT_EQUAL(eng_attest_verify(&d, junk, len, &pol, err,
+                                              sizeof err), SIGNER_OK);
+        CU_ASSERT_NOT_EQUAL(eng_nsm_decode_attestation(&dummy, &n, junk, len,
+                                                       err, sizeof err),
+                            SIGNER_OK);
+        CU_ASSERT_NOT_EQUAL(eng_nsm_decode_get_random(out, sizeof out, &n,
+                                                      junk, len, err,
+                                                      sizeof err), SIGNER_OK);
+    }
+    free(doc);
+    free(root);
+    eng_attest_close(a);
+}
+
 static void test_wrong_root_refused(void)
 {
     eng_attest *a = emu_open(g_dir, 1), *b = emu_open(g_dir2, 1);
@@ -893,6 +931,7 @@ int main(int argc, char **argv)
     TU_ADD(s, test_emulated_round_trip);
     TU_ADD(s, test_null_fields_and_limits);
     TU_ADD(s, test_flipped_bytes_refused);
+    TU_ADD(s, test_garbage_refused);
     TU_ADD(s, test_wrong_root_refused);
     TU_ADD(s, test_broken_chain_refused);
     TU_ADD(s, test_freshness);
