@@ -1,7 +1,8 @@
 /* Attestation device: the Nitro Security Module (/dev/nsm) or an emulated
  * one that signs real COSE_Sign1 attestation documents with a test CA, plus
  * a verifier for such documents.  Backends are rows of a small table picked
- * by name from the config (`attestation = "nsm" | "emulated"`).
+ * by name from the config (`attestation = "nsm" | "emulated"`).  An open
+ * device may be used from several threads at once.
  * Document format and what it binds: docs/attestation.md. */
 #ifndef ENG_ATTEST_H
 #define ENG_ATTEST_H

@@ -224,6 +224,19 @@ cbor_item_t *eng_cbor_map_get(const cbor_item_t *map, const char *key)
     return found;
 }
 
+size_t eng_cbor_map_count(const cbor_item_t *map, const char *key)
+{
+    struct cbor_pair *pairs;
+    size_t i, n, count = 0;
+    if (map == NULL || !cbor_isa_map(map))
+        return 0;
+    pairs = cbor_map_handle(map);
+    n = cbor_map_size(map);
+    for (i = 0; i < n; i++)
+        count += eng_cbor_text_is(pairs[i].key, key) ? 1 : 0;
+    return count;
+}
+
 int eng_cbor_bytes(const cbor_item_t *item, const unsigned char **p,
                    size_t *len)
 {

@@ -39,6 +39,9 @@ int eng_cbor_text_is(const cbor_item_t *item, const char *s);
  * the key is absent, or it appears more than once. */
 cbor_item_t *eng_cbor_map_get(const cbor_item_t *map, const char *key);
 
+/* How many times the text key appears in map (0 if not a map). */
+size_t eng_cbor_map_count(const cbor_item_t *map, const char *key);
+
 /* Borrowed view of a definite byte string; 0 ok, -1 if not one. */
 int eng_cbor_bytes(const cbor_item_t *item, const unsigned char **p,
                    size_t *len);

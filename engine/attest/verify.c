@@ -104,14 +104,14 @@ static int parse_cose(parsed *p, const unsigned char *doc, size_t doc_len,
     return SIGNER_OK;
 }
 
-/* A bstr-or-null field copied out (malloc'd; NULL for null). */
+/* A bstr-or-null field copied out (malloc'd; NULL for null or absent). */
 static int opt_bytes(unsigned char **out, size_t *out_len,
                      const cbor_item_t *map, const char *name)
 {
     const cbor_item_t *v = eng_cbor_map_get(map, name);
     const unsigned char *p;
     size_t n;
-    if (v != NULL && cbor_is_null(v))
+    if ((v != NULL && cbor_is_null(v)) || eng_cbor_map_count(map, name) == 0)
         return 0;
     if (eng_cbor_bytes(v, &p, &n) != 0 || n > ENG_ATTEST_FIELD_MAX)
         return -1;

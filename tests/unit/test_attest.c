@@ -388,6 +388,11 @@ static void test_nsm_absent(void)
     c.attestation = "tpm";
     CU_ASSERT_PTR_NULL(eng_attest_open(&c, err, sizeof err));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "unknown device"));
+    /* A file that is not the NSM: opened, but the ioctl is refused. */
+    c.attestation = "nsm";
+    c.device = "/dev/null";
+    CU_ASSERT_PTR_NULL(eng_attest_open(&c, err, sizeof err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "NSM ioctl failed"));
     CU_ASSERT_PTR_NOT_NULL(eng_attest_methods_find("nsm"));
     CU_ASSERT_PTR_NOT_NULL(eng_attest_methods_find("emulated"));
     CU_ASSERT_PTR_NULL(eng_attest_methods_find("other"));
