@@ -4,6 +4,7 @@
 #include "config.h"
 #include "attest/attest.h"
 #include "attest/nsm_dev.h"
+#include "log.h"
 #include "util.h"
 
 #include <errno.h>
@@ -88,7 +89,7 @@ static int nsm_get_random(void *state, unsigned char *out, size_t len)
 {
     unsigned char req[16], resp[ENG_NSM_RESPONSE_MAX];
     size_t req_len, resp_len, got, done = 0;
-    char err[160];
+    char err[160] = "";
     int rc = eng_nsm_encode_get_random(req, sizeof req, &req_len);
     while (rc == SIGNER_OK && done < len) {
         rc = nsm_call(state, resp, &resp_len, req, req_len, err, sizeof err);
@@ -98,8 +99,10 @@ static int nsm_get_random(void *state, unsigned char *out, size_t len)
         done += rc == SIGNER_OK ? got : 0;
     }
     eng_wipe(resp, sizeof resp);
-    if (rc != SIGNER_OK)
+    if (rc != SIGNER_OK) {
         eng_wipe(out, len);
+        eng_log(SIGNER_LOG_ERROR, "NSM GetRandom failed: %s", err);
+    }
     return rc;
 }
 
