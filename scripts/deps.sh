@@ -4,9 +4,8 @@
 set -euo pipefail
 
 PKGS=(build-essential autoconf automake libtool pkg-config
-      libsecp256k1-dev libssl-dev libconfig-dev libcjson-dev libevent-dev
-      libcunit1-dev libsqlite3-dev libcurl4-openssl-dev libcbor-dev
-      python3 python3-cbor2 python3-cryptography openssl
+      libsecp256k1-dev libssl-dev libconfig-dev libcjson-dev libevent-dev libcbor-dev openssl
+      libcunit1-dev libsqlite3-dev libcurl4-openssl-dev
       curl jq sqlite3 valgrind clang)
 
 missing=()
