@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PKGS=(build-essential autoconf automake libtool pkg-config
-      libsecp256k1-dev libssl-dev libconfig-dev libcjson-dev libevent-dev
+      libsecp256k1-dev libssl-dev libconfig-dev libcjson-dev libevent-dev libcbor-dev openssl
       libcunit1-dev libsqlite3-dev libcurl4-openssl-dev
       curl jq sqlite3 valgrind clang
       python3-cryptography python3-cbor2)
