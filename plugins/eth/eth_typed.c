@@ -162,6 +162,17 @@ static int td_width(const char *s, size_t len, int max)
     return v <= max ? v : 0;
 }
 
+/* 1 if s[0..len) is all decimal digits. */
+static int td_digits(const char *s, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    return 1;
+}
+
 /* Index of the struct named s[0..len), or ntypes. */
 static size_t td_find(const td_ctx *c, const char *s, size_t len)
 {
@@ -199,7 +210,7 @@ static int td_base(td_ctx *c, td_ftype *t, const char *s, size_t len)
         t->width = td_width(s + off, len - off, 256);
         if (t->width != 0 && t->width % 8 == 0)
             return 1;
-        if (eth_hex_is_digits(s + off, len - off) && s[off] <= '9')
+        if (td_digits(s + off, len - off))
             return 0; /* intN with a bad N: never a struct (as ethers) */
     }
     if (len > 5 && memcmp(s, "bytes", 5) == 0) {
@@ -207,6 +218,8 @@ static int td_base(td_ctx *c, td_ftype *t, const char *s, size_t len)
         t->width = td_width(s + 5, len - 5, 32);
         if (t->width != 0)
             return 1;
+        if (td_digits(s + 5, len - 5))
+            return 0; /* bytesN with a bad N, likewise */
     }
     t->kind = TD_STRUCT;
     t->strct = td_find(c, s, len);
