@@ -33,16 +33,39 @@ static int eth_auth_field(const char *key, const char *const *names, int n)
     return -1;
 }
 
+/* v (27/28, or 0/1) as yParity; must agree with a yParity given too. */
+static int eth_auth_v(eth_auth *a, char *err, size_t errcap,
+                      const signer_host *h, const signer_json *v,
+                      int has_y, const char *path)
+{
+    eth_u256 y;
+    int rc = eth_qty(&y, err, errcap, h, v, path, 1);
+
+    if (rc != SIGNER_OK)
+        return rc;
+    if (y.w[0] >= 27)
+        y.w[0] -= 27;
+    if (y.w[0] > 1)
+        return eth_fail(err, errcap, "%s: expected 27 or 28", path);
+    if (has_y && eth_u256_cmp(&y, &a->y) != 0)
+        return eth_fail(err, errcap, "%s: disagrees with yParity", path);
+    a->y = y;
+    return SIGNER_OK;
+}
+
 /* Parses {chainId, address, nonce} and, when signed, {yParity (or v), r, s}
  * from obj into a; name is obj's path. */
 static int eth_auth_parse(eth_auth *a, char *err, size_t errcap,
                           const signer_host *h, const signer_json *obj,
                           const char *name, int signed_tuple)
 {
-    static const char *const names[] = {"chainId", "address", "nonce",
-                                        "yParity", "r", "s", "v"};
-    const signer_json *fv[7] = {NULL};
-    int nnames = signed_tuple ? 7 : 3, f, rc, i;
+    enum { A_CHAIN, A_ADDR, A_NONCE, A_Y, A_R, A_S, A_V, A_N };
+    static const char *const names[A_N] = {"chainId", "address", "nonce",
+                                           "yParity", "r", "s", "v"};
+    const signer_json *fv[A_N] = {NULL};
+    eth_u256 *dst[A_N] = {&a->chain_id, NULL, &a->nonce, &a->y,
+                          &a->r,        &a->s, NULL};
+    int nnames = signed_tuple ? A_N : A_Y, f, rc, i;
     char path[96];
     size_t n, j;
 
@@ -62,35 +85,21 @@ static int eth_auth_parse(eth_auth *a, char *err, size_t errcap,
         fv[f] = v;
     }
     for (i = 0; i < nnames; i++) {
-        eth_u256 *dst[7] = {&a->chain_id, NULL, &a->nonce, &a->y, &a->r,
-                            &a->s, NULL};
         snprintf(path, sizeof path, "%s.%s", name, names[i]);
-        if (fv[i] == NULL) {
-            if (i == 6 || (i == 3 && fv[6] != NULL))
-                continue; /* v is optional; yParity may come from v */
+        if (fv[i] == NULL && (i == A_V || (i == A_Y && fv[A_V] != NULL)))
+            continue; /* v is optional; yParity may come from v */
+        if (fv[i] == NULL)
             return eth_fail(err, errcap, "%s: required", path);
-        }
-        if (i == 1)
+        if (i == A_ADDR)
             rc = eth_address(a->address, err, errcap, h, fv[i], path);
-        else if (i == 6) {
-            eth_u256 v, y;
-            rc = eth_qty(&v, err, errcap, h, fv[i], path, 1);
-            if (rc == SIGNER_OK && v.w[0] >= 27)
-                v.w[0] -= 27; /* 27/28 or 0/1 */
-            if (rc == SIGNER_OK && v.w[0] > 1)
-                rc = eth_fail(err, errcap, "%s: expected 27 or 28", path);
-            y = v;
-            if (rc == SIGNER_OK && fv[3] != NULL &&
-                eth_u256_cmp(&y, &a->y) != 0)
-                rc = eth_fail(err, errcap, "%s: disagrees with yParity",
-                              path);
-            if (rc == SIGNER_OK)
-                a->y = y;
-        } else
-            rc = eth_qty(dst[i], err, errcap, h, fv[i], path, i == 2 || i == 3);
+        else if (i == A_V)
+            rc = eth_auth_v(a, err, errcap, h, fv[i], fv[A_Y] != NULL, path);
+        else
+            rc = eth_qty(dst[i], err, errcap, h, fv[i], path,
+                         i == A_NONCE || i == A_Y);
         if (rc != SIGNER_OK)
             return rc;
-        if (i == 3 && !(eth_u256_fits_u64(&a->y) && a->y.w[0] <= 1))
+        if (i == A_Y && a->y.w[0] > 1)
             return eth_fail(err, errcap, "%s: expected 0 or 1", path);
     }
     return SIGNER_OK;

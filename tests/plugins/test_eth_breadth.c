@@ -280,6 +280,30 @@ static void test_tx_types_3_4(void)
               "transaction_signed", TX4_SIGNED, "transaction_hash", TX4_HASH);
 }
 
+/* In authorizationList, v (27/28) stands in for yParity: same bytes. */
+static void test_tx4_v(void)
+{
+    cJSON *tp = cJSON_Parse(TX4_JSON), *list, *e;
+    char *text;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tp);
+    list = cJSON_GetObjectItemCaseSensitive(tp, "authorizationList");
+    cJSON_ArrayForEach(e, list)
+    {
+        const cJSON *y = cJSON_GetObjectItemCaseSensitive(e, "yParity");
+        int v = 27 + (cJSON_IsNumber(y) ? y->valueint : 0);
+        CU_ASSERT_FATAL(cJSON_IsNumber(y));
+        cJSON_DeleteItemFromObjectCaseSensitive(e, "yParity");
+        cJSON_AddNumberToObject(e, "v", v);
+    }
+    text = cJSON_PrintUnformatted(tp);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    expect_ok("sign_transaction", KID, "transaction_payload", text,
+              "transaction_signed", TX4_SIGNED, "transaction_hash", TX4_HASH);
+    free(text);
+    cJSON_Delete(tp);
+}
+
 #define T3(extra)                                                              \
     "{\"type\":3,\"chainId\":1,\"nonce\":0,\"gas\":21000,\"maxFeePerGas\":2,"  \
     "\"maxPriorityFeePerGas\":1,\"to\":\"0x1212121212121212121212121212121212121212\"" extra "}"
@@ -444,6 +468,7 @@ void eth_test_add_breadth_suite(void)
     CU_add_test(s, "EIP-712 errors name the path", test_typed_errors);
     CU_add_test(s, "EIP-712 edge values", test_typed_edges);
     CU_add_test(s, "types 3 and 4 from ethers", test_tx_types_3_4);
+    CU_add_test(s, "type 4: v in place of yParity", test_tx4_v);
     CU_add_test(s, "type 3/4, from and type errors", test_tx_errors);
     CU_add_test(s, "from equals the key's address", test_tx_from);
     CU_add_test(s, "sign_authorization", test_authorization);
