@@ -10,7 +10,10 @@
 //   - sign_authorization vs Wallet.authorize;
 //   - sign_message: text (also 0x-looking text) vs signMessage(string), and
 //     {raw} vs signMessage(bytes);
-//   - bad typed data / transactions answered 400 naming the path.
+//   - each random typed data made invalid in one field (integer out of
+//     range, field missing, unknown type): 400 naming the path, and ethers
+//     refuses it too; other bad typed data / transactions answered 400
+//     naming the path.
 //
 // Environment: INTEROP_SEED (uint32), INTEROP_BREADTH_CASES (per operation,
 // default 200), INTEROP_CONCURRENCY (default 4), plus lib.mjs' paths.
@@ -301,6 +304,37 @@ async function randomTx4() {
   return { ethersTx: t, payload };
 }
 
+/** A typed-data case made invalid at one top-level field of the primary
+ * type; returns {td, what, path} or null when no field suits. */
+function mutateTypedData(c) {
+  const { types, primaryType } = c.ours;
+  const fields = types[primaryType];
+  if (fields.length === 0) return null;
+  const f = rng.pick(fields);
+  const td = JSON.parse(JSON.stringify(c.ours));
+  const msgPath = `typed_data.message.${f.name}`;
+  const kind = rng.int(3);
+  const intm = f.type.match(/^(u?)int(\d*)$/);
+  if (kind === 0 && intm) {                                   // out of range
+    const bits = BigInt(intm[2] || 256);
+    const signed = intm[1] === '';
+    td.message[f.name] = rng.chance(0.5)
+      ? (signed ? (1n << (bits - 1n)) : (1n << bits)).toString()
+      : (signed ? -(1n << (bits - 1n)) - 1n : -1n).toString();
+    return { td, what: `${f.type} out of range`, path: msgPath, ethersToo: true };
+  }
+  // ethers reads a missing bool as false and never looks into a missing
+  // struct without fields: those are refused by us alone, not compared
+  const lax = f.type === 'bool' || (types[f.type] && types[f.type].length === 0);
+  if (kind === 1 && !lax) {                                   // missing field
+    delete td.message[f.name];
+    return { td, what: 'missing field', path: msgPath, ethersToo: true };
+  }
+  const t = td.types[primaryType].find((x) => x.name === f.name);  // unknown type
+  t.type = 'Nope' + rng.int(100) + (rng.chance(0.5) ? '[]' : '');
+  return { td, what: 'unknown type', path: `typed_data.types.${primaryType}.${f.name}`, ethersToo: true };
+}
+
 // ------------------------------------------------------------- comparisons
 
 const short = (v) => { const s = JSON.stringify(v); return s.length > 1500 ? s.slice(0, 1500) + '...' : s; };
@@ -359,6 +393,21 @@ async function compareAuth(signer, k, i) {
     && res.signature === a.signature.serialized,
   `authorization ${i}: identical to ethers' Wallet.authorize`,
   () => ({ seed: SEED, req: short(req), ethers: short(a), signerd: r.text }));
+}
+
+async function compareMutated(signer, k, c, i) {
+  const m = mutateTypedData(c);
+  if (!m) return;
+  const { EIP712Domain, ...ethersTypes } = m.td.types;
+  let ethersRefused = false;
+  try {
+    TypedDataEncoder.hash(m.td.domain, ethersTypes, m.td.message);
+  } catch { ethersRefused = true; }
+  const r = await signer.call('sign_typed_data', { key_id: k.keyId, secret: k.secret, typed_data: m.td });
+  const err = (r.result && r.result.error) || '';
+  checks.check(r.status === 400 && err.startsWith(m.path + ':') && ethersRefused,
+    `bad typed data ${i} (${m.what}): 400 naming ${m.path}, and ethers refuses it too`,
+    () => ({ seed: SEED, typed_data: short(m.td), signerd: r.text, ethersRefused }));
 }
 
 async function compareMessage(signer, k, i, raw) {
@@ -422,6 +471,7 @@ async function main() {
     const key = (i) => keys[i % keys.length];
     const typed = Array.from({ length: NCASES }, () => randomTypedData());
     await pool(typed, CONCURRENCY, (c, i) => compareTyped(signer, key(i), c, i));
+    for (let i = 0; i < typed.length; i++) await compareMutated(signer, key(i), typed[i], i);
     const tx3 = Array.from({ length: NCASES }, () => randomTx3());
     await pool(tx3, CONCURRENCY, (c, i) => compareTx(signer, key(i), c, `type-3 tx ${i}`));
     const tx4 = [];
