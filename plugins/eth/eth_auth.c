@@ -105,6 +105,7 @@ static int eth_auth_parse(eth_auth *a, char *err, size_t errcap,
     return SIGNER_OK;
 }
 
+/* Validates one signed tuple of an authorizationList (path name). */
 int eth_auth_check(char *err, size_t errcap, const signer_host *h,
                    const signer_json *tuple, const char *name)
 {
@@ -113,6 +114,7 @@ int eth_auth_check(char *err, size_t errcap, const signer_host *h,
     return eth_auth_parse(&a, err, errcap, h, tuple, name, 1);
 }
 
+/* Appends a validated authorizationList as RLP. */
 int eth_auth_list_rlp(eth_buf *b, const signer_host *h,
                       const signer_json *list)
 {

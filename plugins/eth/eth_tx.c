@@ -86,6 +86,7 @@ static const unsigned eth_required[ETH_NTYPES] = {
 #define ETH_QTY_MSG "expected a quantity (integer or 0x-hex/decimal string)"
 #define ETH_MAX_SAFE 9007199254740991.0 /* 2^53 - 1 */
 
+/* Formats the message into err; returns SIGNER_ERR_BAD_REQUEST. */
 int eth_fail(char *err, size_t errcap, const char *fmt, ...)
 {
     va_list ap;
@@ -207,7 +208,8 @@ int eth_address(unsigned char out[20], char *err, size_t errcap,
     return SIGNER_OK;
 }
 
-/* 32 bytes as 64 hex digits, optional 0x; decoded into out when not NULL. */
+/* 1 if v is 32 bytes as 64 hex digits, optional 0x; decoded into out when
+ * not NULL. */
 int eth_hex32(unsigned char *out, const signer_host *h, const signer_json *v)
 {
     size_t len;

@@ -881,6 +881,7 @@ static int td_primary(td_ctx *c, size_t *ti, const signer_json *v)
     return SIGNER_OK;
 }
 
+/* EIP-712 digest of typed_data td (see eth.h); errors name the path. */
 int eth_typed_digest(unsigned char digest[32], char *err, size_t errcap,
                      const signer_host *h, const signer_json *td)
 {
