@@ -4,8 +4,10 @@
  * Units: eth_keccak.c (Keccak-256), eth_hex.c (hex codec), eth_u256.c
  * (256-bit quantities), eth_rlp.c (RLP encoder over a growable buffer),
  * eth_addr.c (addresses, EIP-55), eth_tx.c (transaction payload -> bytes),
- * eth_sign.c (recoverable signatures), eth_plugin.c (init, op table,
- * handlers).  Only plugin.h, libsecp256k1 and libc are used.
+ * eth_auth.c (EIP-7702 authorizations, sign_authorization), eth_typed.c
+ * (EIP-712 typed data, sign_typed_data), eth_sign.c (recoverable
+ * signatures), eth_plugin.c (init, op table, handlers).  Only plugin.h,
+ * libsecp256k1 and libc are used.
  *
  * Conventions: 1/0 results unless documented; outputs first, inputs after,
  * every length right after its buffer.
@@ -186,7 +188,7 @@ int eth_sign_hash(const secp256k1_context *ctx, unsigned char rs[64],
 /* ---- transactions (eth_tx.c) --------------------------------------------- */
 
 typedef struct eth_tx {
-    int type;                      /* 0, 1 or 2 */
+    int type;                      /* 0, 1, 2, 3 (EIP-4844) or 4 (EIP-7702) */
     eth_u256 chain_id, nonce, gas; /* chain_id, nonce, gas <= 2^64-1 */
     eth_u256 gas_price, max_fee, max_prio, value;
     int has_to;
@@ -194,7 +196,29 @@ typedef struct eth_tx {
     const char *data_hex; /* hex digits after "0x" (borrowed), may be "" */
     size_t data_hex_len;
     const signer_json *access_list; /* validated array, or NULL */
+    eth_u256 max_fee_blob;           /* type 3: maxFeePerBlobGas */
+    const signer_json *blob_hashes;  /* type 3: validated array */
+    const signer_json *auth_list;    /* type 4: validated array */
+    int has_from;                    /* "from" given: must be the key's */
+    unsigned char from[20];
 } eth_tx;
+
+/* Writes the printf-style message to err and returns
+ * SIGNER_ERR_BAD_REQUEST. */
+int eth_fail(char *err, size_t errcap, const char *fmt, ...)
+    SIGNER_PRINTF(3, 4);
+/* Parses a quantity: JSON integer <= 2^53-1, or a "0x"-hex / decimal string
+ * <= 2^256-1 (2^64-1 when u64).  name is the field path for messages. */
+int eth_qty(eth_u256 *r, char *err, size_t errcap, const signer_host *h,
+            const signer_json *v, const char *name, int u64)
+    SIGNER_WARN_UNUSED;
+/* An address (EIP-55 checked when mixed case); name is the path. */
+int eth_address(unsigned char out[20], char *err, size_t errcap,
+                const signer_host *h, const signer_json *v, const char *name)
+    SIGNER_WARN_UNUSED;
+/* 1 if v is 32 bytes as 64 hex digits (optional 0x); decoded into out when
+ * out is not NULL. */
+int eth_hex32(unsigned char *out, const signer_host *h, const signer_json *v);
 
 /*
  * Validates transaction_payload tp (a JSON object) into tx.  On failure
@@ -232,5 +256,56 @@ int eth_tx_finish(eth_buf *hex, unsigned char txhash[32], eth_buf *b,
 int eth_userop_hash(unsigned char op_hash[32], unsigned char to_sign[32],
                     char *err, size_t errcap, const signer_host *h,
                     const signer_json *payload) SIGNER_WARN_UNUSED;
+
+/* ---- EIP-7702 authorizations (eth_auth.c) ------------------------------- */
+
+/* Validates authorizationList[i] (a signed tuple {chainId, address, nonce,
+ * yParity, r, s}); name is its path for messages.  SIGNER_OK or
+ * SIGNER_ERR_BAD_REQUEST with the message in err. */
+int eth_auth_check(char *err, size_t errcap, const signer_host *h,
+                   const signer_json *tuple, const char *name)
+    SIGNER_WARN_UNUSED;
+/* Appends a validated authorizationList as an RLP list of
+ * [chainId, address, nonce, yParity, r, s]. */
+int eth_auth_list_rlp(eth_buf *b, const signer_host *h,
+                      const signer_json *list) SIGNER_WARN_UNUSED;
+
+/* ---- EIP-712 typed data (eth_typed.c) ------------------------------------ */
+
+/* Computes the EIP-712 digest keccak256(0x19 0x01 || domainSeparator ||
+ * hashStruct(message)) of typed_data {types, primaryType, domain, message}.
+ * On bad input returns SIGNER_ERR_BAD_REQUEST with a message naming the
+ * path ("typed_data.message.order.amount: ...") in err; SIGNER_ERR_NOMEM. */
+int eth_typed_digest(unsigned char digest[32], char *err, size_t errcap,
+                     const signer_host *h, const signer_json *td)
+    SIGNER_WARN_UNUSED;
+
+/* ---- handler helpers shared by the op units (eth_plugin.c) -------------- */
+
+typedef struct eth_ctx {
+    const signer_host *host;
+    secp256k1_context *secp;
+    int verify; /* settings.verify_signatures: recover and compare */
+} eth_ctx;
+
+/* Checks that payload is an object whose members are all in the common set
+ * (key_id, secret, hmac, timestamp) or equal to own, each at most once. */
+int eth_check_payload(const signer_host *h, signer_reply *reply,
+                      const signer_json *payload, const char *own);
+/* Unseals the payload's key into *key (secure memory, 32 bytes, freed by
+ * the caller with secure_free even on failure) and parses its address. */
+int eth_open_key(const eth_ctx *c, signer_call *call, signer_reply *reply,
+                 const signer_json *payload, unsigned char **key,
+                 unsigned char addr[20]);
+/* Signs hash and writes 0x r||s||v (v = 27 + recid) as field "signature". */
+int eth_reply_sig65(const eth_ctx *c, signer_reply *reply,
+                    const unsigned char hash[32], const unsigned char *key,
+                    const unsigned char addr[20]);
+
+/* Op handlers outside eth_plugin.c. */
+int eth_sign_typed_data(void *pctx, signer_call *call, signer_reply *reply,
+                        const signer_json *payload);
+int eth_sign_authorization(void *pctx, signer_call *call, signer_reply *reply,
+                           const signer_json *payload);
 
 #endif /* ETH_H */

@@ -13,6 +13,12 @@
  *                     entry_point_version}       -> {userOpHash, signature}
  *                    (hash computed in eth_userop.c)
  *   sign_message     {key_id, secret, message}         -> {signature}
+ *                    (message: UTF-8 text, or {"raw": "0x..."} bytes)
+ *   sign_typed_data  {key_id, secret, typed_data}      -> {signature, digest}
+ *                    (eth_typed.c)
+ *   sign_authorization {key_id, secret, authorization: {chainId, address,
+ *                    nonce}}   -> {chainId, address, nonce, yParity, r, s,
+ *                    signature}                        (eth_auth.c)
  *
  * Every op also accepts hmac and timestamp (HMAC authentication, checked by
  * host->key_open) and refuses any other field.  Input is validated before
@@ -32,16 +38,10 @@
 
 #define ETH_CHAIN "eth"
 
-typedef struct eth_ctx {
-    const signer_host *host;
-    secp256k1_context *secp;
-    int verify; /* settings.verify_signatures: recover and compare */
-} eth_ctx;
-
 /* Checks that payload is an object whose members are all in the common set
  * (key_id, secret, hmac, timestamp) or equal to own, each at most once. */
-static int eth_check_payload(const signer_host *h, signer_reply *reply,
-                             const signer_json *payload, const char *own)
+int eth_check_payload(const signer_host *h, signer_reply *reply,
+                      const signer_json *payload, const char *own)
 {
     const char *allowed[5] = {"key_id", "secret", "hmac", "timestamp", own};
     size_t nallowed = own != NULL ? 5 : 4;
@@ -71,9 +71,9 @@ static int eth_check_payload(const signer_host *h, signer_reply *reply,
 
 /* Unseals the payload's key into *key (secure memory, 32 bytes, freed by
  * the caller with secure_free even on failure) and parses its address. */
-static int eth_open_key(const eth_ctx *c, signer_call *call,
-                        signer_reply *reply, const signer_json *payload,
-                        unsigned char **key, unsigned char addr[20])
+int eth_open_key(const eth_ctx *c, signer_call *call, signer_reply *reply,
+                 const signer_json *payload, unsigned char **key,
+                 unsigned char addr[20])
 {
     const signer_host *h = c->host;
     char text[SIGNER_MAX_ADDRESS];
@@ -104,10 +104,9 @@ static int eth_open_key(const eth_ctx *c, signer_call *call,
 }
 
 /* Signs hash and writes 0x r||s||v (v = 27 + recid) as field "signature". */
-static int eth_reply_sig65(const eth_ctx *c, signer_reply *reply,
-                           const unsigned char hash[32],
-                           const unsigned char *key,
-                           const unsigned char addr[20])
+int eth_reply_sig65(const eth_ctx *c, signer_reply *reply,
+                    const unsigned char hash[32], const unsigned char *key,
+                    const unsigned char addr[20])
 {
     const signer_host *h = c->host;
     unsigned char sig[65];
@@ -361,6 +360,12 @@ static int eth_sign_transaction(void *pctx, signer_call *call,
     rc = eth_open_key(c, call, reply, payload, &key, addr);
     if (rc != SIGNER_OK)
         goto cleanup;
+    if (tx.has_from && memcmp(tx.from, addr, 20) != 0) {
+        rc = h->reply_error(reply, SIGNER_ERR_BAD_REQUEST,
+                            "transaction_payload.from: is not the address "
+                            "of key_id");
+        goto cleanup;
+    }
     rc = eth_sign_hash(c->secp, rs, &recid, hash, key,
                        c->verify ? addr : NULL);
     h->secure_free(h, key, 32);
@@ -391,56 +396,85 @@ cleanup:
     return rc;
 }
 
+/* message: a string is its UTF-8 text (as ethers' signMessage(string) and
+ * viem); {"raw": "0x..."} is bytes (viem's form).  Sets *text or *hex (the
+ * digits after 0x) and their length. */
+static int eth_message_arg(const signer_host *h, signer_reply *reply,
+                           const signer_json *v, const char **text,
+                           const char **hex, size_t *len)
+{
+    const signer_json *raw;
+    const char *key = NULL;
+
+    *text = *hex = NULL;
+    *len = 0;
+    if (v == NULL)
+        return h->reply_error(reply, SIGNER_ERR_BAD_REQUEST,
+                              "message: required");
+    *text = h->json_string(v, len);
+    if (*text != NULL)
+        return SIGNER_OK;
+    if (h->json_type(v) != SIGNER_JSON_OBJECT)
+        return h->reply_error(reply, SIGNER_ERR_BAD_REQUEST,
+                              "message: expected a string (UTF-8 text) or "
+                              "{\"raw\": \"0x...\"} (bytes)");
+    raw = h->json_at(v, 0, &key);
+    if (h->json_count(v) != 1 || key == NULL || strcmp(key, "raw") != 0)
+        return h->reply_error(reply, SIGNER_ERR_BAD_REQUEST,
+                              "message: an object must be {\"raw\": "
+                              "\"0x...\"} and nothing else");
+    *hex = h->json_string(raw, len);
+    if (*hex == NULL || !eth_hex_has_prefix(*hex, *len) || *len % 2 != 0 ||
+        !eth_hex_is_digits(*hex + 2, *len - 2))
+        return h->reply_error(reply, SIGNER_ERR_BAD_REQUEST,
+                              "message.raw: expected 0x-prefixed hex with an "
+                              "even number of digits");
+    *hex += 2;
+    *len -= 2;
+    return SIGNER_OK;
+}
+
 /* EIP-191 personal_sign: keccak("\x19Ethereum Signed Message:\n" || decimal
- * byte length || message).  A 0x-prefixed string of an even number of hex
- * digits is those bytes; any other string is its UTF-8 text. */
+ * byte length || message bytes). */
 static int eth_sign_message(void *pctx, signer_call *call, signer_reply *reply,
                             const signer_json *payload)
 {
     static const char prefix[] = "\x19" "Ethereum Signed Message:\n";
     const eth_ctx *c = pctx;
     const signer_host *h = c->host;
-    const signer_json *v;
     unsigned char hash[32], addr[20];
     unsigned char *key = NULL;
     char num[24];
-    const char *s;
+    const char *text, *hex;
     size_t len, nbytes;
-    int rc, is_hex;
+    int rc;
     eth_keccak k;
 
     rc = eth_check_payload(h, reply, payload, "message");
     if (rc != SIGNER_OK)
         return rc;
-    v = h->json_get(payload, "message");
-    if (v == NULL)
-        return h->reply_error(reply, SIGNER_ERR_BAD_REQUEST,
-                              "message: required");
-    s = h->json_string(v, &len);
-    if (s == NULL)
-        return h->reply_error(reply, SIGNER_ERR_BAD_REQUEST,
-                              "message: expected a string (text, or 0x-hex "
-                              "bytes)");
-    is_hex = eth_hex_has_prefix(s, len) && len % 2 == 0 &&
-             eth_hex_is_digits(s + 2, len - 2);
-    nbytes = is_hex ? (len - 2) / 2 : len;
+    rc = eth_message_arg(h, reply, h->json_get(payload, "message"), &text,
+                         &hex, &len);
+    if (rc != SIGNER_OK)
+        return rc;
+    nbytes = hex != NULL ? len / 2 : len;
 
     eth_keccak_init(&k);
     eth_keccak_update(&k, prefix, sizeof prefix - 1);
     snprintf(num, sizeof num, "%zu", nbytes);
     eth_keccak_update(&k, num, strlen(num));
-    if (is_hex) {
+    if (hex != NULL) {
         unsigned char chunk[256];
         size_t off;
         for (off = 0; off < nbytes; off += sizeof chunk) {
             size_t m = nbytes - off < sizeof chunk ? nbytes - off : sizeof chunk;
-            if (!eth_hex_decode(chunk, s + 2 + 2 * off, 2 * m))
+            if (!eth_hex_decode(chunk, hex + 2 * off, 2 * m))
                 return h->reply_error(reply, SIGNER_ERR_INTERNAL,
                                       "message: hex decoding failed");
             eth_keccak_update(&k, chunk, m);
         }
     } else {
-        eth_keccak_update(&k, s, len);
+        eth_keccak_update(&k, text, len);
     }
     eth_keccak_final(&k, hash);
 
@@ -457,6 +491,8 @@ static const signer_op eth_ops[] = {
     {"sign_transaction", eth_sign_transaction, SIGNER_OP_SECRET},
     {"sign_userop", eth_sign_userop, SIGNER_OP_SECRET},
     {"sign_message", eth_sign_message, SIGNER_OP_SECRET},
+    {"sign_typed_data", eth_sign_typed_data, SIGNER_OP_SECRET},
+    {"sign_authorization", eth_sign_authorization, SIGNER_OP_SECRET},
     {NULL, NULL, 0}};
 
 static void eth_cleanup(void *pctx)

@@ -9,6 +9,11 @@
  *   type 2 (EIP-1559): 0x02 || rlp([chainId, nonce, maxPriorityFeePerGas,
  *                                   maxFeePerGas, gas, to, value, data,
  *                                   accessList(, yParity, r, s)])
+ *   type 3 (EIP-4844): 0x03 || rlp([... type 2 ..., accessList,
+ *                                   maxFeePerBlobGas, blobVersionedHashes
+ *                                   (, yParity, r, s)])   (no sidecar)
+ *   type 4 (EIP-7702): 0x04 || rlp([... type 2 ..., accessList,
+ *                                   authorizationList(, yParity, r, s)])
  *
  * The body (items shared by both forms) is encoded once; the signing hash
  * and the signed form only add their tail and a list header, hashed and
@@ -36,39 +41,53 @@ enum eth_field {
     ETH_F_DATA,
     ETH_F_INPUT,
     ETH_F_ACCESS_LIST,
+    ETH_F_MAX_FEE_BLOB,
+    ETH_F_BLOB_HASHES,
+    ETH_F_AUTH_LIST,
+    ETH_F_FROM,
     ETH_F_COUNT
 };
 
 static const char *const eth_field_names[ETH_F_COUNT] = {
     "type",  "chainId", "nonce",    "to",           "value",
     "gas",   "gasLimit", "gasPrice", "maxFeePerGas", "maxPriorityFeePerGas",
-    "data",  "input",   "accessList"};
+    "data",  "input",   "accessList", "maxFeePerBlobGas", "blobVersionedHashes",
+    "authorizationList", "from"};
 
 #define BIT(f) (1u << (f))
 #define ETH_COMMON                                                             \
     (BIT(ETH_F_TYPE) | BIT(ETH_F_CHAIN_ID) | BIT(ETH_F_NONCE) |                \
      BIT(ETH_F_TO) | BIT(ETH_F_VALUE) | BIT(ETH_F_GAS) |                       \
-     BIT(ETH_F_GAS_LIMIT) | BIT(ETH_F_DATA) | BIT(ETH_F_INPUT))
+     BIT(ETH_F_GAS_LIMIT) | BIT(ETH_F_DATA) | BIT(ETH_F_INPUT) |            \
+     BIT(ETH_F_FROM))
+#define ETH_1559                                                               \
+    (ETH_COMMON | BIT(ETH_F_MAX_FEE) | BIT(ETH_F_MAX_PRIO) |                   \
+     BIT(ETH_F_ACCESS_LIST))
+#define ETH_1559_REQ                                                           \
+    (BIT(ETH_F_CHAIN_ID) | BIT(ETH_F_NONCE) | BIT(ETH_F_MAX_FEE) |             \
+     BIT(ETH_F_MAX_PRIO))
+#define ETH_NTYPES 5
 
-static const unsigned eth_allowed[3] = {
+static const unsigned eth_allowed[ETH_NTYPES] = {
     ETH_COMMON | BIT(ETH_F_GAS_PRICE),
     ETH_COMMON | BIT(ETH_F_GAS_PRICE) | BIT(ETH_F_ACCESS_LIST),
-    ETH_COMMON | BIT(ETH_F_MAX_FEE) | BIT(ETH_F_MAX_PRIO) |
-        BIT(ETH_F_ACCESS_LIST)};
+    ETH_1559,
+    ETH_1559 | BIT(ETH_F_MAX_FEE_BLOB) | BIT(ETH_F_BLOB_HASHES),
+    ETH_1559 | BIT(ETH_F_AUTH_LIST)};
 
-static const unsigned eth_required[3] = {
+static const unsigned eth_required[ETH_NTYPES] = {
     BIT(ETH_F_CHAIN_ID) | BIT(ETH_F_NONCE) | BIT(ETH_F_GAS_PRICE),
     BIT(ETH_F_CHAIN_ID) | BIT(ETH_F_NONCE) | BIT(ETH_F_GAS_PRICE),
-    BIT(ETH_F_CHAIN_ID) | BIT(ETH_F_NONCE) | BIT(ETH_F_MAX_FEE) |
-        BIT(ETH_F_MAX_PRIO)};
+    ETH_1559_REQ,
+    ETH_1559_REQ | BIT(ETH_F_TO) | BIT(ETH_F_MAX_FEE_BLOB) |
+        BIT(ETH_F_BLOB_HASHES),
+    ETH_1559_REQ | BIT(ETH_F_TO) | BIT(ETH_F_AUTH_LIST)};
 
 #define ETH_QTY_MSG "expected a quantity (integer or 0x-hex/decimal string)"
 #define ETH_MAX_SAFE 9007199254740991.0 /* 2^53 - 1 */
 
-static int eth_fail(char *err, size_t errcap, const char *fmt, ...)
-    SIGNER_PRINTF(3, 4);
-
-static int eth_fail(char *err, size_t errcap, const char *fmt, ...)
+/* Formats the message into err; returns SIGNER_ERR_BAD_REQUEST. */
+int eth_fail(char *err, size_t errcap, const char *fmt, ...)
 {
     va_list ap;
 
@@ -80,7 +99,7 @@ static int eth_fail(char *err, size_t errcap, const char *fmt, ...)
 
 /* Parses a quantity: JSON integer <= 2^53-1, or a "0x"-hex / decimal string
  * <= 2^256-1 (2^64-1 when u64).  name is the field path for messages. */
-static int eth_qty(eth_u256 *r, char *err, size_t errcap, const signer_host *h,
+int eth_qty(eth_u256 *r, char *err, size_t errcap, const signer_host *h,
                    const signer_json *v, const char *name, int u64)
 {
     double d;
@@ -166,9 +185,9 @@ static int eth_data(const char **hex, size_t *hexlen, char *err, size_t errcap,
     return SIGNER_OK;
 }
 
-static int eth_address(unsigned char out[20], char *err, size_t errcap,
-                       const signer_host *h, const signer_json *v,
-                       const char *name)
+/* An address (EIP-55 checked when mixed case); name is the path. */
+int eth_address(unsigned char out[20], char *err, size_t errcap,
+                const signer_host *h, const signer_json *v, const char *name)
 {
     size_t len;
     const char *s = h->json_string(v, &len);
@@ -189,9 +208,9 @@ static int eth_address(unsigned char out[20], char *err, size_t errcap,
     return SIGNER_OK;
 }
 
-/* 32 bytes as 64 hex digits, optional 0x; decoded into out when not NULL. */
-static int eth_hex32(unsigned char *out, const signer_host *h,
-                     const signer_json *v)
+/* 1 if v is 32 bytes as 64 hex digits, optional 0x; decoded into out when
+ * not NULL. */
+int eth_hex32(unsigned char *out, const signer_host *h, const signer_json *v)
 {
     size_t len;
     const char *s = h->json_string(v, &len);
@@ -271,13 +290,167 @@ static int eth_access_list_check(char *err, size_t errcap,
     return SIGNER_OK;
 }
 
+/* type: absent is 2; else a quantity 0..4.  An unsupported type is named
+ * in the message. */
+static int eth_tx_type(int *type, char *err, size_t errcap,
+                       const signer_host *h, const signer_json *v)
+{
+    eth_u256 t;
+    char text[80];
+    size_t len;
+    const char *s;
+
+    *type = 2;
+    if (v == NULL)
+        return SIGNER_OK;
+    if (eth_qty(&t, err, errcap, h, v, ETH_TP "type", 0) != SIGNER_OK) {
+        s = h->json_string(v, &len);
+        if (s != NULL)
+            snprintf(text, sizeof text, "\"%.40s\"", s);
+        else
+            snprintf(text, sizeof text, "%s", "this value");
+    } else if (!eth_u256_fits_u64(&t)) {
+        snprintf(text, sizeof text, "%s", "above 2^64");
+    } else if (t.w[0] >= ETH_NTYPES) {
+        snprintf(text, sizeof text, "%llu", (unsigned long long)t.w[0]);
+    } else {
+        *type = (int)t.w[0];
+        return SIGNER_OK;
+    }
+    return eth_fail(err, errcap,
+                    ETH_TP "type: type %s is not supported (0 legacy, "
+                           "1 EIP-2930, 2 EIP-1559, 3 EIP-4844, 4 EIP-7702)",
+                    text);
+}
+
+/* Collects the members of tp into fv[]: each must be a known field, of this
+ * type, and appear once (bounded: at most ETH_F_COUNT + 1 iterations before
+ * an error). */
+static int eth_tx_members(const signer_json *fv[ETH_F_COUNT], unsigned *seen,
+                          char *err, size_t errcap, const signer_host *h,
+                          const signer_json *tp, int type)
+{
+    size_t n = h->json_count(tp), i;
+    int f;
+
+    for (i = 0; i < n; i++) {
+        const char *key = NULL;
+        const signer_json *v = h->json_at(tp, i, &key);
+        for (f = 0; f < ETH_F_COUNT; f++)
+            if (key != NULL && strcmp(key, eth_field_names[f]) == 0)
+                break;
+        if (f == ETH_F_COUNT)
+            return eth_fail(err, errcap, ETH_TP "%.64s: unknown field",
+                            key ? key : "");
+        if (*seen & BIT(f))
+            return eth_fail(err, errcap, ETH_TP "%s: duplicate field",
+                            eth_field_names[f]);
+        if (!(eth_allowed[type] & BIT(f)))
+            return eth_fail(err, errcap,
+                            ETH_TP "%s: %s is not a field of type %d",
+                            eth_field_names[f], eth_field_names[f], type);
+        *seen |= BIT(f);
+        fv[f] = v;
+    }
+    return SIGNER_OK;
+}
+
+/* blobVersionedHashes: at least one 32-byte hash, version byte 0x01. */
+static int eth_blob_hashes_check(char *err, size_t errcap,
+                                 const signer_host *h, const signer_json *a)
+{
+    size_t n, i;
+
+    if (h->json_type(a) != SIGNER_JSON_ARRAY || h->json_count(a) == 0)
+        return eth_fail(err, errcap,
+                        ETH_TP "blobVersionedHashes: expected a non-empty "
+                               "array of 32-byte hex hashes");
+    n = h->json_count(a);
+    for (i = 0; i < n; i++) {
+        unsigned char hash[32];
+        if (!eth_hex32(hash, h, h->json_at(a, i, NULL)))
+            return eth_fail(err, errcap,
+                            ETH_TP "blobVersionedHashes[%zu]: expected a "
+                                   "32-byte hex string",
+                            i);
+        if (hash[0] != 0x01)
+            return eth_fail(err, errcap,
+                            ETH_TP "blobVersionedHashes[%zu]: version byte "
+                                   "must be 0x01 (KZG)",
+                            i);
+    }
+    return SIGNER_OK;
+}
+
+/* authorizationList: at least one signed tuple. */
+static int eth_auth_list_check(char *err, size_t errcap, const signer_host *h,
+                               const signer_json *a)
+{
+    char name[64];
+    size_t n, i;
+    int rc;
+
+    if (h->json_type(a) != SIGNER_JSON_ARRAY || h->json_count(a) == 0)
+        return eth_fail(err, errcap,
+                        ETH_TP "authorizationList: expected a non-empty array "
+                               "of {chainId, address, nonce, yParity, r, s}");
+    n = h->json_count(a);
+    for (i = 0; i < n; i++) {
+        snprintf(name, sizeof name, ETH_TP "authorizationList[%zu]", i);
+        rc = eth_auth_check(err, errcap, h, h->json_at(a, i, NULL), name);
+        if (rc != SIGNER_OK)
+            return rc;
+    }
+    return SIGNER_OK;
+}
+
+/* The fields only types 3 and 4 have, and from. */
+static int eth_tx_extras(eth_tx *tx, char *err, size_t errcap,
+                         const signer_host *h,
+                         const signer_json *const fv[ETH_F_COUNT])
+{
+    int rc;
+
+    if (tx->type >= 3 && !tx->has_to)
+        return eth_fail(err, errcap,
+                        ETH_TP "to: required in a type %d transaction (it "
+                               "cannot create a contract)",
+                        tx->type);
+    if (fv[ETH_F_MAX_FEE_BLOB] != NULL) {
+        rc = eth_qty(&tx->max_fee_blob, err, errcap, h, fv[ETH_F_MAX_FEE_BLOB],
+                     ETH_TP "maxFeePerBlobGas", 0);
+        if (rc != SIGNER_OK)
+            return rc;
+    }
+    if (fv[ETH_F_BLOB_HASHES] != NULL) {
+        rc = eth_blob_hashes_check(err, errcap, h, fv[ETH_F_BLOB_HASHES]);
+        if (rc != SIGNER_OK)
+            return rc;
+        tx->blob_hashes = fv[ETH_F_BLOB_HASHES];
+    }
+    if (fv[ETH_F_AUTH_LIST] != NULL) {
+        rc = eth_auth_list_check(err, errcap, h, fv[ETH_F_AUTH_LIST]);
+        if (rc != SIGNER_OK)
+            return rc;
+        tx->auth_list = fv[ETH_F_AUTH_LIST];
+    }
+    if (fv[ETH_F_FROM] != NULL) {
+        rc = eth_address(tx->from, err, errcap, h, fv[ETH_F_FROM],
+                         ETH_TP "from");
+        if (rc != SIGNER_OK)
+            return rc;
+        tx->has_from = 1;
+    }
+    return SIGNER_OK;
+}
+
 int eth_tx_parse(eth_tx *tx, char *err, size_t errcap, const signer_host *h,
                  const signer_json *tp)
 {
     const signer_json *fv[ETH_F_COUNT] = {NULL};
     char name[64];
-    unsigned seen = 0, bad;
-    size_t n, i;
+    unsigned seen = 0;
+    size_t i;
     int f, rc;
     static const struct {
         int field;
@@ -300,44 +473,12 @@ int eth_tx_parse(eth_tx *tx, char *err, size_t errcap, const signer_host *h,
     if (h->json_type(tp) != SIGNER_JSON_OBJECT)
         return eth_fail(err, errcap, "transaction_payload: expected an object");
 
-    /* every member must be known, and appear once (bounded loop: at most
-     * ETH_F_COUNT + 1 iterations before an error) */
-    n = h->json_count(tp);
-    for (i = 0; i < n; i++) {
-        const char *key = NULL;
-        const signer_json *v = h->json_at(tp, i, &key);
-        for (f = 0; f < ETH_F_COUNT; f++)
-            if (key != NULL && strcmp(key, eth_field_names[f]) == 0)
-                break;
-        if (f == ETH_F_COUNT)
-            return eth_fail(err, errcap, ETH_TP "%.64s: unknown field",
-                            key ? key : "");
-        if (seen & BIT(f))
-            return eth_fail(err, errcap, ETH_TP "%s: duplicate field",
-                            eth_field_names[f]);
-        seen |= BIT(f);
-        fv[f] = v;
-    }
-
-    /* type */
-    tx->type = 2;
-    if (fv[ETH_F_TYPE] != NULL) {
-        eth_u256 t;
-        rc = eth_qty(&t, err, errcap, h, fv[ETH_F_TYPE], ETH_TP "type", 1);
-        if (rc != SIGNER_OK || !eth_u256_fits_u64(&t) || t.w[0] > 2)
-            return eth_fail(err, errcap,
-                            ETH_TP "type: expected 0 (legacy), 1 (EIP-2930) "
-                                   "or 2 (EIP-1559)");
-        tx->type = (int)t.w[0];
-    }
-
-    /* fields foreign to this type, then missing ones */
-    bad = seen & ~eth_allowed[tx->type];
-    for (f = 0; f < ETH_F_COUNT; f++)
-        if (bad & BIT(f))
-            return eth_fail(err, errcap,
-                            ETH_TP "%s: not allowed in a type %d transaction",
-                            eth_field_names[f], tx->type);
+    rc = eth_tx_type(&tx->type, err, errcap, h, h->json_get(tp, "type"));
+    if (rc != SIGNER_OK)
+        return rc;
+    rc = eth_tx_members(fv, &seen, err, errcap, h, tp, tx->type);
+    if (rc != SIGNER_OK)
+        return rc;
     if (!(seen & (BIT(ETH_F_GAS) | BIT(ETH_F_GAS_LIMIT))))
         return eth_fail(err, errcap, ETH_TP "gas: required (or gasLimit)");
     for (f = 0; f < ETH_F_COUNT; f++)
@@ -386,7 +527,7 @@ int eth_tx_parse(eth_tx *tx, char *err, size_t errcap, const signer_host *h,
     if (tx->nonce.w[0] == UINT64_MAX)
         return eth_fail(err, errcap,
                         ETH_TP "nonce: exceeds 2^64-2 (EIP-2681)");
-    if (tx->type == 2 && eth_u256_cmp(&tx->max_prio, &tx->max_fee) > 0)
+    if (tx->type >= 2 && eth_u256_cmp(&tx->max_prio, &tx->max_fee) > 0)
         return eth_fail(err, errcap,
                         ETH_TP "maxPriorityFeePerGas: exceeds maxFeePerGas");
 
@@ -450,7 +591,7 @@ int eth_tx_parse(eth_tx *tx, char *err, size_t errcap, const signer_host *h,
             return rc;
         tx->access_list = fv[ETH_F_ACCESS_LIST];
     }
-    return SIGNER_OK;
+    return eth_tx_extras(tx, err, errcap, h, fv);
 }
 
 /* Appends the (validated) access list as an RLP list. */
@@ -487,6 +628,22 @@ static int eth_access_list_rlp(eth_buf *b, const signer_host *h,
     return eth_rlp_list_end(b, outer);
 }
 
+/* Appends the (validated) blob versioned hashes as an RLP list. */
+static int eth_blob_hashes_rlp(eth_buf *b, const signer_host *h,
+                               const signer_json *a)
+{
+    size_t start = eth_rlp_list_begin(b), n = h->json_count(a), i;
+
+    for (i = 0; i < n; i++) {
+        unsigned char k[33];
+        k[0] = 0x80 + 32;
+        if (!eth_hex32(k + 1, h, h->json_at(a, i, NULL)) ||
+            !eth_buf_append(b, k, 33))
+            return 0;
+    }
+    return eth_rlp_list_end(b, start);
+}
+
 int eth_tx_body(eth_buf *b, const signer_host *h, const eth_tx *tx)
 {
     static const unsigned char none[1];
@@ -495,7 +652,7 @@ int eth_tx_body(eth_buf *b, const signer_host *h, const eth_tx *tx)
     if (tx->type != 0 && !eth_rlp_u256(b, &tx->chain_id))
         return 0;
     ok = eth_rlp_u256(b, &tx->nonce);
-    if (tx->type == 2)
+    if (tx->type >= 2)
         ok = ok && eth_rlp_u256(b, &tx->max_prio) &&
              eth_rlp_u256(b, &tx->max_fee);
     else
@@ -506,6 +663,11 @@ int eth_tx_body(eth_buf *b, const signer_host *h, const eth_tx *tx)
          eth_rlp_hex(b, tx->data_hex, tx->data_hex_len);
     if (ok && tx->type != 0)
         ok = eth_access_list_rlp(b, h, tx->access_list);
+    if (ok && tx->type == 3)
+        ok = eth_rlp_u256(b, &tx->max_fee_blob) &&
+             eth_blob_hashes_rlp(b, h, tx->blob_hashes);
+    if (ok && tx->type == 4)
+        ok = eth_auth_list_rlp(b, h, tx->auth_list);
     return ok;
 }
 

@@ -8,7 +8,7 @@
  * fails on bad input), the status matches the handler's result, secure
  * memory is all given back, the secret and the key never appear in an
  * answer unless the request held them; a signed transaction is "0x" + hex of canonical RLP -- a list of
- * 9 items (legacy) or a type byte 1/2 and a list of 11/12 items consuming
+ * 9 items (legacy) or a type byte 1/2/3/4 and a list of 11/12/14/13 items consuming
  * every byte, r and s 1..32 bytes -- and transaction_hash is its Keccak-256;
  * a userOp signature is 65 bytes with v 27 or 28.
  */
@@ -169,8 +169,9 @@ static void check_signed(const char *signed_hex, const char *hash_hex)
     raw = unhex(signed_hex, &n);
     FUZZ_CHECK(raw != NULL && n > 0);
     if (raw[0] < 0x80) {
-        FUZZ_CHECK(raw[0] == 1 || raw[0] == 2);
-        want = raw[0] == 1 ? 11 : 12;
+        static const long count[5] = {0, 11, 12, 14, 13};
+        FUZZ_CHECK(raw[0] >= 1 && raw[0] <= 4);
+        want = count[raw[0]];
         start = 1;
     } else {
         want = 9;

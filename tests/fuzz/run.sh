@@ -41,7 +41,8 @@ ENGINE_SRCS="engine/util.c engine/log.c engine/conf.c engine/loader.c
   engine/transport/frame.c engine/transport/server.c"
 ETH_SRCS="plugins/eth/eth_plugin.c plugins/eth/eth_keccak.c
   plugins/eth/eth_hex.c plugins/eth/eth_u256.c plugins/eth/eth_rlp.c
-  plugins/eth/eth_addr.c plugins/eth/eth_sign.c plugins/eth/eth_tx.c"
+  plugins/eth/eth_addr.c plugins/eth/eth_sign.c plugins/eth/eth_tx.c
+  plugins/eth/eth_auth.c plugins/eth/eth_typed.c"
 PKGS="libsecp256k1 libcrypto libssl libconfig libcjson libevent
   libevent_pthreads sqlite3"
 

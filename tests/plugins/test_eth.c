@@ -601,7 +601,7 @@ static void test_init_and_table(void)
     CU_ASSERT_EQUAL(signer_plugin_check(P), SIGNER_OK);
     for (o = P->ops; o->name != NULL; o++)
         n++;
-    CU_ASSERT_EQUAL(n, 5);
+    CU_ASSERT_EQUAL(n, 7);
     CU_ASSERT_EQUAL(signer_plugin_init(NULL, NULL, NULL), SIGNER_ERR_INTERNAL);
     {
         signer_host bad = *mock_host_get(M);
@@ -1155,7 +1155,7 @@ static void test_tx_field_errors(void)
         {LEGACY("\"gasPrice\":1,\"chainId\":1,\"maxFeePerGas\":1,"), "transaction_payload.maxFeePerGas"},
         {"{\"type\":1,\"chainId\":1,\"nonce\":0,\"gas\":1,\"gasPrice\":1,\"maxPriorityFeePerGas\":1}",
          "transaction_payload.maxPriorityFeePerGas"},
-        {"{\"type\":3,\"chainId\":1,\"nonce\":0,\"gas\":1}", "transaction_payload.type"},
+        {"{\"type\":5,\"chainId\":1,\"nonce\":0,\"gas\":1}", "transaction_payload.type"},
         {"{\"type\":-1,\"chainId\":1,\"nonce\":0,\"gas\":1}", "transaction_payload.type"},
         {"{\"type\":\"eip1559\",\"chainId\":1,\"nonce\":0,\"gas\":1}", "transaction_payload.type"},
         {"{\"type\":null,\"chainId\":1,\"nonce\":0,\"gas\":1}", "transaction_payload.type"},
@@ -1319,10 +1319,10 @@ static void test_sign_message(void)
 
     expect_sig("sign_message", fmt, "hello", 200,
                "0xf63c93dc642a4839770b35abf9cb304ac2f1b5463d9a9abd87546feaa0af992e659cf087c433e45c45f6135cb819ab1922c6359dbb1b8c8d7a54141de2cd4beb1b");
+    /* a 0x string is text (ethers' signMessage(string)); bytes are
+     * {"raw": ...}, tested in test_eth_breadth.c */
     expect_sig("sign_message", fmt, "0xdeadbeef", 200,
-               "0xe634c2b988f47ed8fe2bfda5c5a47dbc69016c87623a0833e92a9c1e81fdb03d671324c546436acaa3d12be447248b3892477b274a85cc2c20a0a49cd2d04cad1b");
-    expect_sig("sign_message", fmt, "0xDEADBEEF", 200,
-               "0xe634c2b988f47ed8fe2bfda5c5a47dbc69016c87623a0833e92a9c1e81fdb03d671324c546436acaa3d12be447248b3892477b274a85cc2c20a0a49cd2d04cad1b");
+               "0xa749cd847112f7ac53cbdc6245c5d905f8ef3d9f3ab9b58b09d25215b188aef53589474b59d5e01cf3475fe2c793520a058c6b5e971626a41ede3fe4e18e83771b");
     expect_sig("sign_message", fmt, "", 200,
                "0xff65394fc6cc70eee8e5ee1160dfa355a0484ad2988b65d01aee4bf58288958f082ce5e2c2d9d49130a2b1e8d01850cc00b0f17637f029570420e5a4a8d724fd1c");
     expect_sig("sign_message", fmt, "h\xc3\xa9llo \xe2\x9c\x93", 200,
@@ -1481,6 +1481,7 @@ static void test_log_clean(void)
 }
 
 void eth_test_add_mock_suite(void);
+void eth_test_add_breadth_suite(void);
 
 int main(void)
 {
@@ -1522,6 +1523,7 @@ int main(void)
     CU_add_test(s, "dlopen the built module", test_dlopen_plugin);
 
     eth_test_add_mock_suite();
+    eth_test_add_breadth_suite();
 
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
