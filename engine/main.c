@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "conf.h"
 #include "dispatch.h"
 #include "log.h"
+#include "startup.h"
 #include "util.h"
 
 static void usage(FILE *f)
@@ -35,13 +37,21 @@ static void usage(FILE *f)
             "  -h, --help              this text\n");
 }
 
-/* No core dumps, no ptrace by other users, private files. */
+/* No core dumps, no ptrace by other users, private files; a file size
+ * limit makes writes fail (logged, not ready) instead of killing us. */
 static void harden_process(void)
 {
     struct rlimit rl = {0, 0};
     setrlimit(RLIMIT_CORE, &rl);
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     umask(077);
+    signal(SIGXFSZ, SIG_IGN);
+}
+
+/* A fatal error: one JSON log line like every other, on stderr. */
+static void fatal(const char *msg)
+{
+    eng_log(SIGNER_LOG_ERROR, "%s", msg);
 }
 
 struct daemon_ctx {
@@ -53,8 +63,7 @@ struct daemon_ctx {
 
 static int ready_cb(void *ctx)
 {
-    (void)ctx;
-    return 1;
+    return eng_engine_ready(((struct daemon_ctx *)ctx)->engine);
 }
 
 static int handle_cb(void *ctx, const eng_request *req, char **resp,
@@ -150,7 +159,7 @@ int main(int argc, char **argv)
         case 'c': file = optarg; break;
         case 'l':
             if (n_listen == 32) {
-                fprintf(stderr, "signerd: too many --listen options\n");
+                fatal("too many --listen options (at most 32)");
                 return 2;
             }
             listens[n_listen++] = optarg;
@@ -171,14 +180,14 @@ int main(int argc, char **argv)
         return 2;
     }
     if (eng_config_load(&cfg, file, err, sizeof err) != 0) {
-        fprintf(stderr, "signerd: %s\n", err);
+        fatal(err);
         eng_config_free(&cfg);
         return 1;
     }
     for (i = 0; i < n_listen; i++)
         if (eng_config_add_listen(&cfg, listens[i], &replaced, err,
                                   sizeof err) != 0) {
-            fprintf(stderr, "signerd: %s\n", err);
+            fatal(err);
             goto out_cfg;
         }
     if ((data_dir && eng_config_set_data_dir(&cfg, data_dir) != 0) ||
@@ -191,27 +200,23 @@ int main(int argc, char **argv)
     if (level != NULL) {
         cfg.log_level = eng_log_level_parse(level);
         if (cfg.log_level < 0) {
-            fprintf(stderr, "signerd: --log-level %s: not error, warn, info "
-                            "or debug\n", level);
+            snprintf(err, sizeof err, "--log-level %s: not error, warn, "
+                                      "info or debug", level);
+            fatal(err);
             goto out_cfg;
         }
     }
     eng_log_set_level(cfg.log_level);
-    cfg.check_only = check_only;
-
-    if (eng_engine_open(&engine, &cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "signerd: %s\n", err);
+    if (check_only) {
+        rc = eng_engine_check_config(&cfg, stdout, err, sizeof err) == 0 ? 0
+                                                                         : 1;
+        if (rc != 0)
+            fatal(err);
         goto out_cfg;
     }
-    if (check_only) {
-        printf("%s: ok (%zu plugins, %zu operations, %zu listeners)\n", file,
-               engine.reg.n_plugins, engine.reg.n_ops, cfg.n_listen);
-        printf("data_dir %s: %s\n", cfg.data_dir,
-               engine.ks != NULL ? "keystore and master key checked"
-               : engine.sealer != NULL ? "master key checked, no keystore yet"
-               : "no master key yet (created on first start)");
-        rc = 0;
-        goto out_engine;
+    if (eng_engine_open(&engine, &cfg, err, sizeof err) != 0) {
+        fatal(err);
+        goto out_cfg;
     }
 
     memset(&scfg, 0, sizeof scfg);
@@ -230,23 +235,26 @@ int main(int argc, char **argv)
     cb.ready = ready_cb;
     cb.reload = reload_cb;
     if ((server = eng_server_new(&scfg, &cb)) == NULL) {
-        fprintf(stderr, "signerd: out of memory\n");
-        goto out_engine;
+        fatal("out of memory");
+        goto out_abandon;
     }
     dctx.server = server;
     if (eng_server_start(server, err, sizeof err) != 0) {
-        fprintf(stderr, "signerd: %s\n", err);
-        goto out_server;
+        fatal(err);
+        eng_server_free(server);
+        goto out_abandon;
     }
     eng_log(SIGNER_LOG_INFO, "signerd %s ready: role %s, data_dir %s, %zu "
                              "operations",
             PACKAGE_VERSION, cfg.role, cfg.data_dir, engine.reg.n_ops);
     rc = eng_server_run(server) == 0 ? 0 : 1;
     eng_log(SIGNER_LOG_INFO, "signerd stopped");
-out_server:
     eng_server_free(server);
-out_engine:
     eng_engine_close(&engine);
+    goto out_cfg;
+out_abandon:
+    /* A failed start leaves no new data dir, master key or keystore. */
+    eng_engine_abandon(&engine);
 out_cfg:
     eng_config_free(&cfg);
     return rc;

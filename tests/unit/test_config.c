@@ -29,7 +29,8 @@ static void test_minimal_defaults(void)
     CU_ASSERT_STRING_EQUAL(cfg.plugins[0].path, "eth.so");
     CU_ASSERT_EQUAL(cfg.hmac_window, 60);
     CU_ASSERT_EQUAL(cfg.limits.max_body, 1048576);
-    CU_ASSERT_STRING_EQUAL(cfg.master_key_file, "master.key");
+    CU_ASSERT_STRING_EQUAL(cfg.sealer.type, "local");
+    CU_ASSERT_PTR_NULL(eng_backend_conf_get(&cfg.sealer, "master_key_file"));
 }
 
 static void test_full(void)
@@ -62,8 +63,8 @@ static void test_full(void)
     CU_ASSERT_EQUAL(cfg.limits.max_pipeline, 8);
     CU_ASSERT_EQUAL(cfg.limits.read_timeout_ms, 500);
     CU_ASSERT_EQUAL(cfg.limits.max_header, 16384); /* default kept */
-    CU_ASSERT_STRING_EQUAL(cfg.master_key_file, "mk");
-    CU_ASSERT_STRING_EQUAL(cfg.keystore_path, "k.db");
+    CU_ASSERT_STRING_EQUAL(eng_backend_conf_get(&cfg.sealer, "master_key_file"), "mk");
+    CU_ASSERT_STRING_EQUAL(eng_backend_conf_get(&cfg.keystore, "path"), "k.db");
     CU_ASSERT_EQUAL(cfg.hmac_window, 30);
     CU_ASSERT_EQUAL(cfg.max_failures, 3);
     CU_ASSERT_EQUAL(cfg.lockout_seconds, 9);
