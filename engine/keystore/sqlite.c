@@ -54,6 +54,7 @@ static void sq_failed(struct sq *s, const char *what, int rc)
     if ((rc & 0xff) == SQLITE_CONSTRAINT)
         return;
     atomic_store(&s->healthy, 0);
+    atomic_store(&s->last_probe_us, eng_now_us()); /* next probe: later */
     eng_log(SIGNER_LOG_ERROR,
             "keystore %s: %s failed: %s (SQLite extended code %d: %s)",
             s->path, what, sqlite3_errmsg(s->db), ext, sqlite3_errstr(ext));
