@@ -444,7 +444,7 @@ int eng_engine_check_config(eng_config *cfg, FILE *out, char *err,
                             size_t err_len)
 {
     eng_engine e;
-    size_t heap = eng_engine_secure_heap_bytes(cfg);
+    size_t heap = eng_engine_secure_heap_bytes(cfg), i;
     char lock[256];
     cfg->check_only = 1;
     if (check_listeners(cfg, err, err_len) != 0 ||
@@ -452,6 +452,10 @@ int eng_engine_check_config(eng_config *cfg, FILE *out, char *err,
         return -1;
     fprintf(out, "%s: ok (%zu plugins, %zu operations, %zu listeners)\n",
             cfg->file, e.reg.n_plugins, e.reg.n_ops, cfg->n_listen);
+    for (i = 0; i < cfg->n_listen; i++)
+        fprintf(out, "listen: %s %s\n",
+                cfg->listen[i].proto == ENG_PROTO_FRAMES ? "frames" : "http",
+                cfg->listen[i].address);
     report_storage(&e, cfg, out);
     memlock_ok(heap, lock, sizeof lock);
     fprintf(out, "locked memory: %zu bytes (key_cache.max_entries = %d, "
