@@ -229,6 +229,43 @@ static int record_check(eng_engine *e, const unsigned char *cv, char *err,
     return 0;
 }
 
+/* A keystore from before check values: 0 if the sealer opens one of its
+ * keys (so the check value may be recorded), -1 naming what to restore. */
+static int try_unseal_one(eng_engine *e, const struct sealed_state *st,
+                          char *err, size_t err_len)
+{
+    char kid[SIGNER_KEY_ID_LEN + 1], chain[32], addr[SIGNER_MAX_ADDRESS];
+    char ks[600], cur[512];
+    unsigned char *blob = NULL, *plain = NULL;
+    size_t blen = 0, plen = 0;
+    signer_key_meta meta;
+    int rc;
+    if (eng_keystore_any_key_id(e->ks, kid, sizeof kid) != SIGNER_OK ||
+        eng_keystore_get(e->ks, chain, sizeof chain, addr, sizeof addr,
+                         &blob, &blen, kid) != SIGNER_OK ||
+        (plain = eng_secure_alloc(ENG_PLAIN_MAX)) == NULL) {
+        free(blob);
+        snprintf(err, err_len, "cannot read a key to check the sealer");
+        return -1;
+    }
+    meta.key_id = kid;
+    meta.chain = chain;
+    meta.address = addr;
+    rc = eng_sealer_unseal(e->sealer, plain, ENG_PLAIN_MAX, &plen, &meta,
+                           blob, blen);
+    eng_secure_free(plain, ENG_PLAIN_MAX);
+    free(blob);
+    if (rc == SIGNER_OK)
+        return 0;
+    eng_keystore_describe(e->ks, ks, sizeof ks);
+    eng_sealer_describe(e->sealer, cur, sizeof cur);
+    snprintf(err, err_len,
+             "%s does not open the %lld keys in %s (key %s): restore the "
+             "master key that sealed them from your backup",
+             cur, st->keys, ks, kid);
+    return -1;
+}
+
 /* Compares the open sealer's check value with the recorded one; records it
  * when there is none yet (or no key depends on the old one). */
 static int bind_check(eng_engine *e, const struct sealed_state *st,
@@ -254,6 +291,9 @@ static int bind_check(eng_engine *e, const struct sealed_state *st,
                  "value mismatch): restore %s from your backup",
                  cur, st->keys, ks,
                  st->source[0] ? st->source : "the original");
+        out = -1;
+    } else if (!st->have_check && st->keys > 0 &&
+               try_unseal_one(e, st, err, err_len) != 0) {
         out = -1;
     } else if (create) {
         if (st->keys > 0)

@@ -105,6 +105,13 @@ long long eng_keystore_count(eng_keystore *ks)
     return ks == NULL ? -1 : ks->m->count(ks->state);
 }
 
+int eng_keystore_any_key_id(eng_keystore *ks, char *key_id, size_t cap)
+{
+    if (ks == NULL)
+        return SIGNER_ERR_UNAVAILABLE;
+    return ks->m->any_key_id(ks->state, key_id, cap);
+}
+
 int eng_keystore_meta_get(eng_keystore *ks, unsigned char *value, size_t cap,
                           size_t *len, const char *name)
 {
@@ -190,6 +197,14 @@ static long long none_count(void *state)
     return 0;
 }
 
+static int none_any_key_id(void *state, char *key_id, size_t cap)
+{
+    (void)state;
+    (void)key_id;
+    (void)cap;
+    return SIGNER_ERR_NOT_FOUND;
+}
+
 static int none_meta_get(void *state, unsigned char *value, size_t cap,
                          size_t *len, const char *name)
 {
@@ -226,6 +241,6 @@ static void none_describe(void *state, char *out, size_t out_len)
 static void none_close(void *state) { (void)state; }
 
 const eng_keystore_methods eng_keystore_none = {
-    "none",        none_settings, none_open,  none_put,
-    none_get,      none_count,    none_meta_get, none_meta_put,
-    none_ready,    none_describe, none_close};
+    "none",        none_settings, none_open,       none_put,
+    none_get,      none_count,    none_any_key_id, none_meta_get,
+    none_meta_put, none_ready,    none_describe,   none_close};

@@ -36,6 +36,9 @@ typedef struct eng_keystore_methods {
                size_t address_cap, unsigned char **blob, size_t *blob_len,
                const char *key_id);
     long long (*count)(void *state); /* records, or -1 */
+    /* Some stored key_id (for start-up to try the sealer on a keystore
+     * that predates check values).  SIGNER_ERR_NOT_FOUND when empty. */
+    int (*any_key_id)(void *state, char *key_id, size_t cap);
     /* Named values about the store (e.g. "sealer_check").  get:
      * SIGNER_ERR_NOT_FOUND if absent, SIGNER_ERR_TOO_LARGE if over cap. */
     int (*meta_get)(void *state, unsigned char *value, size_t cap,
@@ -78,6 +81,8 @@ int eng_keystore_get(eng_keystore *ks, char *chain, size_t chain_cap,
                      char *address, size_t address_cap, unsigned char **blob,
                      size_t *blob_len, const char *key_id) SIGNER_WARN_UNUSED;
 long long eng_keystore_count(eng_keystore *ks);
+int eng_keystore_any_key_id(eng_keystore *ks, char *key_id, size_t cap)
+    SIGNER_WARN_UNUSED;
 int eng_keystore_meta_get(eng_keystore *ks, unsigned char *value, size_t cap,
                           size_t *len, const char *name) SIGNER_WARN_UNUSED;
 int eng_keystore_meta_put(eng_keystore *ks, const char *name,

@@ -26,7 +26,7 @@
 
 struct sq {
     sqlite3 *db;
-    sqlite3_stmt *put, *get, *count, *meta_get, *meta_put;
+    sqlite3_stmt *put, *get, *count, *any, *meta_get, *meta_put;
     pthread_mutex_t lock;
     char *path;
     atomic_int healthy;
@@ -68,6 +68,7 @@ static void sq_close(void *state)
     sqlite3_finalize(s->put);
     sqlite3_finalize(s->get);
     sqlite3_finalize(s->count);
+    sqlite3_finalize(s->any);
     sqlite3_finalize(s->meta_get);
     sqlite3_finalize(s->meta_put);
     if (s->db != NULL)
@@ -89,6 +90,7 @@ static int sq_prepare(struct sq *s, char *err, size_t err_len)
         {offsetof(struct sq, get),
          "SELECT chain, address, sealed FROM keys WHERE key_id = ?1"},
         {offsetof(struct sq, count), "SELECT count(*) FROM keys"},
+        {offsetof(struct sq, any), "SELECT key_id FROM keys LIMIT 1"},
         {offsetof(struct sq, meta_get),
          "SELECT value FROM meta WHERE name = ?1"},
         {offsetof(struct sq, meta_put),
@@ -273,6 +275,25 @@ static long long sq_count(void *state)
     return n;
 }
 
+static int sq_any_key_id(void *state, char *key_id, size_t cap)
+{
+    struct sq *s = state;
+    int rc, out = SIGNER_ERR_INTERNAL;
+    pthread_mutex_lock(&s->lock);
+    rc = sqlite3_step(s->any);
+    if (rc == SQLITE_DONE)
+        out = SIGNER_ERR_NOT_FOUND;
+    else if (rc == SQLITE_ROW)
+        out = copy_text(key_id, cap, sqlite3_column_text(s->any, 0)) == 0
+                  ? SIGNER_OK
+                  : SIGNER_ERR_TOO_LARGE;
+    else
+        sq_failed(s, "reading a key_id", rc);
+    sqlite3_reset(s->any);
+    pthread_mutex_unlock(&s->lock);
+    return out;
+}
+
 static int sq_meta_get(void *state, unsigned char *value, size_t cap,
                        size_t *len, const char *name)
 {
@@ -366,5 +387,6 @@ static void sq_describe(void *state, char *out, size_t out_len)
 static const char *const sq_settings[] = {"path", NULL};
 
 const eng_keystore_methods eng_keystore_sqlite = {
-    "sqlite", sq_settings, sq_open,  sq_put,      sq_get,     sq_count,
-    sq_meta_get, sq_meta_put, sq_ready, sq_describe, sq_close};
+    "sqlite",    sq_settings, sq_open,  sq_put,      sq_get,  sq_count,
+    sq_any_key_id, sq_meta_get, sq_meta_put, sq_ready, sq_describe,
+    sq_close};

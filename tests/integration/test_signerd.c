@@ -797,6 +797,46 @@ static void test_master_key_check(void)
     stop_gracefully();
 }
 
+/* A keystore from before check values (no meta rows): a wrong master key is
+ * caught by trying to open one stored key; the right one gets its check
+ * value recorded. */
+static void test_legacy_keystore(void)
+{
+    char ddir[600], mk[700], db[700], log[600], kid[37], cmd[4096], *out;
+    snprintf(ddir, sizeof ddir, "%s/legacy-data", dir);
+    snprintf(mk, sizeof mk, "%s/master.key", ddir);
+    snprintf(db, sizeof db, "%s/keys.db", ddir);
+    snprintf(log, sizeof log, "%s/legacy.log", dir);
+    CU_ASSERT_EQUAL_FATAL(start_eth(ddir, log), 0);
+    CU_ASSERT_EQUAL(generate_key(kid), 200);
+    stop_gracefully();
+    snprintf(cmd, sizeof cmd, "sqlite3 '%s' 'DELETE FROM meta' && cp -p '%s' "
+                              "'%s.orig'",
+             db, mk, mk);
+    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+    write_text(mk, "fedcba9876543210fedcba9876543210");
+    {
+        char extra[700];
+        snprintf(extra, sizeof extra, "--data-dir '%s'", ddir);
+        CU_ASSERT_EQUAL(run_eth(extra, log), 1);
+        out = slurp(log);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "does not open the 1 keys"));
+        free(out);
+    }
+    snprintf(cmd, sizeof cmd, "mv '%s.orig' '%s'", mk, mk);
+    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+    CU_ASSERT_EQUAL_FATAL(start_eth(ddir, log), 0);
+    CU_ASSERT_EQUAL(sign_message(kid), 200);
+    stop_gracefully();
+    snprintf(cmd, sizeof cmd, "sqlite3 '%s' \"SELECT name FROM meta WHERE "
+                              "name = 'sealer_check'\" > '%s'",
+             db, log);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+    out = slurp(log);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "sealer_check"));
+    free(out);
+}
+
 /* A start that fails (its port is taken) leaves no data dir, master key or
  * keystore behind, and says why in a JSON log line. */
 static void test_failed_start_leaves_nothing(void)
@@ -1017,6 +1057,7 @@ int main(void)
     TU_ADD(s, test_sigterm);
     s = CU_add_suite("signerd_startup", startup_suite_init, NULL);
     TU_ADD(s, test_master_key_check);
+    TU_ADD(s, test_legacy_keystore);
     TU_ADD(s, test_failed_start_leaves_nothing);
     TU_ADD(s, test_key_cache_max_entries);
     TU_ADD(s, test_check_config_listen);
