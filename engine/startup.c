@@ -59,7 +59,8 @@ static int make_data_dir(const char *dir, eng_created *created, char *err,
     if (mkdir(dir, 0700) == 0) {
         if (eng_created_add(created, dir, 1) != 0) {
             rmdir(dir);
-            snprintf(err, err_len, "out of memory");
+            snprintf(err, err_len, "cannot create data_dir %s: more than %d "
+                     "missing parent directories", dir, ENG_CREATED_MAX - 4);
             return -1;
         }
     } else if (errno != EEXIST) {
