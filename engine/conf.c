@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keystore/keystore.h"
 #include "log.h"
+#include "sealer/sealer.h"
 #include "util.h"
 
 /* Formats "FILE:LINE: msg" for setting s (or the file when s is NULL). */
@@ -260,46 +262,83 @@ static int parse_limits(eng_config *c, const config_setting_t *root,
                            err_len);
 }
 
+/* Reads group `name` ("sealer" or "keystore"): its type must name a row
+ * (find), every other member must be a string setting that row declares. */
+static int parse_backend(eng_config *c, const config_setting_t *root,
+                         const char *name, eng_backend_conf *out,
+                         const char *(*find)(const char *, const char *const **),
+                         void (*names)(char *, size_t), char *err,
+                         size_t err_len)
+{
+    const config_setting_t *g;
+    const char *const *allowed = NULL;
+    const char *keys[16];
+    char list[128];
+    int r, i, n;
+    size_t k = 0;
+    if ((r = get_group(c, root, name, &g, err, err_len)) <= 0)
+        return r;
+    if (get_str(c, g, "type", name, &out->type, err, err_len) < 0)
+        return -1;
+    if (find(out->type, &allowed) == NULL) {
+        names(list, sizeof list);
+        return fail(c, config_setting_get_member(g, "type"), err, err_len,
+                    "%s.type '%s' is not supported (supported: %s)", name,
+                    out->type, list);
+    }
+    keys[k++] = "type";
+    for (; allowed != NULL && *allowed != NULL && k < 15; allowed++)
+        keys[k++] = *allowed;
+    keys[k] = NULL;
+    if (check_keys(c, g, keys, name, err, err_len) < 0)
+        return -1;
+    n = config_setting_length(g);
+    if ((out->settings = calloc((size_t)n + 1, sizeof *out->settings)) == NULL)
+        return fail(c, g, err, err_len, "out of memory");
+    for (i = 0; i < n; i++) {
+        const config_setting_t *m = config_setting_get_elem(g, (unsigned)i);
+        eng_setting *s = &out->settings[out->n_settings];
+        char *v = NULL;
+        if (strcmp(config_setting_name(m), "type") == 0)
+            continue;
+        if (get_str(c, g, config_setting_name(m), name, &v, err, err_len) < 0)
+            return -1;
+        s->value = v;
+        s->name = strdup(config_setting_name(m));
+        out->n_settings++;
+        if (s->name == NULL)
+            return fail(c, m, err, err_len, "out of memory");
+    }
+    return 0;
+}
+
+static const char *sealer_row(const char *type, const char *const **settings)
+{
+    const eng_sealer_methods *m = eng_sealer_find(type);
+    *settings = m ? m->settings : NULL;
+    return m ? m->name : NULL;
+}
+
+static const char *keystore_row(const char *type,
+                                const char *const **settings)
+{
+    const eng_keystore_methods *m = eng_keystore_find(type);
+    *settings = m ? m->settings : NULL;
+    return m ? m->name : NULL;
+}
+
 static int parse_sealer(eng_config *c, const config_setting_t *root,
                         char *err, size_t err_len)
 {
-    static const char *const keys[] = {"type", "master_key_file", NULL};
-    const config_setting_t *g;
-    int r;
-    if ((r = get_group(c, root, "sealer", &g, err, err_len)) <= 0)
-        return r;
-    if (check_keys(c, g, keys, "sealer", err, err_len) < 0 ||
-        get_str(c, g, "type", "sealer", &c->sealer_type, err, err_len) < 0 ||
-        get_str(c, g, "master_key_file", "sealer", &c->master_key_file, err,
-                err_len) < 0)
-        return -1;
-    if (strcmp(c->sealer_type, "local") != 0)
-        return fail(c, config_setting_get_member(g, "type"), err, err_len,
-                    "sealer.type '%s' is not supported (supported: \"local\")",
-                    c->sealer_type);
-    return 0;
+    return parse_backend(c, root, "sealer", &c->sealer, sealer_row,
+                         eng_sealer_names, err, err_len);
 }
 
 static int parse_keystore(eng_config *c, const config_setting_t *root,
                           char *err, size_t err_len)
 {
-    static const char *const keys[] = {"type", "path", NULL};
-    const config_setting_t *g;
-    int r;
-    if ((r = get_group(c, root, "keystore", &g, err, err_len)) <= 0)
-        return r;
-    if (check_keys(c, g, keys, "keystore", err, err_len) < 0 ||
-        get_str(c, g, "type", "keystore", &c->keystore_type, err, err_len) <
-            0 ||
-        get_str(c, g, "path", "keystore", &c->keystore_path, err, err_len) <
-            0)
-        return -1;
-    if (strcmp(c->keystore_type, "sqlite") != 0)
-        return fail(c, config_setting_get_member(g, "type"), err, err_len,
-                    "keystore.type '%s' is not supported (supported: "
-                    "\"sqlite\")",
-                    c->keystore_type);
-    return 0;
+    return parse_backend(c, root, "keystore", &c->keystore, keystore_row,
+                         eng_keystore_names, err, err_len);
 }
 
 static int parse_auth(eng_config *c, const config_setting_t *root, char *err,
@@ -413,14 +452,9 @@ static int set_defaults(eng_config *c)
     c->key_cache_ttl = 0;
     c->key_cache_max = 4096;
     c->role = strdup("standalone");
-    c->sealer_type = strdup("local");
-    c->master_key_file = strdup("master.key");
-    c->keystore_type = strdup("sqlite");
-    c->keystore_path = strdup("keys.db");
-    return (c->role && c->sealer_type && c->master_key_file &&
-            c->keystore_type && c->keystore_path)
-               ? 0
-               : -1;
+    c->sealer.type = strdup("local");
+    c->keystore.type = strdup("sqlite");
+    return (c->role && c->sealer.type && c->keystore.type) ? 0 : -1;
 }
 
 static int parse_root(eng_config *c, char *err, size_t err_len)
@@ -592,6 +626,26 @@ int eng_config_set_plugin_dir(eng_config *c, const char *dir)
     return 0;
 }
 
+const char *eng_backend_conf_get(const eng_backend_conf *b, const char *name)
+{
+    size_t i;
+    for (i = 0; i < b->n_settings; i++)
+        if (strcmp(b->settings[i].name, name) == 0)
+            return b->settings[i].value;
+    return NULL;
+}
+
+static void backend_conf_free(eng_backend_conf *b)
+{
+    size_t i;
+    for (i = 0; i < b->n_settings; i++) {
+        free((char *)b->settings[i].name);
+        free((char *)b->settings[i].value);
+    }
+    free(b->settings);
+    free(b->type);
+}
+
 void eng_config_free(eng_config *c)
 {
     size_t i;
@@ -613,10 +667,9 @@ void eng_config_free(eng_config *c)
     free(c->role);
     free(c->data_dir);
     free(c->plugin_dir);
-    free(c->sealer_type);
-    free(c->master_key_file);
-    free(c->keystore_type);
-    free(c->keystore_path);
+    backend_conf_free(&c->sealer);
+    backend_conf_free(&c->keystore);
+    eng_created_clear(&c->created);
     config_destroy(&c->lc);
     memset(c, 0, sizeof *c);
 }

@@ -6,6 +6,7 @@
 #include <libconfig.h>
 #include <stddef.h>
 
+#include "backend.h"
 #include "transport/transport.h"
 
 typedef struct eng_plugin_conf {
@@ -18,6 +19,15 @@ typedef struct eng_alias {
     char *from;
     char *to;
 } eng_alias;
+
+/* sealer = { type = "..."; ... } or keystore = { ... }: the row's name and
+ * its other settings (all strings; which names a row accepts is declared in
+ * its methods table). */
+typedef struct eng_backend_conf {
+    char *type;
+    eng_setting *settings; /* owned strings */
+    size_t n_settings;
+} eng_backend_conf;
 
 typedef struct eng_config {
     config_t lc;       /* kept alive: plugins read their settings from it */
@@ -32,10 +42,9 @@ typedef struct eng_config {
     eng_listen_spec *listen;
     size_t n_listen;
     eng_limits limits;
-    char *sealer_type;      /* "local" */
-    char *master_key_file;  /* relative paths: against data_dir at use */
-    char *keystore_type;    /* "sqlite" */
-    char *keystore_path;    /* relative paths: against data_dir at use */
+    eng_backend_conf sealer;   /* default "local"; relative paths in its
+                                  settings resolve against data_dir */
+    eng_backend_conf keystore; /* default "sqlite"; likewise */
     int hmac_window;        /* seconds */
     int max_failures;       /* wrong secrets per key before lockout */
     int lockout_seconds;
@@ -47,6 +56,8 @@ typedef struct eng_config {
     size_t n_aliases;
     int check_only;         /* set by --check-config: eng_engine_open
                                validates what exists and creates nothing */
+    eng_created created;    /* filled by eng_engine_open: what this start
+                               created, removed again if the start fails */
 } eng_config;
 
 /* Loads and validates FILE.  Returns 0, or -1 with "FILE:LINE: why" in err. */
@@ -62,6 +73,9 @@ int eng_config_add_listen(eng_config *c, const char *spec, int *replaced,
                           char *err, size_t err_len);
 int eng_config_set_data_dir(eng_config *c, const char *dir);
 int eng_config_set_plugin_dir(eng_config *c, const char *dir);
+
+/* The value of setting name of a backend group, or NULL. */
+const char *eng_backend_conf_get(const eng_backend_conf *b, const char *name);
 
 void eng_config_free(eng_config *c);
 

@@ -6,11 +6,11 @@
 #include "host.h"
 #include "transport/transport.h"
 
-/* Opens everything cfg names: data dir (0700), sealer, keystore, plugins,
- * aliases.  Returns 0, or -1 with one line naming the cause in err. */
-int eng_engine_open(eng_engine *e, eng_config *cfg, char *err,
-                    size_t err_len);
-void eng_engine_close(eng_engine *e);
+/* eng_engine_open/close moved to startup.h. */
+#include "startup.h"
+
+/* Zeroed metrics counters for a new engine (freed with free()). */
+struct eng_metrics *eng_metrics_new(void);
 
 /* eng_server_callbacks.handle: thread-safe.  Returns the HTTP status and a
  * malloc'd JSON body {"enclave_status", "enclave_result"} (and "id" for

@@ -24,6 +24,11 @@ struct eng_keycache {
     int ttl;
 };
 
+size_t eng_keycache_bytes(size_t max_entries)
+{
+    return max_entries * sizeof(struct entry);
+}
+
 eng_keycache *eng_keycache_new(size_t max_entries, int ttl_seconds)
 {
     eng_keycache *c;

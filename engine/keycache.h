@@ -10,6 +10,9 @@
 
 typedef struct eng_keycache eng_keycache;
 
+/* Bytes of locked memory a cache of max_entries takes (one block). */
+size_t eng_keycache_bytes(size_t max_entries);
+
 /* NULL when ttl_seconds is 0 (cache off) or memory is short. */
 eng_keycache *eng_keycache_new(size_t max_entries, int ttl_seconds);
 

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "conf.h"
 #include "dispatch.h"
 #include "log.h"
+#include "startup.h"
 #include "util.h"
 
 static void usage(FILE *f)
@@ -35,13 +37,21 @@ static void usage(FILE *f)
             "  -h, --help              this text\n");
 }
 
-/* No core dumps, no ptrace by other users, private files. */
+/* No core dumps, no ptrace by other users, private files; a file size
+ * limit makes writes fail (logged, not ready) instead of killing us. */
 static void harden_process(void)
 {
     struct rlimit rl = {0, 0};
     setrlimit(RLIMIT_CORE, &rl);
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     umask(077);
+    signal(SIGXFSZ, SIG_IGN);
+}
+
+/* A fatal error: one JSON log line like every other, on stderr. */
+static void fatal(const char *msg)
+{
+    eng_log(SIGNER_LOG_ERROR, "%s", msg);
 }
 
 struct daemon_ctx {
@@ -53,8 +63,7 @@ struct daemon_ctx {
 
 static int ready_cb(void *ctx)
 {
-    (void)ctx;
-    return 1;
+    return eng_engine_ready(((struct daemon_ctx *)ctx)->engine);
 }
 
 static int handle_cb(void *ctx, const eng_request *req, char **resp,
@@ -115,7 +124,15 @@ static void reload_cb(void *ctx)
     eng_config_free(&fresh);
 }
 
-int main(int argc, char **argv)
+/* The command line. */
+struct cli {
+    const char *file, *data_dir, *plugin_dir, *level;
+    const char *listens[32];
+    int n_listen, check_only, workers, io_loops;
+};
+
+/* Parses argv into c.  -1 to go on, else the exit status. */
+static int parse_cli(struct cli *c, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
@@ -129,125 +146,141 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    const char *file = NULL, *data_dir = NULL, *plugin_dir = NULL;
-    const char *level = NULL;
-    const char *listens[32];
-    int n_listen = 0, check_only = 0, workers = -1, io_loops = -1, opt;
-    int replaced = 0, i;
-    eng_config cfg;
-    eng_engine engine;
-    eng_server *server = NULL;
-    eng_server_config scfg;
-    eng_server_callbacks cb;
-    struct daemon_ctx dctx;
-    char err[1024];
-    int rc = 1;
-
-    harden_process();
-    eng_wiping_allocators_install();
+    int opt;
+    memset(c, 0, sizeof *c);
+    c->workers = c->io_loops = -1;
     while ((opt = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
         switch (opt) {
-        case 'c': file = optarg; break;
+        case 'c': c->file = optarg; break;
         case 'l':
-            if (n_listen == 32) {
-                fprintf(stderr, "signerd: too many --listen options\n");
+            if (c->n_listen == 32) {
+                fatal("too many --listen options (at most 32)");
                 return 2;
             }
-            listens[n_listen++] = optarg;
+            c->listens[c->n_listen++] = optarg;
             break;
-        case 'd': data_dir = optarg; break;
-        case 'p': plugin_dir = optarg; break;
-        case 'w': workers = atoi(optarg); break;
-        case 'o': io_loops = atoi(optarg); break;
-        case 'L': level = optarg; break;
-        case 'C': check_only = 1; break;
+        case 'd': c->data_dir = optarg; break;
+        case 'p': c->plugin_dir = optarg; break;
+        case 'w': c->workers = atoi(optarg); break;
+        case 'o': c->io_loops = atoi(optarg); break;
+        case 'L': c->level = optarg; break;
+        case 'C': c->check_only = 1; break;
         case 'V': printf("signerd %s\n", PACKAGE_VERSION); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (file == NULL || optind != argc) {
+    if (c->file == NULL || optind != argc) {
         usage(stderr);
         return 2;
     }
-    if (eng_config_load(&cfg, file, err, sizeof err) != 0) {
-        fprintf(stderr, "signerd: %s\n", err);
-        eng_config_free(&cfg);
+    return -1;
+}
+
+/* Applies the command-line overrides to cfg.  0, or -1 with err. */
+static int apply_cli(eng_config *cfg, const struct cli *c, char *err,
+                     size_t err_len)
+{
+    int replaced = 0, i;
+    for (i = 0; i < c->n_listen; i++)
+        if (eng_config_add_listen(cfg, c->listens[i], &replaced, err,
+                                  err_len) != 0)
+            return -1;
+    if ((c->data_dir && eng_config_set_data_dir(cfg, c->data_dir) != 0) ||
+        (c->plugin_dir &&
+         eng_config_set_plugin_dir(cfg, c->plugin_dir) != 0)) {
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    if (c->workers >= 0)
+        cfg->workers = c->workers;
+    if (c->io_loops >= 0)
+        cfg->io_loops = c->io_loops > 256 ? 256 : c->io_loops;
+    if (c->level != NULL &&
+        (cfg->log_level = eng_log_level_parse(c->level)) < 0) {
+        snprintf(err, err_len, "--log-level %s: not error, warn, info or "
+                               "debug", c->level);
+        return -1;
+    }
+    return 0;
+}
+
+/* Opens the engine, binds the listeners and serves until SIGTERM.  A
+ * start that fails removes what it created.  Returns the exit status. */
+static int serve(eng_config *cfg, const struct cli *c)
+{
+    eng_engine engine;
+    eng_server *server;
+    eng_server_config scfg;
+    eng_server_callbacks cb;
+    struct daemon_ctx dctx;
+    char err[1024];
+    int rc;
+
+    if (eng_engine_open(&engine, cfg, err, sizeof err) != 0) {
+        fatal(err);
         return 1;
     }
-    for (i = 0; i < n_listen; i++)
-        if (eng_config_add_listen(&cfg, listens[i], &replaced, err,
-                                  sizeof err) != 0) {
-            fprintf(stderr, "signerd: %s\n", err);
-            goto out_cfg;
-        }
-    if ((data_dir && eng_config_set_data_dir(&cfg, data_dir) != 0) ||
-        (plugin_dir && eng_config_set_plugin_dir(&cfg, plugin_dir) != 0))
-        goto out_cfg;
-    if (workers >= 0)
-        cfg.workers = workers;
-    if (io_loops >= 0)
-        cfg.io_loops = io_loops > 256 ? 256 : io_loops;
-    if (level != NULL) {
-        cfg.log_level = eng_log_level_parse(level);
-        if (cfg.log_level < 0) {
-            fprintf(stderr, "signerd: --log-level %s: not error, warn, info "
-                            "or debug\n", level);
-            goto out_cfg;
-        }
-    }
-    eng_log_set_level(cfg.log_level);
-    cfg.check_only = check_only;
-
-    if (eng_engine_open(&engine, &cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "signerd: %s\n", err);
-        goto out_cfg;
-    }
-    if (check_only) {
-        printf("%s: ok (%zu plugins, %zu operations, %zu listeners)\n", file,
-               engine.reg.n_plugins, engine.reg.n_ops, cfg.n_listen);
-        printf("data_dir %s: %s\n", cfg.data_dir,
-               engine.ks != NULL ? "keystore and master key checked"
-               : engine.sealer != NULL ? "master key checked, no keystore yet"
-               : "no master key yet (created on first start)");
-        rc = 0;
-        goto out_engine;
-    }
-
     memset(&scfg, 0, sizeof scfg);
-    scfg.listen = cfg.listen;
-    scfg.n_listen = cfg.n_listen;
-    scfg.limits = cfg.limits;
-    scfg.workers = cfg.workers;
-    scfg.io_loops = cfg.io_loops;
+    scfg.listen = cfg->listen;
+    scfg.n_listen = cfg->n_listen;
+    scfg.limits = cfg->limits;
+    scfg.workers = cfg->workers;
+    scfg.io_loops = cfg->io_loops;
     memset(&cb, 0, sizeof cb);
     dctx.engine = &engine;
-    dctx.config_file = file;
-    dctx.cli_log_level = level != NULL ? cfg.log_level : -1;
+    dctx.config_file = c->file;
+    dctx.cli_log_level = c->level != NULL ? cfg->log_level : -1;
     cb.ctx = &dctx;
     cb.handle = handle_cb;
     cb.metrics = metrics_cb;
     cb.ready = ready_cb;
     cb.reload = reload_cb;
-    if ((server = eng_server_new(&scfg, &cb)) == NULL) {
-        fprintf(stderr, "signerd: out of memory\n");
-        goto out_engine;
-    }
-    dctx.server = server;
-    if (eng_server_start(server, err, sizeof err) != 0) {
-        fprintf(stderr, "signerd: %s\n", err);
-        goto out_server;
+    if ((dctx.server = server = eng_server_new(&scfg, &cb)) == NULL ||
+        eng_server_start(server, err, sizeof err) != 0) {
+        fatal(server == NULL ? "out of memory" : err);
+        eng_server_free(server);
+        /* A failed start leaves no new data dir, master key or keystore. */
+        eng_engine_abandon(&engine);
+        return 1;
     }
     eng_log(SIGNER_LOG_INFO, "signerd %s ready: role %s, data_dir %s, %zu "
                              "operations",
-            PACKAGE_VERSION, cfg.role, cfg.data_dir, engine.reg.n_ops);
+            PACKAGE_VERSION, cfg->role, cfg->data_dir, engine.reg.n_ops);
     rc = eng_server_run(server) == 0 ? 0 : 1;
     eng_log(SIGNER_LOG_INFO, "signerd stopped");
-out_server:
     eng_server_free(server);
-out_engine:
     eng_engine_close(&engine);
-out_cfg:
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct cli c;
+    eng_config cfg;
+    char err[1024];
+    int rc;
+
+    harden_process();
+    eng_wiping_allocators_install();
+    if ((rc = parse_cli(&c, argc, argv)) >= 0)
+        return rc;
+    rc = 1;
+    if (eng_config_load(&cfg, c.file, err, sizeof err) != 0 ||
+        apply_cli(&cfg, &c, err, sizeof err) != 0) {
+        fatal(err);
+        goto out;
+    }
+    eng_log_set_level(cfg.log_level);
+    if (c.check_only) {
+        rc = eng_engine_check_config(&cfg, stdout, err, sizeof err) == 0 ? 0
+                                                                         : 1;
+        if (rc != 0)
+            fatal(err);
+        goto out;
+    }
+    rc = serve(&cfg, &c);
+out:
     eng_config_free(&cfg);
     return rc;
 }

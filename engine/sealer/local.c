@@ -1,4 +1,6 @@
-/* "local" sealer: AES-256-GCM (OpenSSL EVP) under a master key file. */
+/* "local" sealer row: AES-256-GCM (OpenSSL EVP) under a master key file.
+ * Its check value is HMAC-SHA256(master key, CHECK_LABEL), which identifies
+ * the master key without revealing it. */
 #include "config.h"
 #include "sealer.h"
 
@@ -11,14 +13,17 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "util.h"
 
 #define MASTER_LEN 32
 #define AAD_LABEL "enclave-signer/seal/v1"
+#define CHECK_LABEL "enclave-signer master key check v1"
 
-struct eng_sealer {
+struct local {
     unsigned char *key; /* MASTER_LEN bytes of secure memory */
+    char *path;         /* the master key file */
 };
 
 static int write_all(int fd, const unsigned char *p, size_t n)
@@ -116,24 +121,61 @@ static int read_master(const char *path, unsigned char *key, char *err,
     return 0;
 }
 
-eng_sealer *eng_sealer_local_open(const char *master_key_path, char *err,
-                                  size_t err_len)
+static void local_close(void *state)
 {
-    eng_sealer *s = calloc(1, sizeof *s);
+    struct local *l = state;
+    if (l == NULL)
+        return;
+    eng_secure_free(l->key, MASTER_LEN);
+    free(l->path);
+    free(l);
+}
+
+/* Creates (when allowed and absent) or reads the master key file. */
+static int local_load(struct local *l, const eng_backend_args *args,
+                      char *err, size_t err_len)
+{
+    struct stat st;
     int r;
-    if (s == NULL || (s->key = eng_secure_alloc(MASTER_LEN)) == NULL) {
-        snprintf(err, err_len, "out of memory");
-        free(s);
-        return NULL;
+    if (!args->create) {
+        if (stat(l->path, &st) != 0 && errno == ENOENT) {
+            snprintf(err, err_len, "master key file %s does not exist",
+                     l->path);
+            return SIGNER_ERR_NOT_FOUND;
+        }
+        r = 1;
+    } else {
+        r = create_master(l->path, l->key, err, err_len);
+        if (r == 0 && eng_created_add(args->created, l->path, 0) != 0) {
+            unlink(l->path);
+            snprintf(err, err_len, "out of memory");
+            return SIGNER_ERR_NOMEM;
+        }
     }
-    r = create_master(master_key_path, s->key, err, err_len);
     if (r == 1)
-        r = read_master(master_key_path, s->key, err, err_len);
-    if (r < 0) {
-        eng_sealer_free(s);
-        return NULL;
+        r = read_master(l->path, l->key, err, err_len);
+    return r < 0 ? SIGNER_ERR_CONFIG : SIGNER_OK;
+}
+
+static int local_open(void **state, const eng_backend_args *args, char *err,
+                      size_t err_len)
+{
+    struct local *l = calloc(1, sizeof *l);
+    int rc;
+    *state = NULL;
+    if (l == NULL || (l->key = eng_secure_alloc(MASTER_LEN)) == NULL ||
+        (l->path = eng_backend_path(args, "master_key_file", "master.key")) ==
+            NULL) {
+        snprintf(err, err_len, "out of memory");
+        local_close(l);
+        return SIGNER_ERR_NOMEM;
     }
-    return s;
+    if ((rc = local_load(l, args, err, err_len)) != SIGNER_OK) {
+        local_close(l);
+        return rc;
+    }
+    *state = l;
+    return SIGNER_OK;
 }
 
 /* Feeds the AAD (EVP_CipherUpdate serves both directions): label, version
@@ -163,10 +205,11 @@ static int aead_aad(EVP_CIPHER_CTX *ctx, const signer_key_meta *meta)
     return 1;
 }
 
-int eng_sealer_seal(eng_sealer *s, unsigned char **blob, size_t *blob_len,
-                    const signer_key_meta *meta, const unsigned char *plain,
-                    size_t plain_len)
+static int local_seal(void *state, unsigned char **blob, size_t *blob_len,
+                      const signer_key_meta *meta, const unsigned char *plain,
+                      size_t plain_len)
 {
+    struct local *s = state;
     EVP_CIPHER_CTX *ctx = NULL;
     unsigned char *out = NULL;
     int outl = 0, fin = 0, rc = SIGNER_ERR_INTERNAL;
@@ -202,10 +245,11 @@ cleanup:
     return rc;
 }
 
-int eng_sealer_unseal(eng_sealer *s, unsigned char *plain, size_t plain_cap,
-                      size_t *plain_len, const signer_key_meta *meta,
-                      const unsigned char *blob, size_t blob_len)
+static int local_unseal(void *state, unsigned char *plain, size_t plain_cap,
+                        size_t *plain_len, const signer_key_meta *meta,
+                        const unsigned char *blob, size_t blob_len)
 {
+    struct local *s = state;
     EVP_CIPHER_CTX *ctx = NULL;
     int outl = 0, fin = 0, rc = SIGNER_ERR_FORBIDDEN;
     size_t ct_len;
@@ -237,10 +281,32 @@ cleanup:
     return rc;
 }
 
-void eng_sealer_free(eng_sealer *s)
+/* The key is read once at open: ready while open. */
+static int local_ready(void *state) { return state != NULL; }
+
+static int local_check_value(void *state,
+                             unsigned char out[ENG_SEALER_CHECK_LEN])
 {
-    if (s == NULL)
-        return;
-    eng_secure_free(s->key, MASTER_LEN);
-    free(s);
+    struct local *l = state;
+    unsigned int n = 0;
+    if (HMAC(EVP_sha256(), l->key, MASTER_LEN,
+             (const unsigned char *)CHECK_LABEL, sizeof CHECK_LABEL - 1, out,
+             &n) == NULL ||
+        n != ENG_SEALER_CHECK_LEN) {
+        eng_wipe(out, ENG_SEALER_CHECK_LEN);
+        return SIGNER_ERR_INTERNAL;
+    }
+    return SIGNER_OK;
 }
+
+static void local_describe(void *state, char *out, size_t out_len)
+{
+    snprintf(out, out_len, "master key file %s",
+             ((struct local *)state)->path);
+}
+
+static const char *const local_settings[] = {"master_key_file", NULL};
+
+const eng_sealer_methods eng_sealer_local = {
+    "local",     local_settings,    local_open,     local_seal, local_unseal,
+    local_ready, local_check_value, local_describe, local_close};

@@ -185,11 +185,13 @@ static char signerd_path[512], plugin_dir[512];
 
 static const char *io_loops_arg; /* "2" for the io_loops suite */
 
+static int wait_up(const char *log);
+
 static int start_daemon(void)
 {
     char l1[64], l2[64], l3[600], log[600];
     const char *argv[16];
-    int i, n = 0;
+    int n = 0;
     snprintf(l1, sizeof l1, "http=127.0.0.1:%d", http_port);
     snprintf(l2, sizeof l2, "frames=127.0.0.1:%d", frame_port);
     snprintf(l3, sizeof l3, "frames=unix:%s", sock_path);
@@ -211,7 +213,13 @@ static int start_daemon(void)
     }
     argv[n] = NULL;
     daemon_pid = spawn(argv, log);
-    /* Bounded wait for /healthz. */
+    return wait_up(log);
+}
+
+/* Bounded wait for /healthz of the daemon just spawned. */
+static int wait_up(const char *log)
+{
+    int i;
     for (i = 0; i < 100; i++) {
         char *b = NULL;
         struct timespec ts = {0, 50 * 1000 * 1000};
@@ -578,6 +586,428 @@ static void test_io_loops_log(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(buf, "serving with 2 event loops"));
 }
 
+/* ---- start-up cases: the eth plugin, a key in the keystore ------------- */
+
+#define SECRET "correct horse battery staple"
+
+static char eth_conf[600];
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* The whole file, malloc'd ("" when unreadable). */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *buf = calloc(1, 1 << 20);
+    size_t n = 0;
+    if (f != NULL && buf != NULL) {
+        n = fread(buf, 1, (1 << 20) - 1, f);
+        buf[n] = '\0';
+    }
+    if (f != NULL)
+        fclose(f);
+    return buf;
+}
+
+/* Runs signerd with the eth config in the foreground (at most 20 s):
+ * its exit status; stdout and stderr go to log. */
+static int run_eth(const char *extra, const char *log)
+{
+    char cmd[4096];
+    int rc;
+    snprintf(cmd, sizeof cmd,
+             "timeout 20 '%s' -c '%s' --plugin-dir '%s' --listen "
+             "http=127.0.0.1:%d %s > '%s' 2>&1",
+             signerd_path, eth_conf, plugin_dir, http_port, extra, log);
+    rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* Starts signerd with the eth config and data_dir ddir in the background
+ * (optionally under another config file). */
+static int start_eth_conf(const char *conf, const char *ddir, const char *log)
+{
+    char l1[64];
+    const char *argv[12];
+    int n = 0;
+    snprintf(l1, sizeof l1, "http=127.0.0.1:%d", http_port);
+    argv[n++] = signerd_path;
+    argv[n++] = "-c";
+    argv[n++] = conf;
+    argv[n++] = "--plugin-dir";
+    argv[n++] = plugin_dir;
+    argv[n++] = "--data-dir";
+    argv[n++] = ddir;
+    argv[n++] = "--listen";
+    argv[n++] = l1;
+    argv[n] = NULL;
+    daemon_pid = spawn(argv, log);
+    return wait_up(log);
+}
+
+static int start_eth(const char *ddir, const char *log)
+{
+    return start_eth_conf(eth_conf, ddir, log);
+}
+
+/* SIGTERM and a bounded wait; SIGKILL if it hangs. */
+static void stop_gracefully(void)
+{
+    int i;
+    if (daemon_pid <= 0)
+        return;
+    kill(daemon_pid, SIGTERM);
+    for (i = 0; i < 200; i++) {
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        if (waitpid(daemon_pid, NULL, WNOHANG) == daemon_pid) {
+            daemon_pid = -1;
+            return;
+        }
+        nanosleep(&ts, NULL);
+    }
+    stop_daemon();
+}
+
+/* generate_key: the HTTP status; the new key_id in kid (37 bytes). */
+static int generate_key(char *kid)
+{
+    char *b = NULL;
+    int rc = http("POST", "/",
+                  "{\"operation\":\"generate_key\",\"payload\":"
+                  "{\"secret\":\"" SECRET "\"}}",
+                  &b);
+    cJSON *o = cJSON_Parse(b ? b : "");
+    const cJSON *k = cJSON_GetObjectItem(
+        cJSON_GetObjectItem(o, "enclave_result"), "key_id");
+    kid[0] = '\0';
+    if (cJSON_IsString(k))
+        snprintf(kid, 37, "%s", k->valuestring);
+    cJSON_Delete(o);
+    free(b);
+    return rc;
+}
+
+static int sign_message(const char *kid)
+{
+    char req[512], *b = NULL;
+    int rc;
+    snprintf(req, sizeof req,
+             "{\"operation\":\"sign_message\",\"payload\":{\"key_id\":\"%s\","
+             "\"secret\":\"" SECRET "\",\"message\":\"hello\"}}",
+             kid);
+    rc = http("POST", "/", req, &b);
+    free(b);
+    return rc;
+}
+
+/* 1 if every line of text is a JSON object with "level" and "msg". */
+static int all_json_lines(char *text)
+{
+    char *line, *save = NULL;
+    int n = 0;
+    for (line = strtok_r(text, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        cJSON *o = cJSON_Parse(line);
+        int ok = cJSON_IsString(cJSON_GetObjectItem(o, "level")) &&
+                 cJSON_IsString(cJSON_GetObjectItem(o, "msg"));
+        cJSON_Delete(o);
+        if (!ok) {
+            fprintf(stderr, "not a JSON log line: %s\n", line);
+            return 0;
+        }
+        n++;
+    }
+    return n > 0;
+}
+
+static int copy_file(const char *from, const char *to)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "cp -p '%s' '%s'", from, to);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Deleting or replacing the master key no longer gives a "ready" signer
+ * with a fresh key: start-up and --check-config refuse, naming the file to
+ * restore; with the original back, the old key signs again. */
+static void test_master_key_check(void)
+{
+    char ddir[600], mk[700], bak[700], log[600], kid[37], *out;
+    struct stat st;
+    snprintf(ddir, sizeof ddir, "%s/mk-data", dir);
+    snprintf(mk, sizeof mk, "%s/master.key", ddir);
+    snprintf(bak, sizeof bak, "%s/master.key.bak", dir);
+    snprintf(log, sizeof log, "%s/mk.log", dir);
+    CU_ASSERT_EQUAL_FATAL(start_eth(ddir, log), 0);
+    CU_ASSERT_EQUAL(generate_key(kid), 200);
+    CU_ASSERT_EQUAL(sign_message(kid), 200);
+    stop_gracefully();
+    CU_ASSERT_EQUAL_FATAL(copy_file(mk, bak), 0);
+
+    /* Deleted: refused, and no new master key appears. */
+    CU_ASSERT_EQUAL_FATAL(unlink(mk), 0);
+    {
+        char extra[700];
+        snprintf(extra, sizeof extra, "--data-dir '%s'", ddir);
+        CU_ASSERT_EQUAL(run_eth(extra, log), 1);
+        out = slurp(log);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "holds 1 keys sealed under "
+                                           "master key file"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, mk));
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "restore it"));
+        CU_ASSERT_TRUE(all_json_lines(out));
+        free(out);
+        CU_ASSERT_NOT_EQUAL(stat(mk, &st), 0);
+        snprintf(extra, sizeof extra, "--data-dir '%s' --check-config", ddir);
+        CU_ASSERT_EQUAL(run_eth(extra, log), 1);
+        out = slurp(log);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "restore it"));
+        free(out);
+
+        /* Replaced by another 32-byte key: refused by its check value. */
+        write_text(mk, "0123456789abcdef0123456789abcdef");
+        chmod(mk, 0600);
+        snprintf(extra, sizeof extra, "--data-dir '%s'", ddir);
+        CU_ASSERT_EQUAL(run_eth(extra, log), 1);
+        out = slurp(log);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "check value mismatch"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, mk));
+        free(out);
+        snprintf(extra, sizeof extra, "--data-dir '%s' --check-config", ddir);
+        CU_ASSERT_EQUAL(run_eth(extra, log), 1);
+        out = slurp(log);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "check value mismatch"));
+        free(out);
+    }
+    /* The original back: ready, and the old key signs. */
+    CU_ASSERT_EQUAL_FATAL(rename(bak, mk), 0);
+    CU_ASSERT_EQUAL_FATAL(start_eth(ddir, log), 0);
+    {
+        char *b = NULL;
+        CU_ASSERT_EQUAL(http("GET", "/readyz", NULL, &b), 200);
+        free(b);
+    }
+    CU_ASSERT_EQUAL(sign_message(kid), 200);
+    stop_gracefully();
+}
+
+/* A keystore from before check values (no meta rows): a wrong master key is
+ * caught by trying to open one stored key; the right one gets its check
+ * value recorded. */
+static void test_legacy_keystore(void)
+{
+    char ddir[600], mk[700], db[700], log[600], kid[37], cmd[4096], *out;
+    snprintf(ddir, sizeof ddir, "%s/legacy-data", dir);
+    snprintf(mk, sizeof mk, "%s/master.key", ddir);
+    snprintf(db, sizeof db, "%s/keys.db", ddir);
+    snprintf(log, sizeof log, "%s/legacy.log", dir);
+    CU_ASSERT_EQUAL_FATAL(start_eth(ddir, log), 0);
+    CU_ASSERT_EQUAL(generate_key(kid), 200);
+    stop_gracefully();
+    snprintf(cmd, sizeof cmd, "sqlite3 '%s' 'DELETE FROM meta' && cp -p '%s' "
+                              "'%s.orig'",
+             db, mk, mk);
+    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+    write_text(mk, "fedcba9876543210fedcba9876543210");
+    {
+        char extra[700];
+        snprintf(extra, sizeof extra, "--data-dir '%s'", ddir);
+        CU_ASSERT_EQUAL(run_eth(extra, log), 1);
+        out = slurp(log);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "does not open the 1 keys"));
+        free(out);
+    }
+    snprintf(cmd, sizeof cmd, "mv '%s.orig' '%s'", mk, mk);
+    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+    CU_ASSERT_EQUAL_FATAL(start_eth(ddir, log), 0);
+    CU_ASSERT_EQUAL(sign_message(kid), 200);
+    stop_gracefully();
+    snprintf(cmd, sizeof cmd, "sqlite3 '%s' \"SELECT name FROM meta WHERE "
+                              "name = 'sealer_check'\" > '%s'",
+             db, log);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+    out = slurp(log);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "sealer_check"));
+    free(out);
+}
+
+/* A start that fails (its port is taken) leaves no data dir, master key or
+ * keystore behind, and says why in a JSON log line. */
+static void test_failed_start_leaves_nothing(void)
+{
+    char top[600], ddir[700], extra[800], log[600], *out;
+    struct sockaddr_in a;
+    socklen_t l = sizeof a;
+    struct stat st;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port, rc;
+    char cmd[4096];
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CU_ASSERT_EQUAL_FATAL(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    CU_ASSERT_EQUAL_FATAL(listen(fd, 1), 0);
+    getsockname(fd, (struct sockaddr *)&a, &l);
+    port = ntohs(a.sin_port);
+    snprintf(top, sizeof top, "%s/never", dir);
+    snprintf(ddir, sizeof ddir, "%s/made/data", top);
+    snprintf(log, sizeof log, "%s/busy.log", dir);
+    snprintf(extra, sizeof extra, "--data-dir '%s'", ddir);
+    snprintf(cmd, sizeof cmd,
+             "timeout 20 '%s' -c '%s' --plugin-dir '%s' --listen "
+             "http=127.0.0.1:%d %s > '%s' 2>&1",
+             signerd_path, eth_conf, plugin_dir, port, extra, log);
+    rc = system(cmd);
+    close(fd);
+    CU_ASSERT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 1);
+    CU_ASSERT_NOT_EQUAL(stat(top, &st), 0);
+    out = slurp(log);
+    {
+        char p[16];
+        snprintf(p, sizeof p, "%d", port);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, p));
+    }
+    CU_ASSERT_TRUE(all_json_lines(out));
+    free(out);
+}
+
+/* Every key_cache.max_entries the config accepts starts (it crashed with
+ * "out of memory": the secure heap is now sized from the config), and
+ * --check-config reports the locked memory it needs. */
+static void test_key_cache_max_entries(void)
+{
+    char conf[600], ddir[600], log[600], text[600], cmd[4096], kid[37], *out;
+    int rc;
+    snprintf(conf, sizeof conf, "%s/cache.conf", dir);
+    snprintf(ddir, sizeof ddir, "%s/cache-data", dir);
+    snprintf(log, sizeof log, "%s/cache.log", dir);
+    snprintf(text, sizeof text,
+             "plugins = ( { name = \"eth\"; } );\n"
+             "key_cache = { ttl_seconds = 60; max_entries = 8192; };\n");
+    write_text(conf, text);
+    snprintf(cmd, sizeof cmd,
+             "'%s' --check-config -c '%s' --plugin-dir '%s' --data-dir '%s'"
+             " > '%s' 2>&1",
+             signerd_path, conf, plugin_dir, ddir, log);
+    rc = system(cmd);
+    CU_ASSERT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
+    out = slurp(log);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "locked memory: 8388608 bytes "
+                                       "(key_cache.max_entries = 8192"));
+    free(out);
+    CU_ASSERT_EQUAL_FATAL(start_eth_conf(conf, ddir, log), 0);
+    CU_ASSERT_EQUAL(generate_key(kid), 200);
+    CU_ASSERT_EQUAL(sign_message(kid), 200);
+    CU_ASSERT_EQUAL(sign_message(kid), 200); /* from the cache */
+    stop_gracefully();
+}
+
+/* --check-config refuses listen addresses the listener would refuse. */
+static void test_check_config_listen(void)
+{
+    static const char *const bad[] = {"http=127.0.0.1:99999", "frames=nohost",
+                                      "http=[::1:80", "frames=vsock:x:1"};
+    char cmd[4096], log[600], *out;
+    size_t i;
+    int rc;
+    snprintf(log, sizeof log, "%s/listen.log", dir);
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(cmd, sizeof cmd,
+                 "'%s' --check-config -c '%s' --plugin-dir '%s' --listen '%s'"
+                 " > '%s' 2>&1",
+                 signerd_path, eth_conf, plugin_dir, bad[i], log);
+        rc = system(cmd);
+        CU_ASSERT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 1);
+        out = slurp(log);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "listen address"));
+        CU_ASSERT_TRUE(all_json_lines(out));
+        free(out);
+    }
+}
+
+/* A keystore on a full disk (a small tmpfs; needs CAP_SYS_ADMIN, else
+ * skipped): the failure is logged with SQLite's cause and /readyz answers
+ * 503 until space is back. */
+static void test_keystore_disk_full(void)
+{
+    char mnt[600], ddir[700], fill[700], log[600], cmd[1024], kid[37], *out;
+    char *b = NULL;
+    int i, rc = 200, mounted;
+    FILE *f;
+    snprintf(mnt, sizeof mnt, "%s/tmpfs", dir);
+    snprintf(ddir, sizeof ddir, "%s/data", mnt);
+    snprintf(fill, sizeof fill, "%s/filler", mnt);
+    snprintf(log, sizeof log, "%s/full.log", dir);
+    mkdir(mnt, 0700);
+    snprintf(cmd, sizeof cmd,
+             "mount -t tmpfs -o size=1m tmpfs '%s' 2>/dev/null", mnt);
+    mounted = system(cmd) == 0;
+    if (!mounted) {
+        fprintf(stderr, "test_keystore_disk_full: skipped (cannot mount a "
+                        "tmpfs here)\n");
+        return;
+    }
+    if (start_eth(ddir, log) != 0) {
+        CU_FAIL("signerd did not start on the tmpfs");
+        goto cleanup;
+    }
+    CU_ASSERT_EQUAL(generate_key(kid), 200);
+    /* Fill what is left. */
+    f = fopen(fill, "w");
+    if (f != NULL) {
+        static char zeros[4096];
+        while (fwrite(zeros, 1, sizeof zeros, f) == sizeof zeros &&
+               fflush(f) == 0)
+            ;
+        fclose(f);
+    }
+    for (i = 0; i < 300 && rc == 200; i++)
+        rc = generate_key(kid);
+    CU_ASSERT_EQUAL(rc, 500);
+    CU_ASSERT_EQUAL(http("GET", "/readyz", NULL, &b), 503);
+    free(b);
+    out = slurp(log);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "database or disk is full"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "SQLite extended code 13"));
+    free(out);
+    /* Space back: ready again after the next probe. */
+    unlink(fill);
+    rc = 0;
+    for (i = 0; i < 40 && rc != 200; i++) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        rc = http("GET", "/readyz", NULL, &b);
+        free(b);
+        b = NULL;
+    }
+    CU_ASSERT_EQUAL(rc, 200);
+    CU_ASSERT_EQUAL(generate_key(kid), 200);
+cleanup:
+    stop_gracefully();
+    snprintf(cmd, sizeof cmd, "umount '%s'", mnt);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot unmount %s\n", mnt);
+}
+
+static int startup_suite_init(void)
+{
+    FILE *f;
+    stop_daemon();
+    snprintf(eth_conf, sizeof eth_conf, "%s/eth.conf", dir);
+    f = fopen(eth_conf, "w");
+    if (f == NULL)
+        return 1;
+    fprintf(f, "data_dir = \"eth-data\";\nworkers = 2;\n"
+               "plugins = ( { name = \"eth\"; } );\n");
+    fclose(f);
+    return 0;
+}
+
 int main(void)
 {
     CU_pSuite s;
@@ -625,6 +1055,13 @@ int main(void)
     TU_ADD(s, test_frames_tcp);
     TU_ADD(s, test_frames_unix);
     TU_ADD(s, test_sigterm);
+    s = CU_add_suite("signerd_startup", startup_suite_init, NULL);
+    TU_ADD(s, test_master_key_check);
+    TU_ADD(s, test_legacy_keystore);
+    TU_ADD(s, test_failed_start_leaves_nothing);
+    TU_ADD(s, test_key_cache_max_entries);
+    TU_ADD(s, test_check_config_listen);
+    TU_ADD(s, test_keystore_disk_full);
     rc = tu_run();
     stop_daemon();
     tu_rmtree(dir);

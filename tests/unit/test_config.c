@@ -29,7 +29,8 @@ static void test_minimal_defaults(void)
     CU_ASSERT_STRING_EQUAL(cfg.plugins[0].path, "eth.so");
     CU_ASSERT_EQUAL(cfg.hmac_window, 60);
     CU_ASSERT_EQUAL(cfg.limits.max_body, 1048576);
-    CU_ASSERT_STRING_EQUAL(cfg.master_key_file, "master.key");
+    CU_ASSERT_STRING_EQUAL(cfg.sealer.type, "local");
+    CU_ASSERT_PTR_NULL(eng_backend_conf_get(&cfg.sealer, "master_key_file"));
 }
 
 static void test_full(void)
@@ -62,8 +63,8 @@ static void test_full(void)
     CU_ASSERT_EQUAL(cfg.limits.max_pipeline, 8);
     CU_ASSERT_EQUAL(cfg.limits.read_timeout_ms, 500);
     CU_ASSERT_EQUAL(cfg.limits.max_header, 16384); /* default kept */
-    CU_ASSERT_STRING_EQUAL(cfg.master_key_file, "mk");
-    CU_ASSERT_STRING_EQUAL(cfg.keystore_path, "k.db");
+    CU_ASSERT_STRING_EQUAL(eng_backend_conf_get(&cfg.sealer, "master_key_file"), "mk");
+    CU_ASSERT_STRING_EQUAL(eng_backend_conf_get(&cfg.keystore, "path"), "k.db");
     CU_ASSERT_EQUAL(cfg.hmac_window, 30);
     CU_ASSERT_EQUAL(cfg.max_failures, 3);
     CU_ASSERT_EQUAL(cfg.lockout_seconds, 9);
@@ -111,6 +112,18 @@ static void test_errors(void)
                  "sealer.type 'kms' is not supported");
     expect_error(MIN_OK "keystore = { type = \"dynamodb\"; };\n",
                  "keystore.type 'dynamodb' is not supported");
+    /* Rows are picked by name; each row declares its own settings. */
+    expect_error(MIN_OK "sealer = {\n type = \"kms\"; };\n",
+                 "<string>:3: sealer.type 'kms' is not supported "
+                 "(supported: \"local\", \"none\")");
+    expect_error(MIN_OK "keystore = { type = \"sqlite\"; table = \"t\"; };\n",
+                 "<string>:2: unknown setting 'keystore.table'");
+    expect_error(MIN_OK "sealer = { type = \"none\"; master_key_file = \"m\"; };\n",
+                 "unknown setting 'sealer.master_key_file'");
+    expect_error(MIN_OK "sealer = { master_key_file = 3; };\n",
+                 "'sealer.master_key_file' must be a string");
+    expect_error(MIN_OK "keystore = { type = 1; };\n",
+                 "'keystore.type' must be a string");
     expect_error(MIN_OK "auth = { hmac_window = 0; };\n", "out of range");
     expect_error(MIN_OK "key_cache = { ttl = 1; };\n",
                  "unknown setting 'key_cache.ttl'");
@@ -124,6 +137,18 @@ static void test_errors(void)
     expect_error("log_level = \"info\";\n", "no plugins configured");
     expect_error(MIN_OK "aliases = { a = 1; };\n", "alias 'a' must name");
     expect_error(MIN_OK "workers = ;\n", "<string>:2: syntax error");
+}
+
+/* "none" rows for roles without a sealer or keystore. */
+static void test_none_rows(void)
+{
+    CU_ASSERT_EQUAL_FATAL(load(MIN_OK "sealer = { type = \"none\"; };\n"
+                                      "keystore = { type = \"none\"; };\n"),
+                          0);
+    CU_ASSERT_STRING_EQUAL(cfg.sealer.type, "none");
+    CU_ASSERT_STRING_EQUAL(cfg.keystore.type, "none");
+    CU_ASSERT_EQUAL(cfg.sealer.n_settings, 0);
+    eng_config_free(&cfg);
 }
 
 static void test_file_errors(void)
@@ -197,6 +222,7 @@ int main(void)
     TU_ADD(s, test_minimal_defaults);
     TU_ADD(s, test_full);
     TU_ADD(s, test_errors);
+    TU_ADD(s, test_none_rows);
     TU_ADD(s, test_file_errors);
     TU_ADD(s, test_overrides);
     TU_ADD(s, test_shipped_configs);

@@ -4,6 +4,7 @@
 
 #include "host.h"
 #include "keycache.h"
+#include "startup.h"
 
 static void test_hit_miss_expiry(void)
 {
@@ -60,6 +61,31 @@ static void test_eviction(void)
     CU_ASSERT_PTR_NULL(eng_keycache_new(16, 0));
 }
 
+/* The secure heap start-up sizes holds the largest cache the config
+ * accepts (a buddy allocator: the cache block takes the next power of two)
+ * with room to spare; with the cache off it stays at 4 MiB. */
+static void test_secure_heap_size(void)
+{
+    static const int maxes[] = {1, 100, 4096, 4097, 5000, 8192};
+    eng_config cfg;
+    size_t i;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.key_cache_ttl = 0;
+    cfg.key_cache_max = 8192;
+    CU_ASSERT_EQUAL(eng_engine_secure_heap_bytes(&cfg), (size_t)4 << 20);
+    cfg.key_cache_ttl = 60;
+    for (i = 0; i < sizeof maxes / sizeof maxes[0]; i++) {
+        size_t block = 1, heap;
+        cfg.key_cache_max = maxes[i];
+        heap = eng_engine_secure_heap_bytes(&cfg);
+        while (block < eng_keycache_bytes((size_t)maxes[i]))
+            block <<= 1;
+        CU_ASSERT_EQUAL(heap & (heap - 1), 0);
+        CU_ASSERT_TRUE(heap >= block + ((size_t)1 << 20));
+    }
+    CU_ASSERT_EQUAL(eng_keycache_bytes(8192), 8192 * eng_keycache_bytes(1));
+}
+
 int main(void)
 {
     CU_pSuite s;
@@ -68,5 +94,6 @@ int main(void)
     s = CU_add_suite("keycache", NULL, NULL);
     TU_ADD(s, test_hit_miss_expiry);
     TU_ADD(s, test_eviction);
+    TU_ADD(s, test_secure_heap_size);
     return tu_run();
 }

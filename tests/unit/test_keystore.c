@@ -3,7 +3,12 @@
 #include "config.h"
 #include "testutil.h"
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "keystore/keystore.h"
 #include "util.h"
@@ -124,6 +129,160 @@ static void test_open_errors(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "cannot open keystore"));
 }
 
+/* The rows: picked by name; "none" keeps nothing; unknown names refused. */
+static void test_rows(void)
+{
+    eng_keystore *ks = NULL;
+    eng_backend_args args = {dir, NULL, 0, 1, NULL};
+    unsigned char *blob = NULL, v[8];
+    size_t len = 0;
+    char chain[16], addr[64];
+    CU_ASSERT_PTR_EQUAL(eng_keystore_find("sqlite"), &eng_keystore_sqlite);
+    CU_ASSERT_PTR_EQUAL(eng_keystore_find("none"), &eng_keystore_none);
+    CU_ASSERT_PTR_NULL(eng_keystore_find("dynamodb"));
+    CU_ASSERT_EQUAL(eng_keystore_open(&ks, "dynamo", &args, err, sizeof err),
+                    SIGNER_ERR_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "\"sqlite\", \"none\""));
+    CU_ASSERT_EQUAL_FATAL(eng_keystore_open(&ks, "none", &args, err,
+                                            sizeof err),
+                          SIGNER_OK);
+    CU_ASSERT_TRUE(eng_keystore_ready(ks));
+    CU_ASSERT_EQUAL(eng_keystore_count(ks), 0);
+    CU_ASSERT_EQUAL(eng_keystore_put(ks, &m1, (const unsigned char *)"b", 1),
+                    SIGNER_ERR_UNAVAILABLE);
+    CU_ASSERT_EQUAL(eng_keystore_get(ks, chain, sizeof chain, addr,
+                                     sizeof addr, &blob, &len, m1.key_id),
+                    SIGNER_ERR_NOT_FOUND);
+    CU_ASSERT_EQUAL(eng_keystore_meta_get(ks, v, sizeof v, &len, "x"),
+                    SIGNER_ERR_NOT_FOUND);
+    eng_keystore_close(ks);
+    CU_ASSERT_FALSE(eng_keystore_ready(NULL));
+    CU_ASSERT_EQUAL(eng_keystore_count(NULL), -1);
+}
+
+/* create = 0 on a missing database: NOT_FOUND and no file; meta values
+ * round-trip and survive a reopen; created files are recorded. */
+static void test_meta_and_create(void)
+{
+    eng_setting set = {"path", "meta.db"};
+    eng_created created;
+    eng_backend_args args = {dir, &set, 1, 0, &created};
+    eng_keystore *ks = NULL;
+    unsigned char v[64];
+    size_t len = 0;
+    char path[600];
+    struct stat st;
+    memset(&created, 0, sizeof created);
+    snprintf(path, sizeof path, "%s/meta.db", dir);
+    CU_ASSERT_EQUAL(eng_keystore_open(&ks, "sqlite", &args, err, sizeof err),
+                    SIGNER_ERR_NOT_FOUND);
+    CU_ASSERT_NOT_EQUAL(stat(path, &st), 0);
+    args.create = 1;
+    CU_ASSERT_EQUAL_FATAL(eng_keystore_open(&ks, "sqlite", &args, err,
+                                            sizeof err),
+                          SIGNER_OK);
+    CU_ASSERT_TRUE(created.n >= 1);
+    CU_ASSERT_STRING_EQUAL(created.path[0], path);
+    CU_ASSERT_EQUAL(eng_keystore_meta_get(ks, v, sizeof v, &len, "k"),
+                    SIGNER_ERR_NOT_FOUND);
+    CU_ASSERT_EQUAL(eng_keystore_meta_put(ks, "k", (const unsigned char *)
+                                          "\x00\x01\x02", 3), SIGNER_OK);
+    CU_ASSERT_EQUAL(eng_keystore_meta_put(ks, "k", (const unsigned char *)
+                                          "\x00\x01\x03", 3), SIGNER_OK);
+    CU_ASSERT_EQUAL(eng_keystore_meta_get(ks, v, 2, &len, "k"),
+                    SIGNER_ERR_TOO_LARGE);
+    eng_keystore_close(ks);
+    args.create = 0;
+    eng_created_clear(&created);
+    CU_ASSERT_EQUAL_FATAL(eng_keystore_open(&ks, "sqlite", &args, err,
+                                            sizeof err),
+                          SIGNER_OK);
+    CU_ASSERT_EQUAL(created.n, 0);
+    CU_ASSERT_EQUAL(eng_keystore_meta_get(ks, v, sizeof v, &len, "k"),
+                    SIGNER_OK);
+    CU_ASSERT_EQUAL(len, 3);
+    CU_ASSERT_EQUAL(memcmp(v, "\x00\x01\x03", 3), 0);
+    eng_keystore_close(ks);
+}
+
+/* stderr into a pipe, to read what the keystore logs. */
+struct capture {
+    int saved, p[2];
+};
+
+static int capture_begin(struct capture *c)
+{
+    if (pipe(c->p) != 0)
+        return -1;
+    fcntl(c->p[0], F_SETFL, O_NONBLOCK);
+    c->saved = dup(2);
+    dup2(c->p[1], 2);
+    return 0;
+}
+
+static void capture_end(struct capture *c, char *out, size_t cap)
+{
+    ssize_t n;
+    size_t len = 0;
+    dup2(c->saved, 2);
+    close(c->saved);
+    close(c->p[1]);
+    while (len + 1 < cap && (n = read(c->p[0], out + len, cap - len - 1)) > 0)
+        len += (size_t)n;
+    out[len] = '\0';
+    close(c->p[0]);
+}
+
+/* A write that really fails (the file size limit, so SQLite's write(2)
+ * gets EFBIG): logged with SQLite's message and extended code, the store
+ * is not ready, and a probe makes it ready again once writes work. */
+static void test_write_failure_not_ready(void)
+{
+    static const signer_key_meta m2 = {"33333333-3333-4333-8333-333333333333",
+                                       "eth", "0xdef"};
+    eng_setting set = {"path", "fail.db"};
+    eng_backend_args args = {dir, &set, 1, 1, NULL};
+    eng_keystore *ks = NULL;
+    struct rlimit old, lim;
+    struct capture cap;
+    char log[4096];
+    int rc;
+    CU_ASSERT_EQUAL_FATAL(eng_keystore_open(&ks, "sqlite", &args, err,
+                                            sizeof err),
+                          SIGNER_OK);
+    CU_ASSERT_TRUE(eng_keystore_ready(ks));
+    CU_ASSERT_EQUAL_FATAL(getrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, SIG_IGN);
+    CU_ASSERT_EQUAL_FATAL(capture_begin(&cap), 0);
+    lim = old;
+    lim.rlim_cur = 1;
+    setrlimit(RLIMIT_FSIZE, &lim);
+    rc = eng_keystore_put(ks, &m2, (const unsigned char *)"blob", 4);
+    setrlimit(RLIMIT_FSIZE, &old);
+    capture_end(&cap, log, sizeof log);
+    CU_ASSERT_EQUAL(rc, SIGNER_ERR_INTERNAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "storing a key failed"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "disk I/O error"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "SQLite extended code"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "fail.db"));
+    CU_ASSERT_FALSE(eng_keystore_ready(ks));
+    /* Writes work again: after the probe interval, ready again. */
+    {
+        struct timespec ts = {1, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    CU_ASSERT_EQUAL(capture_begin(&cap), 0);
+    rc = eng_keystore_ready(ks);
+    capture_end(&cap, log, sizeof log);
+    CU_ASSERT_TRUE(rc);
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "writable again"));
+    CU_ASSERT_EQUAL(eng_keystore_put(ks, &m2, (const unsigned char *)"blob",
+                                     4),
+                    SIGNER_OK);
+    signal(SIGXFSZ, SIG_DFL);
+    eng_keystore_close(ks);
+}
+
 int main(void)
 {
     CU_pSuite s;
@@ -137,6 +296,9 @@ int main(void)
     TU_ADD(s, test_persistence);
     TU_ADD(s, test_concurrent);
     TU_ADD(s, test_open_errors);
+    TU_ADD(s, test_rows);
+    TU_ADD(s, test_meta_and_create);
+    TU_ADD(s, test_write_failure_not_ready);
     rc = tu_run();
     tu_rmtree(dir);
     free(dir);

@@ -6,6 +6,9 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "sealer/sealer.h"
 
 static char *dir;
@@ -163,6 +166,109 @@ static void test_bad_master_files(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "cannot create master key file"));
 }
 
+/* The rows: picked by name, "none" seals nothing, an unknown name is a
+ * config error listing the rows. */
+static void test_rows(void)
+{
+    eng_sealer *s = NULL;
+    unsigned char *blob = (unsigned char *)"x", out[ENG_SEALER_CHECK_LEN];
+    size_t blen = 1, olen = 1;
+    eng_backend_args args = {dir, NULL, 0, 1, NULL};
+    CU_ASSERT_PTR_EQUAL(eng_sealer_find("local"), &eng_sealer_local);
+    CU_ASSERT_PTR_EQUAL(eng_sealer_find("none"), &eng_sealer_none);
+    CU_ASSERT_PTR_NULL(eng_sealer_find("aws-kms"));
+    CU_ASSERT_EQUAL(eng_sealer_open(&s, "kms", &args, err, sizeof err),
+                    SIGNER_ERR_CONFIG);
+    CU_ASSERT_PTR_NULL(s);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "\"local\", \"none\""));
+    CU_ASSERT_EQUAL_FATAL(eng_sealer_open(&s, "none", &args, err, sizeof err),
+                          SIGNER_OK);
+    CU_ASSERT_TRUE(eng_sealer_ready(s));
+    CU_ASSERT_EQUAL(eng_sealer_seal(s, &blob, &blen, &meta, plain, 10),
+                    SIGNER_ERR_UNAVAILABLE);
+    CU_ASSERT_PTR_NULL(blob);
+    CU_ASSERT_EQUAL(eng_sealer_unseal(s, out, sizeof out, &olen, &meta,
+                                      (const unsigned char *)"x", 1),
+                    SIGNER_ERR_UNAVAILABLE);
+    CU_ASSERT_EQUAL(eng_sealer_check_value(s, out), SIGNER_ERR_NOT_FOUND);
+    eng_sealer_close(s);
+    /* NULL handles answer, they do not crash. */
+    CU_ASSERT_FALSE(eng_sealer_ready(NULL));
+    CU_ASSERT_EQUAL(eng_sealer_seal(NULL, &blob, &blen, &meta, plain, 10),
+                    SIGNER_ERR_UNAVAILABLE);
+}
+
+/* open(create = 0) on a missing master key: NOT_FOUND, nothing created;
+ * create = 1 records the file it made, and undo removes it. */
+static void test_create_and_undo(void)
+{
+    eng_setting set = {"master_key_file", "sub-mk"};
+    eng_created created;
+    eng_backend_args args = {dir, &set, 1, 0, &created};
+    eng_sealer *s = NULL;
+    char path[600], desc[700];
+    struct stat st;
+    memset(&created, 0, sizeof created);
+    snprintf(path, sizeof path, "%s/sub-mk", dir);
+    CU_ASSERT_EQUAL(eng_sealer_open(&s, "local", &args, err, sizeof err),
+                    SIGNER_ERR_NOT_FOUND);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "does not exist"));
+    CU_ASSERT_NOT_EQUAL(stat(path, &st), 0);
+    args.create = 1;
+    CU_ASSERT_EQUAL_FATAL(eng_sealer_open(&s, "local", &args, err,
+                                          sizeof err),
+                          SIGNER_OK);
+    CU_ASSERT_EQUAL(created.n, 1);
+    CU_ASSERT_STRING_EQUAL(created.path[0], path);
+    eng_sealer_describe(s, desc, sizeof desc);
+    CU_ASSERT_PTR_NOT_NULL(strstr(desc, path));
+    eng_sealer_close(s);
+    CU_ASSERT_EQUAL(stat(path, &st), 0);
+    eng_created_undo(&created);
+    CU_ASSERT_EQUAL(created.n, 0);
+    CU_ASSERT_NOT_EQUAL(stat(path, &st), 0);
+}
+
+/* The check value: HMAC-SHA256(master key, label), the same for the same
+ * key file, different for another key, and not the key itself. */
+static void test_check_value(void)
+{
+    static const unsigned char key[32] = "0123456789abcdef0123456789abcdef";
+    unsigned char a[ENG_SEALER_CHECK_LEN], b[ENG_SEALER_CHECK_LEN];
+    unsigned char want[32];
+    unsigned int wlen = 0;
+    char p1[600], p2[600];
+    eng_sealer *s;
+    int fd;
+    snprintf(p1, sizeof p1, "%s/cv1", dir);
+    snprintf(p2, sizeof p2, "%s/cv2", dir);
+    fd = open(p1, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(write(fd, key, sizeof key), 32);
+    close(fd);
+    s = eng_sealer_local_open(p1, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL(eng_sealer_check_value(s, a), SIGNER_OK);
+    eng_sealer_close(s);
+    /* Third-party truth: OpenSSL's HMAC over the documented label. */
+    HMAC(EVP_sha256(), key, 32,
+         (const unsigned char *)"enclave-signer master key check v1", 34,
+         want, &wlen);
+    CU_ASSERT_EQUAL(wlen, 32);
+    CU_ASSERT_EQUAL(memcmp(a, want, 32), 0);
+    CU_ASSERT_NOT_EQUAL(memcmp(a, key, 32), 0);
+    s = eng_sealer_local_open(p1, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL(eng_sealer_check_value(s, b), SIGNER_OK);
+    CU_ASSERT_EQUAL(memcmp(a, b, sizeof a), 0);
+    eng_sealer_close(s);
+    s = eng_sealer_local_open(p2, err, sizeof err); /* a fresh random key */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL(eng_sealer_check_value(s, b), SIGNER_OK);
+    CU_ASSERT_NOT_EQUAL(memcmp(a, b, sizeof a), 0);
+    eng_sealer_close(s);
+}
+
 int main(void)
 {
     CU_pSuite s;
@@ -178,6 +284,9 @@ int main(void)
     TU_ADD(s, test_every_bit);
     TU_ADD(s, test_other_master_key);
     TU_ADD(s, test_bad_master_files);
+    TU_ADD(s, test_rows);
+    TU_ADD(s, test_create_and_undo);
+    TU_ADD(s, test_check_value);
     rc = tu_run();
     tu_rmtree(dir);
     free(dir);

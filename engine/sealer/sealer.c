@@ -1,0 +1,193 @@
+/* The sealer rows and the thin dispatchers every caller uses. */
+#include "config.h"
+#include "sealer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct eng_sealer {
+    const eng_sealer_methods *m;
+    void *state;
+};
+
+/* Every backend: add its row here. */
+static const eng_sealer_methods *const rows[] = {&eng_sealer_local,
+                                                 &eng_sealer_none, NULL};
+
+const eng_sealer_methods *eng_sealer_find(const char *name)
+{
+    size_t i;
+    for (i = 0; name != NULL && rows[i] != NULL; i++)
+        if (strcmp(rows[i]->name, name) == 0)
+            return rows[i];
+    return NULL;
+}
+
+void eng_sealer_names(char *out, size_t out_len)
+{
+    size_t i, pos = 0;
+    out[0] = '\0';
+    for (i = 0; rows[i] != NULL && pos < out_len; i++) {
+        int n = snprintf(out + pos, out_len - pos, "%s\"%s\"",
+                         i ? ", " : "", rows[i]->name);
+        if (n < 0)
+            break;
+        pos += (size_t)n;
+    }
+}
+
+int eng_sealer_open(eng_sealer **out, const char *name,
+                    const eng_backend_args *args, char *err, size_t err_len)
+{
+    const eng_sealer_methods *m = eng_sealer_find(name);
+    eng_sealer *s;
+    char names[128];
+    int rc;
+
+    *out = NULL;
+    if (m == NULL) {
+        eng_sealer_names(names, sizeof names);
+        snprintf(err, err_len, "sealer '%s' is not supported (supported: %s)",
+                 name ? name : "(null)", names);
+        return SIGNER_ERR_CONFIG;
+    }
+    if ((s = calloc(1, sizeof *s)) == NULL) {
+        snprintf(err, err_len, "out of memory");
+        return SIGNER_ERR_NOMEM;
+    }
+    s->m = m;
+    rc = m->open(&s->state, args, err, err_len);
+    if (rc != SIGNER_OK) {
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return SIGNER_OK;
+}
+
+eng_sealer *eng_sealer_local_open(const char *master_key_path, char *err,
+                                  size_t err_len)
+{
+    eng_setting set = {"master_key_file", master_key_path};
+    eng_backend_args args = {NULL, &set, 1, 1, NULL};
+    eng_sealer *s = NULL;
+    if (eng_sealer_open(&s, "local", &args, err, err_len) != SIGNER_OK)
+        return NULL;
+    return s;
+}
+
+int eng_sealer_seal(eng_sealer *s, unsigned char **blob, size_t *blob_len,
+                    const signer_key_meta *meta, const unsigned char *plain,
+                    size_t plain_len)
+{
+    if (s == NULL) {
+        *blob = NULL;
+        *blob_len = 0;
+        return SIGNER_ERR_UNAVAILABLE;
+    }
+    return s->m->seal(s->state, blob, blob_len, meta, plain, plain_len);
+}
+
+int eng_sealer_unseal(eng_sealer *s, unsigned char *plain, size_t plain_cap,
+                      size_t *plain_len, const signer_key_meta *meta,
+                      const unsigned char *blob, size_t blob_len)
+{
+    if (s == NULL) {
+        *plain_len = 0;
+        return SIGNER_ERR_UNAVAILABLE;
+    }
+    return s->m->unseal(s->state, plain, plain_cap, plain_len, meta, blob,
+                        blob_len);
+}
+
+int eng_sealer_ready(eng_sealer *s)
+{
+    return s != NULL && s->m->ready(s->state);
+}
+
+int eng_sealer_check_value(eng_sealer *s,
+                           unsigned char out[ENG_SEALER_CHECK_LEN])
+{
+    if (s == NULL || s->m->check_value == NULL)
+        return SIGNER_ERR_NOT_FOUND;
+    return s->m->check_value(s->state, out);
+}
+
+void eng_sealer_describe(eng_sealer *s, char *out, size_t out_len)
+{
+    if (out_len == 0)
+        return;
+    out[0] = '\0';
+    if (s != NULL && s->m->describe != NULL)
+        s->m->describe(s->state, out, out_len);
+}
+
+void eng_sealer_close(eng_sealer *s)
+{
+    if (s == NULL)
+        return;
+    s->m->close(s->state);
+    free(s);
+}
+
+void eng_sealer_free(eng_sealer *s) { eng_sealer_close(s); }
+
+/* ---- "none": roles that never seal (a gateway forwards sealed keys) ---- */
+
+static const char *const none_settings[] = {NULL};
+
+static int none_open(void **state, const eng_backend_args *args, char *err,
+                     size_t err_len)
+{
+    (void)args;
+    (void)err;
+    (void)err_len;
+    *state = NULL;
+    return SIGNER_OK;
+}
+
+static int none_seal(void *state, unsigned char **blob, size_t *blob_len,
+                     const signer_key_meta *meta, const unsigned char *plain,
+                     size_t plain_len)
+{
+    (void)state;
+    (void)meta;
+    (void)plain;
+    (void)plain_len;
+    *blob = NULL;
+    *blob_len = 0;
+    return SIGNER_ERR_UNAVAILABLE;
+}
+
+static int none_unseal(void *state, unsigned char *plain, size_t plain_cap,
+                       size_t *plain_len, const signer_key_meta *meta,
+                       const unsigned char *blob, size_t blob_len)
+{
+    (void)state;
+    (void)plain;
+    (void)plain_cap;
+    (void)meta;
+    (void)blob;
+    (void)blob_len;
+    *plain_len = 0;
+    return SIGNER_ERR_UNAVAILABLE;
+}
+
+static int none_ready(void *state)
+{
+    (void)state;
+    return 1;
+}
+
+static void none_describe(void *state, char *out, size_t out_len)
+{
+    (void)state;
+    snprintf(out, out_len, "no sealer");
+}
+
+static void none_close(void *state) { (void)state; }
+
+const eng_sealer_methods eng_sealer_none = {
+    "none",     none_settings, none_open,     none_seal, none_unseal,
+    none_ready, NULL,          none_describe, none_close};
