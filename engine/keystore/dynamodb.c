@@ -51,49 +51,6 @@ typedef struct ddb_answer {
     char curl_err[CURL_ERROR_SIZE];
 } ddb_answer;
 
-int eng_aws_creds_from_env(void *ctx, eng_aws_creds *out)
-{
-    const char *id = getenv("AWS_ACCESS_KEY_ID");
-    const char *secret = getenv("AWS_SECRET_ACCESS_KEY");
-    const char *token = getenv("AWS_SESSION_TOKEN");
-    (void)ctx;
-    memset(out, 0, sizeof *out);
-    if (id == NULL || *id == '\0' || secret == NULL || *secret == '\0')
-        return SIGNER_ERR_UNAVAILABLE;
-    if (strlen(id) >= sizeof out->access_key_id ||
-        strlen(secret) >= sizeof out->secret_access_key ||
-        (token != NULL && strlen(token) >= sizeof out->session_token))
-        return SIGNER_ERR_BAD_REQUEST;
-    strcpy(out->access_key_id, id);
-    strcpy(out->secret_access_key, secret);
-    if (token != NULL)
-        strcpy(out->session_token, token);
-    return SIGNER_OK;
-}
-
-/* ---- libcurl set-up ------------------------------------------------------ */
-
-/* libcurl copies the credentials and request bodies into its own memory:
- * every block it frees is wiped first. */
-static char *wiping_strdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (p != NULL)
-        memcpy(p, s, n);
-    return p;
-}
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static int curl_ready;
-
-static void curl_setup(void)
-{
-    curl_ready = curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc,
-                                      eng_wiping_free, eng_wiping_realloc,
-                                      wiping_strdup, calloc) == CURLE_OK;
-}
-
 /* ---- handle pool ---------------------------------------------------------- */
 
 static CURL *pool_take(eng_ddb *d)
@@ -636,8 +593,7 @@ eng_ddb *eng_ddb_open(const eng_ddb_config *cfg, eng_aws_creds_fn creds,
                  "(letters, digits, '-', '_', '.')");
         return NULL;
     }
-    pthread_once(&curl_once, curl_setup);
-    if (!curl_ready || (d = calloc(1, sizeof *d)) == NULL) {
+    if (eng_curl_global_init() != 0 || (d = calloc(1, sizeof *d)) == NULL) {
         free(d);
         snprintf(err, err_len, "out of memory");
         return NULL;

@@ -9,21 +9,7 @@
 #include <time.h>
 #include <signer/plugin.h>
 
-/* Short-lived AWS credentials.  Wiped by whoever owns the struct. */
-typedef struct eng_aws_creds {
-    char access_key_id[128];
-    char secret_access_key[128];
-    char session_token[4096]; /* "" for long-term keys */
-    time_t expiration;        /* 0: does not expire */
-} eng_aws_creds;
-
-/* Fills *out with current credentials.  SIGNER_OK, or a negative
- * signer_err (SIGNER_ERR_UNAVAILABLE when no source answers). */
-typedef int (*eng_aws_creds_fn)(void *ctx, eng_aws_creds *out);
-
-/* Reads AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN.
- * SIGNER_ERR_UNAVAILABLE when the first two are not both set. */
-int eng_aws_creds_from_env(void *ctx, eng_aws_creds *out);
+#include "creds.h"
 
 typedef struct eng_ddb_config {
     const char *table;    /* required */
