@@ -147,7 +147,7 @@ char *eng_dirname(const char *path)
     return strndup(path, (size_t)(slash - path));
 }
 
-static void wiping_free(void *p)
+void eng_wiping_free(void *p)
 {
     if (p == NULL)
         return;
@@ -155,28 +155,28 @@ static void wiping_free(void *p)
     free(p);
 }
 
-static void *wiping_realloc(void *p, size_t n)
+void *eng_wiping_realloc(void *p, size_t n)
 {
     size_t old;
     void *q;
     if (p == NULL)
         return malloc(n);
     if (n == 0) {
-        wiping_free(p);
+        eng_wiping_free(p);
         return NULL;
     }
     old = malloc_usable_size(p);
     if ((q = malloc(n)) == NULL)
         return NULL;
     memcpy(q, p, old < n ? old : n);
-    wiping_free(p);
+    eng_wiping_free(p);
     return q;
 }
 
 void eng_wiping_allocators_install(void)
 {
-    cJSON_Hooks hooks = {malloc, wiping_free};
-    event_set_mem_functions(malloc, wiping_realloc, wiping_free);
+    cJSON_Hooks hooks = {malloc, eng_wiping_free};
+    event_set_mem_functions(malloc, eng_wiping_realloc, eng_wiping_free);
     cJSON_InitHooks(&hooks);
 }
 

@@ -18,6 +18,10 @@ int eng_ct_equal(const void *a, const void *b, size_t len); /* 1 if equal */
 /* Makes libevent and cJSON wipe every block they free (request bytes and
  * parsed payloads carry secrets).  Call once, first thing in main. */
 void eng_wiping_allocators_install(void);
+/* free() and realloc() that wipe the whole block first, for libraries that
+ * copy request bytes or credentials into their own memory. */
+void eng_wiping_free(void *p);
+void *eng_wiping_realloc(void *p, size_t n);
 
 /* Fills out from getrandom(2).  0 ok, -1 on failure. */
 int eng_random(unsigned char *out, size_t len);

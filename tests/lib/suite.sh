@@ -53,3 +53,26 @@ suite_finish() {
     echo "$suite_prefix: $passed passed, $failed failed"
     return "$status"
 }
+
+# suite_npm_ci DIR: installs DIR's pinned npm packages with `npm ci` when
+# node_modules is missing or was installed from another package-lock.json.
+# Returns non-zero (after saying why) when that fails.
+suite_npm_ci() {
+    local dir=$1 sum stamp
+    sum=$(cksum < "$dir/package-lock.json" | tr -d ' \t')
+    stamp=$dir/node_modules/.lock-cksum
+    if [ -f "$stamp" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ]; then
+        return 0
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "$suite_prefix: npm not found and $dir/node_modules is missing or stale"
+        return 1
+    fi
+    echo "$suite_prefix: npm ci in $dir"
+    if ! timeout 300 npm ci --prefix "$dir" --no-audit --no-fund --prefer-offline \
+            --ignore-scripts --loglevel=error; then
+        echo "$suite_prefix: npm ci failed (offline without a populated npm cache?)"
+        return 1
+    fi
+    echo "$sum" > "$stamp"
+}

@@ -1,0 +1,35 @@
+#!/bin/sh
+# DynamoDB keystore tests: the C client (through tests/dynamodb/ddb_tool)
+# against dynalite, a DynamoDB-compatible server, with the AWS SDK for
+# JavaScript v3 as the reference for the protocol and the SigV4 signature.
+#
+# Used by `make check` (TESTS) and runnable by hand:
+#   SIGNER_BUILDDIR=/path/to/build tests/dynamodb/run.sh
+# Exit 77 (skip) only when node is missing.
+
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+SIGNER_SRCDIR=${SIGNER_SRCDIR:-$(cd "$here/../.." && pwd)}
+SIGNER_BUILDDIR=${SIGNER_BUILDDIR:-$SIGNER_SRCDIR}
+export SIGNER_SRCDIR SIGNER_BUILDDIR
+
+if ! command -v node >/dev/null 2>&1; then
+    echo "dynamodb: node not found; skipping (install nodejs >= 20 and npm)"
+    exit 77
+fi
+. "$here/../lib/suite.sh"
+suite_init dynamodb
+
+workdir=$here
+if [ ! -w "$here" ]; then   # read-only source tree (make distcheck)
+    workdir=$SIGNER_BUILDDIR/tests/dynamodb
+    mkdir -p "$workdir" && cp -f "$here"/package.json "$here"/package-lock.json \
+        "$here"/*.mjs "$workdir/" || exit 1
+fi
+suite_npm_ci "$workdir" || { echo "dynamodb: 0 passed, 1 failed"; exit 1; }
+
+export NODE_NO_WARNINGS=1  # the AWS SDK's notice about future node versions
+suite_run keystore "$workdir/keystore.mjs" 180
+suite_run creds "$workdir/creds.mjs" 120
+suite_finish
+exit $?
