@@ -12,6 +12,7 @@
 #include "dynamodb.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
+#include "keystore.h"
 #include "log.h"
 #include "util.h"
 
@@ -468,6 +470,68 @@ void eng_ddb_record_clear(eng_ddb_record *rec)
     memset(rec, 0, sizeof *rec);
 }
 
+/* ---- scanning ------------------------------------------------------------- */
+
+static char *scan_body(const char *table, const cJSON *start)
+{
+    cJSON *req = cJSON_CreateObject();
+    char *body = NULL;
+    if (req == NULL || cJSON_AddStringToObject(req, "TableName", table) == NULL ||
+        cJSON_AddStringToObject(req, "ProjectionExpression", "key_id") == NULL ||
+        cJSON_AddNumberToObject(req, "Limit", 50) == NULL)
+        goto cleanup;
+    if (start != NULL && !cJSON_AddItemToObject(req, "ExclusiveStartKey",
+                                                cJSON_Duplicate(start, 1)))
+        goto cleanup;
+    body = cJSON_PrintUnformatted(req);
+cleanup:
+    cJSON_Delete(req);
+    return body;
+}
+
+/* The first key_id of a page that is not a meta item; SIGNER_OK, or
+ * SIGNER_ERR_NOT_FOUND with *next set to the page's LastEvaluatedKey. */
+static int scan_page_pick(const cJSON *resp, char *key_id, size_t cap,
+                          const cJSON **next)
+{
+    const cJSON *item;
+    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(resp, "Items")) {
+        const char *id = item_s(item, "key_id");
+        if (id != NULL && strncmp(id, "meta:", 5) != 0 && strlen(id) < cap) {
+            strcpy(key_id, id);
+            return SIGNER_OK;
+        }
+    }
+    *next = cJSON_GetObjectItemCaseSensitive(resp, "LastEvaluatedKey");
+    return SIGNER_ERR_NOT_FOUND;
+}
+
+int eng_ddb_any_key_id(eng_ddb *d, char *key_id, size_t cap)
+{
+    cJSON *resp = NULL, *start = NULL;
+    int rc = SIGNER_ERR_NOT_FOUND;
+    for (int page = 0; page < 20 && rc == SIGNER_ERR_NOT_FOUND; page++) {
+        ddb_answer a = {0};
+        const cJSON *next = NULL;
+        char *body = scan_body(d->table, start);
+        rc = body != NULL ? call(d, "Scan", body, &a) : SIGNER_ERR_NOMEM;
+        free(body);
+        if (rc == SIGNER_OK)
+            rc = (resp = cJSON_Parse(a.body)) != NULL
+                     ? scan_page_pick(resp, key_id, cap, &next)
+                     : SIGNER_ERR_INTERNAL;
+        answer_clear(&a);
+        cJSON_Delete(start);
+        start = next != NULL ? cJSON_Duplicate(next, 1) : NULL;
+        cJSON_Delete(resp);
+        resp = NULL;
+        if (rc == SIGNER_ERR_NOT_FOUND && start == NULL)
+            break;
+    }
+    cJSON_Delete(start);
+    return rc;
+}
+
 /* ---- table ---------------------------------------------------------------- */
 
 /* The table's status ("ACTIVE", "CREATING" ...) into out; SIGNER_OK. */
@@ -636,3 +700,153 @@ void eng_ddb_close(eng_ddb *d)
     free(d->ca_file);
     free(d);
 }
+
+/* ---- the "dynamodb" keystore row ------------------------------------------ */
+
+/* Items that are not keys (the sealer's check value) live under key_ids
+ * with this prefix; a key_id is a UUID, so they cannot collide. */
+#define DDB_META_PREFIX "meta:"
+
+typedef struct ddb_row {
+    eng_ddb *d;
+    eng_creds_chain *creds;
+    pthread_mutex_t lock;
+    uint64_t ready_at_us; /* when ready_cached was measured */
+    int ready_cached;
+} ddb_row;
+
+static const char *const ddb_settings[] = {"table", "region", "endpoint",
+                                           "ca_file", "timeout_ms",
+                                           "max_attempts", NULL};
+
+static int row_open(void **state, const eng_backend_args *args, char *err,
+                    size_t err_len)
+{
+    ddb_row *r = calloc(1, sizeof *r);
+    eng_ddb_config cfg = {
+        .table = eng_backend_setting(args, "table", NULL),
+        .region = eng_backend_setting(args, "region", NULL),
+        .endpoint = eng_backend_setting(args, "endpoint", NULL),
+        .ca_file = eng_backend_setting(args, "ca_file", NULL),
+        .timeout_ms = atol(eng_backend_setting(args, "timeout_ms", "0")),
+        .max_attempts = atoi(eng_backend_setting(args, "max_attempts", "0"))};
+    if (r == NULL || (r->creds = eng_creds_chain_new(cfg.region, 1000)) == NULL) {
+        free(r);
+        snprintf(err, err_len, "out of memory");
+        return SIGNER_ERR_NOMEM;
+    }
+    if ((r->d = eng_ddb_open(&cfg, eng_creds_chain_get, r->creds, err, err_len)) == NULL) {
+        eng_creds_chain_free(r->creds);
+        free(r);
+        return SIGNER_ERR_CONFIG;
+    }
+    pthread_mutex_init(&r->lock, NULL);
+    *state = r;
+    return SIGNER_OK;
+}
+
+static int row_put(void *state, const signer_key_meta *meta,
+                   const unsigned char *blob, size_t blob_len)
+{
+    return eng_ddb_put(((ddb_row *)state)->d, meta, "signer-v1", blob, blob_len);
+}
+
+static int row_get(void *state, char *chain, size_t chain_cap, char *address,
+                   size_t address_cap, unsigned char **blob, size_t *blob_len,
+                   const char *key_id)
+{
+    eng_ddb_record rec;
+    int rc;
+    if (strncmp(key_id, DDB_META_PREFIX, strlen(DDB_META_PREFIX)) == 0)
+        return SIGNER_ERR_NOT_FOUND;
+    if ((rc = eng_ddb_get(((ddb_row *)state)->d, &rec, key_id)) != SIGNER_OK)
+        return rc;
+    if (strlen(rec.chain) >= chain_cap || strlen(rec.address) >= address_cap) {
+        eng_ddb_record_clear(&rec);
+        return SIGNER_ERR_TOO_LARGE;
+    }
+    strcpy(chain, rec.chain);
+    strcpy(address, rec.address);
+    *blob = rec.blob;
+    *blob_len = rec.blob_len;
+    rec.blob = NULL;
+    eng_ddb_record_clear(&rec);
+    return SIGNER_OK;
+}
+
+/* Counting a DynamoDB table needs a full Scan: not done. */
+static long long row_count(void *state)
+{
+    (void)state;
+    return -1;
+}
+
+static int row_any_key_id(void *state, char *key_id, size_t cap)
+{
+    return eng_ddb_any_key_id(((ddb_row *)state)->d, key_id, cap);
+}
+
+static int row_meta_get(void *state, unsigned char *value, size_t cap,
+                        size_t *len, const char *name)
+{
+    char id[96];
+    eng_ddb_record rec;
+    int rc;
+    snprintf(id, sizeof id, DDB_META_PREFIX "%s", name);
+    if ((rc = eng_ddb_get(((ddb_row *)state)->d, &rec, id)) != SIGNER_OK)
+        return rc;
+    rc = rec.blob_len > cap ? SIGNER_ERR_TOO_LARGE : SIGNER_OK;
+    if (rc == SIGNER_OK) {
+        memcpy(value, rec.blob, rec.blob_len);
+        *len = rec.blob_len;
+    }
+    eng_ddb_record_clear(&rec);
+    return rc;
+}
+
+static int row_meta_put(void *state, const char *name,
+                        const unsigned char *value, size_t len)
+{
+    char id[96];
+    signer_key_meta meta = {id, "meta", "-"};
+    snprintf(id, sizeof id, DDB_META_PREFIX "%s", name);
+    return eng_ddb_put(((ddb_row *)state)->d, &meta, "meta", value, len);
+}
+
+/* /readyz may be polled often: DescribeTable at most once a second. */
+static int row_ready(void *state)
+{
+    ddb_row *r = state;
+    uint64_t now = eng_now_us();
+    int ready;
+    pthread_mutex_lock(&r->lock);
+    if (r->ready_at_us == 0 || now - r->ready_at_us > 1000000) {
+        r->ready_cached = eng_ddb_ready(r->d);
+        r->ready_at_us = eng_now_us();
+    }
+    ready = r->ready_cached;
+    pthread_mutex_unlock(&r->lock);
+    return ready;
+}
+
+static void row_describe(void *state, char *out, size_t out_len)
+{
+    eng_ddb *d = ((ddb_row *)state)->d;
+    snprintf(out, out_len, "keystore dynamodb table %s at %s", d->table, d->url);
+}
+
+static void row_close(void *state)
+{
+    ddb_row *r = state;
+    if (r == NULL)
+        return;
+    eng_ddb_close(r->d);
+    eng_creds_chain_free(r->creds);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+const eng_keystore_methods eng_keystore_dynamodb = {
+    "dynamodb",   ddb_settings, row_open,     row_put,
+    row_get,      row_count,    row_any_key_id, row_meta_get,
+    row_meta_put, row_ready,    row_describe, row_close};

@@ -49,6 +49,11 @@ int eng_ddb_get(eng_ddb *d, eng_ddb_record *rec, const char *key_id)
     SIGNER_WARN_UNUSED;
 void eng_ddb_record_clear(eng_ddb_record *rec);
 
+/* Some key_id of the table (meta items skipped), from a paged Scan.
+ * SIGNER_ERR_NOT_FOUND when the table holds no key. */
+int eng_ddb_any_key_id(eng_ddb *d, char *key_id, size_t cap)
+    SIGNER_WARN_UNUSED;
+
 /* DescribeTable: 1 when the table is ACTIVE and reachable, else 0. */
 int eng_ddb_ready(eng_ddb *d);
 

@@ -12,8 +12,8 @@ struct eng_keystore {
 };
 
 /* Every backend: add its row here. */
-static const eng_keystore_methods *const rows[] = {&eng_keystore_sqlite,
-                                                   &eng_keystore_none, NULL};
+static const eng_keystore_methods *const rows[] = {
+    &eng_keystore_sqlite, &eng_keystore_dynamodb, &eng_keystore_none, NULL};
 
 const eng_keystore_methods *eng_keystore_find(const char *name)
 {

@@ -3,8 +3,9 @@
  * methods picked by name from the config's keystore.type; nothing above
  * this header knows which row it has.  Rows: "sqlite" (WAL,
  * synchronous=FULL: a put is on disk before it returns; sqlite.c) and
- * "none" (roles that keep no keys, e.g. an enclave).  A new backend
- * (dynamodb) is one more row in keystore.c. */
+ * "dynamodb" (the gateway's shared table; dynamodb.c) and "none" (roles
+ * that keep no keys, e.g. an enclave).  A new backend is one more row in
+ * keystore.c. */
 #ifndef ENG_KEYSTORE_H
 #define ENG_KEYSTORE_H
 
@@ -54,6 +55,7 @@ typedef struct eng_keystore_methods {
 } eng_keystore_methods;
 
 extern const eng_keystore_methods eng_keystore_sqlite;
+extern const eng_keystore_methods eng_keystore_dynamodb; /* dynamodb.c */
 extern const eng_keystore_methods eng_keystore_none;
 
 /* The row named name, or NULL. */

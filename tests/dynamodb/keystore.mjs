@@ -104,6 +104,27 @@ async function testRoundTrip(dyn, sdk) {
   check(missing.rc === ERR.NOT_FOUND, 'absent key_id is NOT_FOUND', missing);
 }
 
+// The same table through the "dynamodb" keystore row that signerd uses.
+async function testRow(dyn, sdk) {
+  const id = '5a6b7c8d-1e2f-4a3b-8c4d-5e6f7a8b9c0d';
+  const blob = hex(61);
+  let r = await ddb(dyn.url, ['row-put', id, 'eth', '0x00000000000000000000000000000000000000aa', blob]);
+  check(r.rc === ERR.OK && r.ready === 1, 'row: put, ready', r);
+  check(r.count === -1, 'row: count is not computed for DynamoDB', r);
+  r = await ddb(dyn.url, ['row-put', id, 'eth', '0x01', blob]);
+  check(r.rc === ERR.CONFLICT, 'row: second put conflicts', r);
+  r = await ddb(dyn.url, ['row-get', id]);
+  check(r.rc === ERR.OK && r.blob === blob && r.chain === 'eth' && r.address === '0x00000000000000000000000000000000000000aa', 'row: get', r);
+  check((await ddb(dyn.url, ['row-get', '00000000-0000-4000-8000-00000000ffff'])).rc === ERR.NOT_FOUND, 'row: absent');
+  r = await ddb(dyn.url, ['row-meta', 'sealer_check', 'aabbcc']);
+  check(r.rc === ERR.OK && r.value === 'aabbcc', 'row: meta value round trip', r);
+  const item = (await sdk.send(new GetItemCommand({ TableName: TABLE, Key: { key_id: { S: 'meta:sealer_check' } }, ConsistentRead: true }))).Item;
+  check(item && item.ciphertext.S === Buffer.from('aabbcc', 'hex').toString('base64'), 'row: meta stored as item meta:NAME', item);
+  check((await ddb(dyn.url, ['row-get', 'meta:sealer_check'])).rc === ERR.NOT_FOUND, 'row: a meta item is not a key');
+  r = await ddb(dyn.url, ['row-any']);
+  check(r.rc === ERR.OK && /^[0-9a-f-]{36}$/.test(r.key_id), 'row: some key_id, never a meta item', r);
+}
+
 async function testReferenceItem(dyn, sdk) {
   // The reference wallet's items: key_id, ciphertext (base64), address only.
   const id = 'a8d0b2c4-1e3f-4a5b-8c7d-9e0f1a2b3c4d';
@@ -236,6 +257,7 @@ async function main() {
   const sdk = new DynamoDBClient({ region: REGION, endpoint: dyn.url, credentials: CREDS });
   try {
     await testRoundTrip(dyn, sdk);
+    await testRow(dyn, sdk);
     await testReferenceItem(dyn, sdk);
     await testSignature();
     await testFaults(dyn);
