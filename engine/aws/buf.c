@@ -2,10 +2,14 @@
 #include "config.h"
 #include "aws/buf.h"
 
+#include <ctype.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/evp.h>
 
 #include "util.h"
 
@@ -97,4 +101,51 @@ char *eng_aws_buf_take(eng_aws_buf *b)
     b->len = b->cap = 0;
     b->err = 0;
     return s;
+}
+
+char *eng_aws_b64_encode(const unsigned char *in, size_t len)
+{
+    size_t n = 4 * ((len + 2) / 3) + 1;
+    char *out;
+
+    if (len > (size_t)INT_MAX / 2 || (out = malloc(n)) == NULL)
+        return NULL;
+    EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+    return out;
+}
+
+int eng_aws_b64_decode(unsigned char *out, size_t cap, size_t *out_len,
+                       const char *in, size_t in_len)
+{
+    size_t pad = 0, n, i;
+    unsigned char *tmp;
+    int got;
+
+    *out_len = 0;
+    if (in_len == 0)
+        return 0;
+    if (in_len % 4 != 0 || in_len > (size_t)INT_MAX / 2)
+        return -1;
+    for (i = 0; i < in_len; i++) {
+        char c = in[i];
+        int ok = isalnum((unsigned char)c) || c == '+' || c == '/' ||
+                 (c == '=' && i >= in_len - 2);
+        if (!ok || (pad > 0 && c != '='))
+            return -1;
+        pad += c == '=';
+    }
+    n = in_len / 4 * 3 - pad;
+    if (n > cap || (tmp = malloc(in_len / 4 * 3)) == NULL)
+        return -1;
+    got = EVP_DecodeBlock(tmp, (const unsigned char *)in, (int)in_len);
+    if (got < 0 || (size_t)got != n + pad) {
+        eng_wipe(tmp, in_len / 4 * 3);
+        free(tmp);
+        return -1;
+    }
+    memcpy(out, tmp, n);
+    eng_wipe(tmp, in_len / 4 * 3);
+    free(tmp);
+    *out_len = n;
+    return 0;
 }

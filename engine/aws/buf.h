@@ -1,4 +1,4 @@
-/* A growable byte buffer for the AWS client (requests, canonical strings,
+/* Base64 and a growable byte buffer for the AWS client (requests, canonical strings,
  * responses).  Every release wipes: these buffers carry credentials and
  * key material.  See docs/aws.md. */
 #ifndef ENG_AWS_BUF_H
@@ -26,4 +26,12 @@ void eng_aws_buf_free(eng_aws_buf *b);
  * after an allocation failure. */
 char *eng_aws_buf_take(eng_aws_buf *b);
 
+
+
+/* Padded base64 of in[0..len), malloc'd (wipe before free if secret). */
+char *eng_aws_b64_encode(const unsigned char *in, size_t len);
+/* Decodes padded base64 (no whitespace) into out[0..cap).  0 ok, -1 when
+ * malformed or over cap (out wiped then). */
+int eng_aws_b64_decode(unsigned char *out, size_t cap, size_t *out_len,
+                       const char *in, size_t in_len);
 #endif
