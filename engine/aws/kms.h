@@ -45,7 +45,7 @@ typedef struct eng_kms_kv {
 
 /* Why a call failed: safe to log and to show (no secrets). */
 typedef struct eng_kms_err {
-    char msg[256];
+    char msg[512];
     char type[96];     /* KMS exception name, or "" */
     int http_status;   /* 0 when no answer */
     int retry_after;   /* seconds hint when the result is UNAVAILABLE */

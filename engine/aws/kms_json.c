@@ -281,8 +281,9 @@ int eng_kms_map_error(eng_kms_err *err, int *retryable, int status,
         *retryable = status >= 500;
         rc = status >= 500 ? SIGNER_ERR_UNAVAILABLE : SIGNER_ERR_INTERNAL;
     }
-    snprintf(err->msg, sizeof err->msg, "KMS refused the call (HTTP %d %s): "
-             "%s%s%s", status, err->type[0] ? err->type : "no error type",
+    snprintf(err->msg, sizeof err->msg, "KMS refused the call (HTTP %d "
+             "%.95s): %.200s%s%.127s", status,
+             err->type[0] ? err->type : "no error type",
              x ? x->cause : (status >= 500 ? "KMS server error"
                                            : "unexpected KMS error"),
              kmsmsg[0] ? "; KMS says: " : "", kmsmsg);

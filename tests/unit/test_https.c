@@ -327,7 +327,7 @@ static void expect_deadline(int tls, enum srv_mode mode)
                     SIGNER_ERR_UNAVAILABLE);
     el = eng_now_us() - t0;
     CU_ASSERT_STRING_EQUAL(r.err, "deadline passed");
-    CU_ASSERT(el >= 450000 && el < 3000000);
+    CU_ASSERT(el >= 450000 && el < 5000000); /* bounded: no hang */
 }
 
 static void test_silent_server_deadline(void)

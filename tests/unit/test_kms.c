@@ -528,7 +528,7 @@ static void test_deadline_no_hang(void)
                 close(fd);
     }
     stub_stop(&s);
-    CU_ASSERT(el >= 550000 && el < 2500000);
+    CU_ASSERT(el >= 550000 && el < 5000000); /* bounded: no hang */
     CU_ASSERT(e.retry_after >= 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "KMS unreachable"));
 }
