@@ -213,6 +213,22 @@ static void test_generated_key_and_rotation(void)
     eng_aws_rkey_free(k);
 }
 
+/* The private numbers of a generated key live in OpenSSL's secure heap
+ * (mlocked) and leave it when the key is freed. */
+static void test_key_in_secure_heap(void)
+{
+    eng_aws_rkey *k = NULL;
+    size_t before;
+
+    CU_ASSERT_FATAL(CRYPTO_secure_malloc_initialized());
+    before = CRYPTO_secure_used();
+    CU_ASSERT_EQUAL_FATAL(eng_aws_rkey_new(&k, 0), SIGNER_OK);
+    /* d, p, q, dP, dQ, qInv: at least 5 x 128 bytes of a 2048-bit key */
+    CU_ASSERT(CRYPTO_secure_used() >= before + 5 * 128);
+    eng_aws_rkey_free(k);
+    CU_ASSERT_EQUAL(CRYPTO_secure_used(), before);
+}
+
 static void test_not_enveloped_refused(void)
 {
     static const unsigned char junk[] = { 0x30, 0x03, 0x02, 0x01, 0x00 };
@@ -225,7 +241,8 @@ int main(void)
 {
     CU_pSuite s;
 
-    eng_secure_init(1 << 16);
+    if (!eng_secure_init(1 << 20))
+        fprintf(stderr, "no secure heap: test_key_in_secure_heap fails\n");
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 1;
     s = CU_add_suite("cms", NULL, NULL);
@@ -233,6 +250,7 @@ int main(void)
     TU_ADD(s, test_flipped_bytes_refused);
     TU_ADD(s, test_wrong_key_refused);
     TU_ADD(s, test_generated_key_and_rotation);
+    TU_ADD(s, test_key_in_secure_heap);
     TU_ADD(s, test_not_enveloped_refused);
     return tu_run();
 }
