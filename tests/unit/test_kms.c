@@ -23,6 +23,7 @@
 #include "aws/buf.h"
 #include "aws/kms.h"
 #include "aws/kms_seal.h"
+#include "aws/kms_sealer.h"
 #include "aws_test.h"
 #include "host.h"
 #include "testutil.h"
@@ -307,6 +308,7 @@ static void test_reference_short_keys(void)
 typedef struct stub {
     int lfd, port, n_answers, conns;
     const char *answers[8];
+    int ctx_seen[8]; /* request i carried an EncryptionContext */
     char request[16384];
     pthread_t th;
 } stub;
@@ -343,6 +345,7 @@ static void *stub_main(void *arg)
         s->conns++;
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         stub_read_request(s, fd);
+        s->ctx_seen[i] = strstr(s->request, "\"EncryptionContext\"") != NULL;
         if (s->answers[i] != NULL) {
             const char *body = strchr(s->answers[i], '|') + 1;
             char *a = malloc(strlen(body) + 256);
@@ -620,6 +623,94 @@ static void test_recipient_real_vector(void)
     free(k64);
 }
 
+/* A "200|{CiphertextForRecipient: <the real vector>}" answer (malloc'd)
+ * and the vector's key. */
+static char *vector_answer(eng_aws_rkey **rk)
+{
+    size_t blen = 0, klen = 0, n;
+    char *b64 = at_vector("nitro/ciphertext_for_recipient.b64", &blen);
+    char *k64 = at_vector("nitro/recipient_rsa_private_key_pkcs1_der.b64", &klen);
+    char *answer;
+    unsigned char der[2048];
+
+    CU_ASSERT_FATAL(b64 != NULL && k64 != NULL);
+    while (klen && k64[klen - 1] == '\n')
+        k64[--klen] = '\0';
+    while (blen && b64[blen - 1] == '\n')
+        b64[--blen] = '\0';
+    CU_ASSERT_EQUAL_FATAL(eng_aws_b64_decode(der, sizeof der, &n, k64, klen), 0);
+    CU_ASSERT_EQUAL_FATAL(eng_aws_rkey_from_der(rk, der, n, 0), SIGNER_OK);
+    answer = malloc(blen + 128);
+    sprintf(answer, "200|{\"CiphertextForRecipient\":\"%s\",\"KeyId\":\"k\"}",
+            b64);
+    free(b64);
+    free(k64);
+    return answer;
+}
+
+static const signer_key_meta META = { "0b6c3f5e-7d2a-4c1b-9e8f-123456789abc",
+                                      "eth", "0xabc" };
+
+/* A reference-wallet blob: KMS refuses it under our context, the sealer
+ * asks once more without one and accepts the reference JSON. */
+static void test_unseal_reference_fallback(void)
+{
+    eng_aws_rkey *rk = NULL;
+    char *answer = vector_answer(&rk);
+    stub s = { .n_answers = 2, .answers = {
+        "400|{\"__type\":\"InvalidCiphertextException\"}", answer } };
+    eng_kms_cfg cfg;
+    eng_kms_err e;
+    eng_aws_creds c;
+    unsigned char plain[ENG_PLAIN_MAX];
+    size_t n;
+    int fmt;
+    const unsigned char doc[] = "doc";
+
+    stub_start(&s);
+    stub_cfg(&cfg, &s);
+    test_creds(&c, 0);
+    CU_ASSERT_EQUAL(eng_kms_unseal(&cfg, plain, sizeof plain, &n, &fmt, &e,
+                    &c, &META, (const unsigned char *)"blob", 4, rk, doc, 3),
+                    SIGNER_OK);
+    stub_stop(&s);
+    CU_ASSERT_EQUAL(s.conns, 2);
+    CU_ASSERT_TRUE(s.ctx_seen[0]);
+    CU_ASSERT_FALSE(s.ctx_seen[1]);
+    CU_ASSERT_EQUAL(fmt, ENG_KMS_FMT_REFERENCE);
+    CU_ASSERT(n == 98 && plain[0] == 32 && plain[1] == 0x25);
+    eng_aws_rkey_free(rk);
+    free(answer);
+}
+
+/* A reference JSON coming back from a Decrypt under our context is not a
+ * blob this engine sealed: refused, no second call. */
+static void test_unseal_format_bound_to_context(void)
+{
+    eng_aws_rkey *rk = NULL;
+    char *answer = vector_answer(&rk);
+    stub s = { .n_answers = 1, .answers = { answer } };
+    eng_kms_cfg cfg;
+    eng_kms_err e;
+    eng_aws_creds c;
+    unsigned char plain[ENG_PLAIN_MAX];
+    size_t n;
+    int fmt;
+
+    stub_start(&s);
+    stub_cfg(&cfg, &s);
+    test_creds(&c, 0);
+    CU_ASSERT_EQUAL(eng_kms_unseal(&cfg, plain, sizeof plain, &n, &fmt, &e,
+                    &c, &META, (const unsigned char *)"blob", 4, rk,
+                    (const unsigned char *)"doc", 3), SIGNER_ERR_FORBIDDEN);
+    stub_stop(&s);
+    CU_ASSERT_EQUAL(s.conns, 1);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_EQUAL(plain[0], 0);
+    eng_aws_rkey_free(rk);
+    free(answer);
+}
+
 /* ---- moto_server: a third-party KMS implementation ---------------------- */
 
 static pid_t moto_pid = -1;
@@ -780,6 +871,28 @@ static void test_moto_round_trip(void)
     CU_ASSERT_EQUAL(eng_kms_generate_random(&cfg, rnd, sizeof rnd, &e, &c,
                                             NULL, NULL, 0), SIGNER_OK);
     CU_ASSERT(memcmp(rnd, back, sizeof rnd) != 0 || rnd[0] | rnd[1] | rnd[2]);
+    /* the sealer's own step: context {key_id, chain, address} from meta */
+    free(blob);
+    blob = NULL;
+    CU_ASSERT_EQUAL_FATAL(eng_kms_seal(&cfg, &blob, &blen, &e, &c, key_id,
+                                       &META, plain, plen), SIGNER_OK);
+    {
+        const eng_kms_kv mctx[] = { { "key_id", META.key_id },
+                                    { "chain", "eth" }, { "address", "0xabc" } };
+        unsigned char layout[ENG_PLAIN_MAX];
+        int fmt;
+        CU_ASSERT_EQUAL(eng_kms_decrypt(&cfg, back, sizeof back, &n, &e, &c,
+                        NULL, blob, blen, mctx, 3), SIGNER_OK);
+        CU_ASSERT_EQUAL(eng_kms_seal_decode(layout, sizeof layout, &slen,
+                        &fmt, back, n), SIGNER_OK);
+        CU_ASSERT(fmt == ENG_KMS_FMT_V1 && slen == plen &&
+                  memcmp(layout, plain, plen) == 0);
+        /* and the unseal step refuses moto's plaintext answer */
+        CU_ASSERT_EQUAL(eng_kms_unseal(&cfg, layout, sizeof layout, &n, &fmt,
+                        &e, &c, &META, blob, blen, rk, doc, sizeof doc - 1),
+                        SIGNER_ERR_INTERNAL);
+        CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "Plaintext"));
+    }
     eng_aws_rkey_free(rk);
     free(blob);
     eng_aws_creds_wipe(&c);
@@ -806,6 +919,8 @@ int main(void)
     TU_ADD(s, test_deadline_no_hang);
     TU_ADD(s, test_expired_credentials_refused);
     TU_ADD(s, test_recipient_real_vector);
+    TU_ADD(s, test_unseal_reference_fallback);
+    TU_ADD(s, test_unseal_format_bound_to_context);
     m = CU_add_suite("kms_moto", moto_init, moto_cleanup);
     TU_ADD(m, test_moto_round_trip);
     return tu_run();
