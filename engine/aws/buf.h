@@ -1,6 +1,6 @@
-/* Base64 and a growable byte buffer for the AWS client (requests, canonical strings,
- * responses).  Every release wipes: these buffers carry credentials and
- * key material.  See docs/aws.md. */
+/* Base64 and a growable byte buffer for the AWS client (requests,
+ * canonical strings, responses).  Every release wipes: these buffers
+ * carry credentials and key material.  See docs/aws.md. */
 #ifndef ENG_AWS_BUF_H
 #define ENG_AWS_BUF_H
 

@@ -27,14 +27,15 @@ typedef int (*eng_kms_connect_fn)(void *arg, int *fd, uint64_t deadline_us);
 
 typedef struct eng_kms_cfg {
     const char *region;     /* "us-east-1" */
-    const char *host;       /* Host, SNI, certificate name; NULL: kms.<region>.amazonaws.com */
+    const char *host;       /* Host, SNI, certificate name;
+                               NULL: kms.<region>.amazonaws.com */
     const char *ca_file;    /* CA bundle (TLS) */
     int plain;              /* 1: plain HTTP (tests against stand-ins) */
     eng_kms_connect_fn connect;
     void *connect_arg;
     int timeout_ms;         /* whole call, retries included (default 5000) */
     int max_attempts;       /* default 3 */
-    int backoff_ms;         /* first backoff, doubled each retry (default 100) */
+    int backoff_ms;         /* first backoff, doubled per retry (100) */
 } eng_kms_cfg;
 
 /* An encryption context pair. */
@@ -53,8 +54,14 @@ typedef struct eng_kms_err {
 } eng_kms_err;
 
 /* Connectors: arg is an eng_kms_tcp_target / eng_kms_vsock_target. */
-typedef struct eng_kms_tcp_target { const char *ip; int port; } eng_kms_tcp_target;
-typedef struct eng_kms_vsock_target { unsigned cid; unsigned port; } eng_kms_vsock_target;
+typedef struct eng_kms_tcp_target {
+    const char *ip;
+    int port;
+} eng_kms_tcp_target;
+typedef struct eng_kms_vsock_target {
+    unsigned cid;
+    unsigned port;
+} eng_kms_vsock_target;
 int eng_kms_connect_tcp(void *arg, int *fd, uint64_t deadline_us);
 int eng_kms_connect_vsock(void *arg, int *fd, uint64_t deadline_us);
 
