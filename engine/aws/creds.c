@@ -459,9 +459,9 @@ cleanup:
 eng_aws_creds_chain *eng_aws_creds_chain_new(const char *region,
                                              int refresh_margin)
 {
-    eng_aws_creds_chain *ch = calloc(1, sizeof *ch);
+    eng_aws_creds_chain *ch;
 
-    if (ch == NULL)
+    if (eng_curl_global_init() != 0 || (ch = calloc(1, sizeof *ch)) == NULL)
         return NULL;
     pthread_mutex_init(&ch->lock, NULL);
     snprintf(ch->region, sizeof ch->region, "%s",
@@ -545,4 +545,33 @@ void eng_aws_creds_chain_free(eng_aws_creds_chain *ch)
     eng_aws_creds_wipe(&ch->cached);
     pthread_mutex_destroy(&ch->lock);
     free(ch);
+}
+
+/* ---- libcurl set-up ------------------------------------------------------- */
+
+/* libcurl copies credentials and request bodies into its own memory: every
+ * block it frees is wiped first. */
+static char *wiping_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+    if (p != NULL)
+        memcpy(p, s, n);
+    return p;
+}
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static int curl_ready;
+
+static void curl_setup(void)
+{
+    curl_ready = curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc,
+                                      eng_wiping_free, eng_wiping_realloc,
+                                      wiping_strdup, calloc) == CURLE_OK;
+}
+
+int eng_curl_global_init(void)
+{
+    pthread_once(&curl_once, curl_setup);
+    return curl_ready ? 0 : -1;
 }

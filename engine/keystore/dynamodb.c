@@ -23,6 +23,7 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
+#include "aws/creds.h"
 #include "keystore.h"
 #include "log.h"
 #include "util.h"
@@ -210,7 +211,7 @@ static int attempt(eng_ddb *d, const char *op, const char *body,
     pool_give(d, h);
 cleanup:
     curl_slist_free_all(hdr);
-    eng_wipe(&c, sizeof c);
+    eng_aws_creds_wipe(&c);
     return rc;
 }
 
@@ -709,11 +710,25 @@ void eng_ddb_close(eng_ddb *d)
 
 typedef struct ddb_row {
     eng_ddb *d;
-    eng_creds_chain *creds;
+    eng_aws_creds_chain *creds;
     pthread_mutex_t lock;
     uint64_t ready_at_us; /* when ready_cached was measured */
     int ready_cached;
 } ddb_row;
+
+/* eng_aws_creds_fn over the AWS credential chain; the cause is logged. */
+static int row_creds(void *ctx, eng_aws_creds *out)
+{
+    char source[16], err[256];
+    int rc = eng_aws_creds_chain_get(ctx, out, source, sizeof source, err,
+                                     sizeof err);
+    if (rc != SIGNER_OK) {
+        eng_log(SIGNER_LOG_ERROR, "keystore dynamodb: no AWS credentials: %s",
+                err[0] ? err : "no source configured");
+        return SIGNER_ERR_UNAVAILABLE;
+    }
+    return SIGNER_OK;
+}
 
 static const char *const ddb_settings[] = {"table", "region", "endpoint",
                                            "ca_file", "timeout_ms",
@@ -730,13 +745,13 @@ static int row_open(void **state, const eng_backend_args *args, char *err,
         .ca_file = eng_backend_setting(args, "ca_file", NULL),
         .timeout_ms = atol(eng_backend_setting(args, "timeout_ms", "0")),
         .max_attempts = atoi(eng_backend_setting(args, "max_attempts", "0"))};
-    if (r == NULL || (r->creds = eng_creds_chain_new(cfg.region, 1000)) == NULL) {
+    if (r == NULL || (r->creds = eng_aws_creds_chain_new(cfg.region, 0)) == NULL) {
         free(r);
         snprintf(err, err_len, "out of memory");
         return SIGNER_ERR_NOMEM;
     }
-    if ((r->d = eng_ddb_open(&cfg, eng_creds_chain_get, r->creds, err, err_len)) == NULL) {
-        eng_creds_chain_free(r->creds);
+    if ((r->d = eng_ddb_open(&cfg, row_creds, r->creds, err, err_len)) == NULL) {
+        eng_aws_creds_chain_free(r->creds);
         free(r);
         return SIGNER_ERR_CONFIG;
     }
@@ -841,7 +856,7 @@ static void row_close(void *state)
     if (r == NULL)
         return;
     eng_ddb_close(r->d);
-    eng_creds_chain_free(r->creds);
+    eng_aws_creds_chain_free(r->creds);
     pthread_mutex_destroy(&r->lock);
     free(r);
 }

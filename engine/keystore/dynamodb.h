@@ -9,7 +9,11 @@
 #include <time.h>
 #include <signer/plugin.h>
 
-#include "creds.h"
+#include "aws/sigv4.h"
+
+/* Fills *out with current AWS credentials.  SIGNER_OK, or a negative
+ * signer_err (SIGNER_ERR_UNAVAILABLE when no source answers). */
+typedef int (*eng_aws_creds_fn)(void *ctx, eng_aws_creds *out);
 
 typedef struct eng_ddb_config {
     const char *table;    /* required */

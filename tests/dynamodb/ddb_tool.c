@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aws/creds.h"
 #include "keystore/dynamodb.h"
 #include "keystore/keystore.h"
 #include "util.h"
@@ -38,6 +39,13 @@ static int hex_decode(unsigned char *out, size_t cap, const char *hex,
     }
     *len = n / 2;
     return 0;
+}
+
+static int env_creds(void *ctx, eng_aws_creds *out)
+{
+    char err[128];
+    (void)ctx;
+    return eng_aws_creds_from_env(out, err, sizeof err);
 }
 
 static int do_put(eng_ddb *d, char **argv)
@@ -170,7 +178,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: ddb_tool ENDPOINT TABLE REGION CMD [ARGS]\n");
         return 2;
     }
-    if ((d = eng_ddb_open(&cfg, eng_aws_creds_from_env, NULL, err, sizeof err)) == NULL) {
+    if ((d = eng_ddb_open(&cfg, env_creds, NULL, err, sizeof err)) == NULL) {
         fprintf(stderr, "ddb_tool: %s\n", err);
         return 1;
     }

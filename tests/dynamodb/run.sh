@@ -30,6 +30,5 @@ suite_npm_ci "$workdir" || { echo "dynamodb: 0 passed, 1 failed"; exit 1; }
 
 export NODE_NO_WARNINGS=1  # the AWS SDK's notice about future node versions
 suite_run keystore "$workdir/keystore.mjs" 180
-suite_run creds "$workdir/creds.mjs" 120
 suite_finish
 exit $?
