@@ -13,6 +13,7 @@
 #include "conf.h"
 #include "dispatch.h"
 #include "log.h"
+#include "route.h"
 #include "util.h"
 
 static void usage(FILE *f)
@@ -26,9 +27,9 @@ static void usage(FILE *f)
             "                          unix:/path or vsock:CID:PORT\n"
             "      --data-dir DIR      overrides data_dir\n"
             "      --plugin-dir DIR    overrides plugin_dir\n"
-            "      --workers N         worker threads (0 = one per CPU)\n"
-            "      --io-loops N        N event loops that sign inline\n"
-            "                          (0 = I/O thread + workers)\n"
+            "      --io-loops N        event loops, each on its own thread\n"
+            "                          (0 = one per CPU)\n"
+            "      --workers N         deprecated: the same as --io-loops\n"
             "      --log-level LEVEL   error, warn, info or debug\n"
             "      --check-config      validate the config and plugins, then exit\n"
             "  -V, --version           print the version\n"
@@ -62,6 +63,14 @@ static int handle_cb(void *ctx, const eng_request *req, char **resp,
 {
     return eng_dispatch(((struct daemon_ctx *)ctx)->engine, req, resp,
                         resp_len);
+}
+
+/* HTTP routes: those the loaded plugins declare (engine/route.c). */
+static int route_cb(void *ctx, const char *method, const char *path,
+                    const char *body, size_t body_len, eng_route_match *out)
+{
+    return eng_route_resolve(&((struct daemon_ctx *)ctx)->engine->reg,
+                             method, path, body, body_len, out);
 }
 
 static char *metrics_cb(void *ctx)
@@ -220,6 +229,10 @@ int main(int argc, char **argv)
     scfg.limits = cfg.limits;
     scfg.workers = cfg.workers;
     scfg.io_loops = cfg.io_loops;
+    if (cfg.workers > 0 && cfg.io_loops == 0)
+        eng_log(SIGNER_LOG_WARN, "workers = %d is deprecated (no worker "
+                "pool any more): read as io_loops = %d", cfg.workers,
+                cfg.workers);
     memset(&cb, 0, sizeof cb);
     dctx.engine = &engine;
     dctx.config_file = file;
@@ -229,6 +242,7 @@ int main(int argc, char **argv)
     cb.metrics = metrics_cb;
     cb.ready = ready_cb;
     cb.reload = reload_cb;
+    cb.route = route_cb;
     if ((server = eng_server_new(&scfg, &cb)) == NULL) {
         fprintf(stderr, "signerd: out of memory\n");
         goto out_engine;

@@ -79,10 +79,30 @@ static void test_missing_symbol(void)
                    "does not export signer_plugin_init");
 }
 
-static void test_duplicate_op(void)
+/* Ops are registered as (chain, verb): a second chain's "echo" loads and
+ * is reached as "dup_op.echo"; the plain verb stays the first chain's. */
+static void test_same_verb_two_chains(void)
 {
-    expect_refused("dup_op", BAD("dup_op"),
-                   "operation 'echo' is already registered by plugin test");
+    eng_registry r;
+    const eng_op_entry *a, *b, *q;
+
+    eng_registry_init(&r);
+    CU_ASSERT_EQUAL_FATAL(load(&r, "test", TEST_SO, NULL), SIGNER_OK);
+    CU_ASSERT_EQUAL_FATAL(load(&r, "dup_op", BAD("dup_op"), NULL), SIGNER_OK);
+    a = eng_registry_find(&r, "echo");
+    b = eng_registry_find(&r, "dup_op.echo");
+    q = eng_registry_find(&r, "test.echo");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+    CU_ASSERT_STRING_EQUAL(a->plugin->name, "test");
+    CU_ASSERT_STRING_EQUAL(b->plugin->name, "dup_op");
+    CU_ASSERT_STRING_EQUAL(b->name, "dup_op.echo");
+    CU_ASSERT_PTR_EQUAL(q, a);
+    CU_ASSERT_PTR_NOT_EQUAL(a->op, b->op);
+    CU_ASSERT_PTR_NULL(eng_registry_find(&r, "nochain.echo"));
+    CU_ASSERT_PTR_NULL(eng_registry_find(&r, "dup_op.fail"));
+    eng_registry_free(&r);
 }
 
 static void test_duplicate_in_table(void)
@@ -202,7 +222,7 @@ int main(void)
     TU_ADD(s, test_load_good);
     TU_ADD(s, test_abi_mismatch);
     TU_ADD(s, test_missing_symbol);
-    TU_ADD(s, test_duplicate_op);
+    TU_ADD(s, test_same_verb_two_chains);
     TU_ADD(s, test_duplicate_in_table);
     TU_ADD(s, test_wrong_name);
     TU_ADD(s, test_missing_file);
