@@ -3,6 +3,8 @@
  *   BAD_ABI      reports ABI major 99
  *   NO_SYMBOL    exports no signer_plugin_init
  *   DUP_OP       registers "echo", which the test plugin also registers
+ *                (a second chain's verb: loads as dup_op.echo)
+ *   DUP_ALIAS    declares an alias the test plugin already declares
  *   WRONG_NAME   calls itself "someone_else"
  *   DUP_IN_TABLE lists "ping" twice */
 #include <stdlib.h>
@@ -18,16 +20,22 @@ static int ping(void *ctx, signer_call *call, signer_reply *reply,
 
 static void cleanup(void *ctx) { (void)ctx; }
 
+#if defined(DUP_ALIAS)
+static const char *const aliases[] = {"test-vendor_sign_transaction", NULL};
+#else
+static const char *const aliases[] = {NULL};
+#endif
+
 static const signer_op ops[] = {
 #if defined(DUP_OP)
-    {"echo", ping, 0},
+    {.name = "echo", .handler = ping},
 #elif defined(DUP_IN_TABLE)
-    {"ping", ping, 0},
-    {"ping", ping, 0},
+    {.name = "ping", .handler = ping},
+    {.name = "ping", .handler = ping},
 #else
-    {"ping", ping, 0},
+    {.name = "ping", .handler = ping, .aliases = aliases},
 #endif
-    {NULL, NULL, 0}};
+    {.name = NULL}};
 
 static const signer_plugin plugin = {
 #if defined(BAD_ABI)
