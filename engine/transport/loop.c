@@ -173,7 +173,8 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
         atomic_fetch_sub(eng_server_inflight(l->srv), 1);
         c->jobs--;
         if (!c->dead) {
-            c->ops->on_complete(c, d);
+            if (c->ops->on_complete != NULL)
+                c->ops->on_complete(c, d);
             eng_conn_process(c);
         }
         eng_conn_unref(c);

@@ -157,7 +157,9 @@ void eng_server_free(eng_server *s);
  * (NULL: a 500 error answer is made).  Thread-safe; call exactly once per
  * handle.  The request (and its body, which is wiped) must not be used
  * afterwards.  The answer is written on the connection's own loop, or
- * dropped if the client has gone. */
+ * dropped if the client has gone.  Every request must be completed before
+ * eng_server_free (a loop waits for its requests up to
+ * shutdown_timeout_ms when the server stops). */
 void eng_complete(eng_completion *done, int status, char *body, size_t len);
 
 /* ---- pure helpers, exposed for unit tests and fuzzing -------------------- */

@@ -13,8 +13,16 @@
  *
  * A connection owns a protocol: a table of operations (eng_proto_ops) its
  * loop calls when input arrives, when a request completes and when it
- * closes.  HTTP and frames are two such tables; a byte relay (the proxy
- * role) is a third one that needs no requests at all.
+ * closes.  HTTP and frames are two such tables.  A byte relay (the proxy
+ * role) is a third one that needs no requests: its on_read moves the
+ * connection's input to an upstream bufferevent created on c->loop->base
+ * (both sides then live on the loop's thread) and keeps it in c->pstate;
+ * want_read applies back-pressure (the upstream's output under a
+ * watermark); on_close frees the upstream; on_complete and
+ * on_read_timeout stay NULL unless it submits requests.  The upstream's
+ * callbacks call eng_conn_process(c) when it drains or answers, and
+ * eng_conn_close(c) when it fails.  A new enum eng_proto value maps a
+ * listener to the table in eng_lsn_open().
  */
 #ifndef ENG_TRANSPORT_INTERNAL_H
 #define ENG_TRANSPORT_INTERNAL_H
