@@ -73,6 +73,14 @@ static int route_cb(void *ctx, const char *method, const char *path,
                              method, path, body, body_len, out);
 }
 
+/* Errors the transport answers itself, in the API's shape. */
+static char *error_body_cb(void *ctx, int status, const char *msg,
+                           const char *id_json, size_t *len)
+{
+    (void)ctx;
+    return eng_error_body(status, msg, id_json, len);
+}
+
 static char *metrics_cb(void *ctx)
 {
     return eng_metrics_text(((struct daemon_ctx *)ctx)->engine);
@@ -243,6 +251,7 @@ int main(int argc, char **argv)
     cb.ready = ready_cb;
     cb.reload = reload_cb;
     cb.route = route_cb;
+    cb.error_body = error_body_cb;
     if ((server = eng_server_new(&scfg, &cb)) == NULL) {
         fprintf(stderr, "signerd: out of memory\n");
         goto out_engine;

@@ -114,9 +114,14 @@ static void frame_write(eng_conn *c, char *payload, size_t len)
 static void frame_error(eng_conn *c, const char *id_json, int status,
                         const char *msg)
 {
+    const eng_server_callbacks *cb = eng_server_cb(c->loop->srv);
     size_t len = 0;
-    char *p = eng_frame_error_body(id_json, status, msg, &len), rid[17];
+    char *p = cb->error_body != NULL
+                  ? cb->error_body(cb->ctx, status, msg, id_json, &len)
+                  : NULL, rid[17];
 
+    if (p == NULL)
+        p = eng_frame_error_body(id_json, status, msg, &len);
     if (status != 503)
         eng_conn_proto_error(c);
     eng_request_id(rid);

@@ -355,9 +355,14 @@ static void http_respond(eng_conn *c, const http_answer *a, char *body,
  * rate-limited access-log line naming the cause (never request content). */
 static void http_error(eng_conn *c, http_answer *a, const char *msg)
 {
+    const eng_server_callbacks *cb = eng_server_cb(c->loop->srv);
     size_t len = 0;
-    char *body = eng_http_error_body(a->status, msg, &len);
+    char *body = cb->error_body != NULL
+                     ? cb->error_body(cb->ctx, a->status, msg, NULL, &len)
+                     : NULL;
 
+    if (body == NULL)
+        body = eng_http_error_body(a->status, msg, &len);
     if (a->status >= 400 && a->status != 404 && a->status != 405 &&
         a->status != 408 && a->status != 503)
         eng_conn_proto_error(c);

@@ -102,6 +102,13 @@ typedef struct eng_server_callbacks {
      * served, as the envelope route. */
     int (*route)(void *ctx, const char *method, const char *path,
                  const char *body, size_t body_len, eng_route_match *out);
+    /* Loop thread: the body of an error the transport answers itself (404,
+     * 405, 408, 411, 413, 431, 503 ...), so the API's error shape is the
+     * engine's: malloc'd, *len set; id_json is a frame's raw "id" (or
+     * "null"), NULL for HTTP.  NULL callback or answer: the transport's
+     * own {"enclave_status":S,"enclave_result":{"error":M}}. */
+    char *(*error_body)(void *ctx, int status, const char *msg,
+                        const char *id_json, size_t *len);
 } eng_server_callbacks;
 
 typedef struct eng_server_config {

@@ -402,6 +402,22 @@ static int plausible_id(const char *s, size_t n)
     return 1;
 }
 
+/* callbacks.error_body (when g_custom_errors): the engine's error shape. */
+static int g_custom_errors;
+
+static char *fake_error_body(void *ctx, int status, const char *msg,
+                             const char *id_json, size_t *len)
+{
+    char *out = NULL;
+    int n;
+
+    (void)ctx;
+    n = asprintf(&out, "{\"custom\":%d,\"id\":%s,\"why\":\"%s\"}", status,
+                 id_json != NULL ? id_json : "\"http\"", msg);
+    *len = n > 0 ? (size_t)n : 0;
+    return n > 0 ? out : NULL;
+}
+
 /* callbacks.route: the seed's routes, as the engine declares them. */
 static int fake_route(void *ctx, const char *method, const char *path,
                       const char *body, size_t body_len, eng_route_match *m)
@@ -522,7 +538,8 @@ static int harness_start(const eng_limits *limits, int loops)
     eng_server_config cfg;
     eng_server_callbacks cb = {NULL, fake_handle, fake_metrics, fake_ready,
                                fake_reload, g_async ? fake_submit : NULL,
-                               fake_route};
+                               fake_route,
+                               g_custom_errors ? fake_error_body : NULL};
     char err[256], a1[300], a3[300];
 
     alarm(60); /* a hung test kills the run instead of blocking CI */
@@ -1553,6 +1570,35 @@ static void test_http_head_expect_request_id(void)
     harness_stop();
 }
 
+/* Errors the transport answers itself take the engine's shape
+ * (callbacks.error_body), HTTP and frames. */
+static void test_error_body_callback(void)
+{
+    eng_limits l = test_limits();
+    unsigned char zero[4] = {0, 0, 0, 0};
+    char out[256];
+    client c;
+    resp r;
+
+    g_custom_errors = 1;
+    CU_ASSERT_FATAL(harness_start(&l, 1) == 0);
+    g_custom_errors = 0;
+    CU_ASSERT_FATAL(cl_tcp(&c, http_port()) == 0);
+    CU_ASSERT(cl_sends(&c, "GET /nope HTTP/1.1\r\n\r\n") == 0);
+    CU_ASSERT_FATAL(cl_http(&c, &r) == 0);
+    CU_ASSERT_EQUAL(r.status, 404);
+    CU_ASSERT_STRING_EQUAL(r.body, "{\"custom\":404,\"id\":\"http\","
+                                   "\"why\":\"no such route\"}");
+    cl_close(&c);
+    CU_ASSERT_FATAL(cl_unix(&c, H.sock) == 0);
+    CU_ASSERT(cl_send(&c, zero, 4) == 0);
+    CU_ASSERT_FATAL(cl_frame(&c, out, sizeof out) > 0);
+    CU_ASSERT_STRING_EQUAL(out, "{\"custom\":400,\"id\":null,"
+                                "\"why\":\"empty frame\"}");
+    cl_close(&c);
+    harness_stop();
+}
+
 /* Request bodies are wiped before they are freed on every path: answered,
  * 404, 405, 503, a client gone mid-request and one gone in flight. */
 static void test_bodies_wiped(void)
@@ -1697,7 +1743,7 @@ static void test_start_errors(void)
 {
     eng_listen_spec spec;
     eng_server_config cfg;
-    eng_server_callbacks cb = {NULL, fake_handle, NULL, NULL, NULL, NULL, NULL};
+    eng_server_callbacks cb = {NULL, fake_handle, NULL, NULL, NULL, NULL, NULL, NULL};
     eng_server *s, *s2;
     char err[256], addr[300], *dir = tu_tmpdir();
     int fd;
@@ -1755,7 +1801,7 @@ static void test_vsock_listen(void)
 {
     eng_listen_spec spec = {NULL, ENG_PROTO_FRAMES};
     eng_server_config cfg;
-    eng_server_callbacks cb = {NULL, fake_handle, NULL, NULL, NULL, NULL, NULL};
+    eng_server_callbacks cb = {NULL, fake_handle, NULL, NULL, NULL, NULL, NULL, NULL};
     eng_server *s;
     char err[256], addr[64];
     int port = 20000 + (int)(getpid() % 30000);
@@ -1812,6 +1858,7 @@ static const struct server_test {
     ST(test_frames_proto_errors, SYNC_ONLY),
     ST(test_http_head_expect_request_id, BOTH),
     ST(test_bodies_wiped, ASYNC_ONLY),
+    ST(test_error_body_callback, SYNC_ONLY),
     ST(test_disconnect_in_flight, BOTH),
     ST(test_unix_http_and_shutdown_drain, BOTH),
     ST(test_signals, BOTH),
