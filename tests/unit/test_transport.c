@@ -1634,9 +1634,8 @@ static void test_bodies_wiped(void)
     /* the client of the blocked request leaves before its answer */
     cl_close(&c);
     gate_set(1);
-    /* a client leaving with half a body sent */
-    CU_ASSERT(cl_frame_send(&f, "") == 0 || 1);
     cl_close(&f);
+    /* a client leaving with half a body sent */
     CU_ASSERT_FATAL(cl_tcp(&c, http_port()) == 0);
     CU_ASSERT(cl_sends(&c, "POST / HTTP/1.1\r\nContent-Length: 90\r\n\r\n"
                            "{\"s\":\"MARKER-5ecret") == 0);
