@@ -115,6 +115,22 @@ static void test_duplicate_alias(void)
                    "registered by plugin test");
 }
 
+/* A plugin built for ABI 1.0 (smaller op entries, no routes or aliases)
+ * still loads: its table is walked with its own stride. */
+static void test_abi_1_0_plugin(void)
+{
+    eng_registry r;
+    eng_route_match m;
+
+    eng_registry_init(&r);
+    CU_ASSERT_EQUAL_FATAL(load(&r, "abi_1_0", BAD("abi_1_0"), NULL), SIGNER_OK);
+    CU_ASSERT_EQUAL(r.n_ops, 2);
+    CU_ASSERT_PTR_NOT_NULL(eng_registry_find(&r, "ping"));
+    CU_ASSERT_PTR_NOT_NULL(eng_registry_find(&r, "abi_1_0.pong"));
+    CU_ASSERT_EQUAL(eng_route_resolve(&r, "POST", "/key", "{}", 2, &m), 404);
+    eng_registry_free(&r);
+}
+
 static void test_duplicate_in_table(void)
 {
     expect_refused("dup_in_table", BAD("dup_in_table"), "listed twice");
@@ -386,6 +402,7 @@ int main(void)
     TU_ADD(s, test_same_verb_two_chains);
     TU_ADD(s, test_duplicate_in_table);
     TU_ADD(s, test_duplicate_alias);
+    TU_ADD(s, test_abi_1_0_plugin);
     TU_ADD(s, test_wrong_name);
     TU_ADD(s, test_missing_file);
     TU_ADD(s, test_failing_init);
