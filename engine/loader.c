@@ -17,19 +17,23 @@
 #define SIGNER_PLUGIN_DIR "/usr/local/lib/enclave-signer"
 #endif
 
+/* An empty registry. */
 void eng_registry_init(eng_registry *r) { memset(r, 0, sizeof *r); }
 
+/* The plugin a host table was handed to (the table is its first member). */
 eng_plugin *eng_plugin_of(const signer_host *host)
 {
     return (eng_plugin *)host; /* host is the first member */
 }
 
+/* 1 if p is a regular file. */
 static int exists(const char *p)
 {
     struct stat st;
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* The file of a plugin: see loader.h. */
 char *eng_plugin_resolve(const char *path, const char *dir)
 {
     char *p;
@@ -119,6 +123,7 @@ static const eng_op_entry *find_qualified(const eng_registry *r,
     return NULL;
 }
 
+/* The entry registered as name, or chain.verb's, or NULL. */
 const eng_op_entry *eng_registry_find(const eng_registry *r,
                                       const char *name)
 {
@@ -131,6 +136,7 @@ const eng_op_entry *eng_registry_find(const eng_registry *r,
     return find_qualified(r, name);
 }
 
+/* Cleans up, dlcloses and frees a plugin (cleanup only if init ran). */
 static void plugin_destroy(eng_plugin *p, int initialised)
 {
     if (p == NULL)
@@ -321,6 +327,7 @@ static int register_ops(eng_registry *r, eng_plugin *p, size_t n_ops,
     return SIGNER_OK;
 }
 
+/* Loads one plugin, all or nothing: see loader.h. */
 int eng_registry_load(eng_registry *r, const signer_host *host,
                       const char *name, const char *file,
                       const signer_conf *settings, char *err, size_t err_len)
@@ -367,6 +374,7 @@ fail:
     return rc;
 }
 
+/* Adds a config alias: see loader.h. */
 int eng_registry_alias(eng_registry *r, const char *from, const char *to,
                        char *err, size_t err_len)
 {
@@ -406,6 +414,7 @@ int eng_registry_alias(eng_registry *r, const char *from, const char *to,
     return SIGNER_OK;
 }
 
+/* Cleans up every plugin (last loaded first) and frees the registry. */
 void eng_registry_free(eng_registry *r)
 {
     size_t i;
