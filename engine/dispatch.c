@@ -244,7 +244,10 @@ int eng_dispatch(void *engine, const eng_request *req, char **resp,
     size_t op_index = (size_t)-1;
 
     memset(&reply, 0, sizeof reply);
-    eng_request_id(rid);
+    if (req->request_id != NULL) /* the transport's, sent as X-Request-Id */
+        snprintf(rid, sizeof rid, "%s", req->request_id);
+    else
+        eng_request_id(rid);
     call.eng = e;
     call.request_id = rid;
     *resp = NULL;

@@ -1,6 +1,13 @@
 /* Plugin loader and operation registry.  All-or-nothing: a plugin that
  * fails any check is torn down and dlclosed, and nothing of it stays
- * registered. */
+ * registered.
+ *
+ * Operations are registered as (chain, verb): the first plugin loaded
+ * with a verb registers it under the plain verb ("sign_transaction"),
+ * every plugin's ops are also reachable as "chain.verb"
+ * ("eth.sign_transaction"), so a second chain's verb never collides.  The
+ * aliases an op declares (and those of the config) are further names.
+ * See docs/plugins.md. */
 #ifndef ENG_LOADER_H
 #define ENG_LOADER_H
 
@@ -17,7 +24,8 @@ typedef struct eng_plugin {
 } eng_plugin;
 
 typedef struct eng_op_entry {
-    char *name;            /* registered name (op or alias) */
+    char *name;            /* registered name: verb, chain.verb or alias;
+                            * unique in the registry */
     const signer_op *op;
     eng_plugin *plugin;
     int is_alias;
@@ -45,16 +53,21 @@ int eng_registry_load(eng_registry *r, const signer_host *host,
                       const char *name, const char *file,
                       const signer_conf *settings, char *err, size_t err_len);
 
-/* Adds alias from -> to (an op already registered). */
+/* Adds alias from -> to (a registered name).  An alias that already names
+ * the same op is accepted (a plugin may declare what a config repeats). */
 int eng_registry_alias(eng_registry *r, const char *from, const char *to,
                        char *err, size_t err_len);
 
-/* The op registered as name, or NULL. */
+/* The op registered as name ("verb", "chain.verb" or an alias), or
+ * NULL. */
 const eng_op_entry *eng_registry_find(const eng_registry *r,
                                       const char *name);
 
 /* Calls every plugin's cleanup, dlcloses, frees. */
 void eng_registry_free(eng_registry *r);
+
+/* Entry i of a plugin's op table (walked with the stride of its ABI). */
+const signer_op *eng_plugin_op(const eng_plugin *p, size_t i);
 
 /* The plugin owning a host pointer handed to it. */
 eng_plugin *eng_plugin_of(const signer_host *host);

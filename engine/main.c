@@ -15,6 +15,7 @@
 #include "dispatch.h"
 #include "log.h"
 #include "startup.h"
+#include "route.h"
 #include "util.h"
 
 static void usage(FILE *f)
@@ -28,9 +29,9 @@ static void usage(FILE *f)
             "                          unix:/path or vsock:CID:PORT\n"
             "      --data-dir DIR      overrides data_dir\n"
             "      --plugin-dir DIR    overrides plugin_dir\n"
-            "      --workers N         worker threads (0 = one per CPU)\n"
-            "      --io-loops N        N event loops that sign inline\n"
-            "                          (0 = I/O thread + workers)\n"
+            "      --io-loops N        event loops, each on its own thread\n"
+            "                          (0 = one per CPU)\n"
+            "      --workers N         deprecated: the same as --io-loops\n"
             "      --log-level LEVEL   error, warn, info or debug\n"
             "      --check-config      validate the config and plugins, then exit\n"
             "  -V, --version           print the version\n"
@@ -71,6 +72,22 @@ static int handle_cb(void *ctx, const eng_request *req, char **resp,
 {
     return eng_dispatch(((struct daemon_ctx *)ctx)->engine, req, resp,
                         resp_len);
+}
+
+/* HTTP routes: those the loaded plugins declare (engine/route.c). */
+static int route_cb(void *ctx, const char *method, const char *path,
+                    const char *body, size_t body_len, eng_route_match *out)
+{
+    return eng_route_resolve(&((struct daemon_ctx *)ctx)->engine->reg,
+                             method, path, body, body_len, out);
+}
+
+/* Errors the transport answers itself, in the API's shape. */
+static char *error_body_cb(void *ctx, int status, const char *msg,
+                           const char *id_json, size_t *len)
+{
+    (void)ctx;
+    return eng_error_body(status, msg, id_json, len);
 }
 
 static char *metrics_cb(void *ctx)
@@ -227,6 +244,10 @@ static int serve(eng_config *cfg, const struct cli *c)
     scfg.limits = cfg->limits;
     scfg.workers = cfg->workers;
     scfg.io_loops = cfg->io_loops;
+    if (cfg->workers > 0 && cfg->io_loops == 0)
+        eng_log(SIGNER_LOG_WARN, "workers = %d is deprecated (no worker "
+                "pool any more): read as io_loops = %d", cfg->workers,
+                cfg->workers);
     memset(&cb, 0, sizeof cb);
     dctx.engine = &engine;
     dctx.config_file = c->file;
@@ -236,6 +257,8 @@ static int serve(eng_config *cfg, const struct cli *c)
     cb.metrics = metrics_cb;
     cb.ready = ready_cb;
     cb.reload = reload_cb;
+    cb.route = route_cb;
+    cb.error_body = error_body_cb;
     if ((dctx.server = server = eng_server_new(&scfg, &cb)) == NULL ||
         eng_server_start(server, err, sizeof err) != 0) {
         fatal(server == NULL ? "out of memory" : err);

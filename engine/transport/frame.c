@@ -1,6 +1,10 @@
 /*
- * Frame codec of the host <-> enclave protocol (DESIGN.md section 4): a
+ * The frames protocol of the host <-> enclave link (docs/frames.md): a
  * 4-byte big-endian length followed by that many bytes of UTF-8 JSON.
+ * Frames are pipelined (up to max_pipeline in flight per connection) and
+ * answered as they complete; each answer carries its request's "id".
+ * A connection that earns ENG_MAX_PROTO_ERRORS transport errors (empty or
+ * oversize frames) is closed.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -11,6 +15,10 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "util.h"
 
 #include "transport_internal.h"
 
@@ -89,3 +97,137 @@ cleanup:
     free(txt);
     cJSON_Delete(root);
 }
+
+/* ---- the frames protocol ------------------------------------------------------ */
+
+/* Queues one frame; takes ownership of payload. */
+static void frame_write(eng_conn *c, char *payload, size_t len)
+{
+    unsigned char hdr[4];
+
+    eng_frame_header(hdr, len);
+    evbuffer_add(bufferevent_get_output(c->bev), hdr, 4);
+    eng_conn_write(c, payload, len);
+}
+
+/* Queues a transport-made error frame, with a rate-limited access line. */
+static void frame_error(eng_conn *c, const char *id_json, int status,
+                        const char *msg)
+{
+    const eng_server_callbacks *cb = eng_server_cb(c->loop->srv);
+    size_t len = 0;
+    char *p = cb->error_body != NULL
+                  ? cb->error_body(cb->ctx, status, msg, id_json, &len)
+                  : NULL, rid[17];
+
+    if (p == NULL)
+        p = eng_frame_error_body(id_json, status, msg, &len);
+    if (status != 503)
+        eng_conn_proto_error(c);
+    eng_request_id(rid);
+    eng_server_log_refusal(c->loop->srv, rid, status, c->peer, msg);
+    if (p != NULL)
+        frame_write(c, p, len);
+}
+
+/* Takes one complete frame of plen bytes off the input; wiped copy. */
+static char *frame_take(eng_conn *c, size_t plen)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    char *body = malloc(plen + 1);
+
+    evbuffer_drain(in, 4);
+    if (body == NULL)
+        return NULL;
+    evbuffer_remove(in, body, plen);
+    body[plen] = '\0';
+    return body;
+}
+
+/* Hands one frame to the handler, or answers 503 with its id. */
+static void frame_submit(eng_conn *c, char *body, size_t plen)
+{
+    char id[128], rid[17];
+    int r;
+
+    eng_request_id(rid);
+    r = eng_conn_submit(c, body, plen, NULL, 0, 1, rid);
+    if (r == 0)
+        return;
+    eng_frame_request_id(body, plen, id, sizeof id);
+    eng_wipe(body, plen);
+    free(body);
+    frame_error(c, id, 503, r == -1 ? "server busy: too many requests in "
+                                      "flight"
+                                    : "out of memory");
+}
+
+/* Parses buffered frames and submits them, up to max_pipeline in flight. */
+static void frames_on_read(eng_conn *c)
+{
+    const eng_limits *L = &c->loop->limits;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    while (!c->dead && !atomic_load(&c->loop->stop_requested) &&
+           !c->closing && c->jobs < L->max_pipeline &&
+           evbuffer_get_length(out) < ENG_OUT_HIGH) {
+        size_t len = evbuffer_get_length(in), plen = 0;
+        unsigned char hdr[4];
+        char *body;
+
+        if (len < 4)
+            break;
+        evbuffer_copyout(in, hdr, 4);
+        if (eng_frame_parse(hdr, 4, L->max_body, &plen) < 0) {
+            frame_error(c, "null", 413, "frame too large");
+            c->closing = 1;
+            break;
+        }
+        if (plen == 0) {
+            evbuffer_drain(in, 4);
+            c->req_start = 0;
+            frame_error(c, "null", 400, "empty frame");
+            continue;
+        }
+        if (len - 4 < plen)
+            break;
+        c->req_start = 0;
+        if ((body = frame_take(c, plen)) == NULL) {
+            eng_conn_close(c, "out of memory");
+            return;
+        }
+        frame_submit(c, body, plen);
+    }
+}
+
+/* A handler's answer: one frame (the handler echoes the id). */
+static void frames_on_complete(eng_conn *c, eng_completion *d)
+{
+    if (d->resp != NULL && d->resp_len > 0) {
+        frame_write(c, d->resp, d->resp_len);
+        d->resp = NULL;
+    } else {
+        frame_error(c, "null", 500, "internal error");
+    }
+}
+
+/* Frames: more input while fewer than max_pipeline are in flight. */
+static int frames_want_read(const eng_conn *c)
+{
+    return c->jobs < c->loop->limits.max_pipeline;
+}
+
+/* One full frame plus some pipelined bytes. */
+static size_t frames_read_high(const eng_limits *l)
+{
+    return 4 + l->max_body + ENG_READ_SLACK;
+}
+
+const eng_proto_ops eng_frames_ops = {
+    .name = "frames",
+    .on_read = frames_on_read,
+    .on_complete = frames_on_complete,
+    .want_read = frames_want_read,
+    .read_high = frames_read_high,
+};

@@ -1,6 +1,12 @@
 /*
- * Our own small HTTP/1.1 request-head parser, router and response
- * formatter.  No I/O here: server.c feeds bytes from bufferevents.
+ * The HTTP/1.1 protocol (docs/api.md): our own small request-head parser,
+ * the response formatter, and the protocol operations of an HTTP
+ * connection.  The transport serves GET /healthz, /readyz and /metrics
+ * itself; every other request is resolved by callbacks.route (the
+ * engine's routes, declared by the plugins) and handed to the handler.
+ * One request per connection is in flight, so answers go out in order.
+ * Every answer carries the request id as X-Request-Id; HEAD answers carry
+ * no body.
  *
  * Deliberately strict: one request line, token header names, no obsolete
  * line folding, digits-only Content-Length (duplicates must agree).  Any
@@ -17,6 +23,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "util.h"
 #include "transport_internal.h"
 
 /* 1 if c is an RFC 9110 token character. */
@@ -208,74 +218,28 @@ long eng_http_parse_head(eng_http_head *head, const char *buf, size_t len,
             return r;
         line_no++;
     }
-    if (minor >= 1)
+    head->minor = minor;
+    if (minor >= 1) {
         head->keep_alive = !conn_close;
-    else
+    } else {
         head->keep_alive = conn_keep && !conn_close;
+        head->expect_continue = 0; /* 100 Continue is HTTP/1.1 only */
+    }
     return (long)pos;
 }
 
-/* 1 if s[0..n) is a plausible key id: 1..64 characters of the UUID
- * alphabet (hex digits and '-').  Exact validation is the handler's. */
-static int key_id_plausible(const char *s, size_t n)
+/* Drops query and fragment, merges repeated slashes (as nginx does). */
+void eng_http_normalise_path(char *path)
 {
-    if (n == 0 || n > 64)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isxdigit((unsigned char)s[i]) && s[i] != '-')
-            return 0;
-    return 1;
-}
+    size_t r = 0, w = 0;
 
-/* Resolves method + path to a route; 0, 404 or 405. */
-int eng_http_route_resolve(eng_http_route *out, const char *method,
-                           const char *path)
-{
-    size_t n = strcspn(path, "?#");
-    int post = strcmp(method, "POST") == 0, get = strcmp(method, "GET") == 0;
-    const char *rest;
-    size_t idn;
-
-    memset(out, 0, sizeof *out);
-    out->kind = ENG_ROUTE_DISPATCH;
-    out->allow = "POST";
-#define PATH_IS(lit) (n == sizeof(lit) - 1 && memcmp(path, lit, n) == 0)
-    if (PATH_IS("/")) {
-        out->operation = NULL;
-    } else if (PATH_IS("/key")) {
-        out->operation = "generate_key";
-    } else if (PATH_IS("/key/import")) {
-        out->operation = "set_key";
-    } else if (PATH_IS("/healthz") || PATH_IS("/readyz") ||
-               PATH_IS("/metrics")) {
-        out->allow = "GET";
-        out->kind = PATH_IS("/healthz")  ? ENG_ROUTE_HEALTHZ
-                    : PATH_IS("/readyz") ? ENG_ROUTE_READYZ
-                                         : ENG_ROUTE_METRICS;
-        return get ? 0 : 405;
-    } else if (n > 5 && memcmp(path, "/key/", 5) == 0) {
-        rest = memchr(path + 5, '/', n - 5);
-        if (rest == NULL)
-            return 404;
-        idn = (size_t)(rest - (path + 5));
-        if (!key_id_plausible(path + 5, idn))
-            return 404;
-        n -= (size_t)(rest - path);
-        if (n == sizeof("/tx_signature") - 1 &&
-            memcmp(rest, "/tx_signature", n) == 0)
-            out->operation = "sign_transaction";
-        else if (n == sizeof("/userop_signature") - 1 &&
-                 memcmp(rest, "/userop_signature", n) == 0)
-            out->operation = "sign_userop";
-        else
-            return 404;
-        memcpy(out->key_id, path + 5, idn);
-        out->key_id[idn] = '\0';
-    } else {
-        return 404;
+    path[strcspn(path, "?#")] = '\0';
+    for (; path[r] != '\0'; r++) {
+        if (path[r] == '/' && w > 0 && path[w - 1] == '/')
+            continue;
+        path[w++] = path[r];
     }
-#undef PATH_IS
-    return post ? 0 : 405;
+    path[w] = '\0';
 }
 
 /* Reason phrase of the statuses we send. */
@@ -347,3 +311,305 @@ size_t eng_http_format_head(char *out, size_t out_len, int status,
         return 0;
     return (size_t)n;
 }
+
+/* ---- the HTTP protocol ------------------------------------------------------ */
+
+/* How one answer is written. */
+typedef struct http_answer {
+    int status;
+    const char *ctype;
+    int keep_alive;
+    int head;            /* HEAD: Content-Length only, no body */
+    const char *rid;     /* X-Request-Id */
+    const char *extra;   /* more header lines (each ending in CRLF) or NULL */
+} http_answer;
+
+/* Queues an HTTP response; takes ownership of body (malloc'd or NULL). */
+static void http_respond(eng_conn *c, const http_answer *a, char *body,
+                         size_t len)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    char head[768], extra[320];
+    int ka;
+    size_t hl;
+
+    if (body == NULL)
+        len = 0;
+    /* After the peer's EOF, requests already buffered are still answered;
+     * eng_conn_after() closes once they are flushed. */
+    ka = a->keep_alive && !c->closing && !c->loop->draining;
+    snprintf(extra, sizeof extra, "X-Request-Id: %s\r\n%s", a->rid,
+             a->extra != NULL ? a->extra : "");
+    hl = eng_http_format_head(head, sizeof head, a->status, a->ctype, len, ka,
+                              extra);
+    evbuffer_add(out, head, hl);
+    if (a->head || len == 0)
+        free(body);
+    else
+        eng_conn_write(c, body, len);
+    if (!ka)
+        c->closing = 1;
+}
+
+/* Queues a transport-made error answer of the API shape, with a
+ * rate-limited access-log line naming the cause (never request content). */
+static void http_error(eng_conn *c, http_answer *a, const char *msg)
+{
+    const eng_server_callbacks *cb = eng_server_cb(c->loop->srv);
+    size_t len = 0;
+    char *body = cb->error_body != NULL
+                     ? cb->error_body(cb->ctx, a->status, msg, NULL, &len)
+                     : NULL;
+
+    if (body == NULL)
+        body = eng_http_error_body(a->status, msg, &len);
+    if (a->status >= 400 && a->status != 404 && a->status != 405 &&
+        a->status != 408 && a->status != 503)
+        eng_conn_proto_error(c);
+    a->ctype = "application/json";
+    eng_server_log_refusal(c->loop->srv, a->rid, a->status, c->peer, msg);
+    http_respond(c, a, body, len);
+}
+
+/* Answers an error with a fresh request id (no request was read). */
+static void http_fail(eng_conn *c, int status, const char *msg)
+{
+    char rid[17];
+    http_answer a = {status, NULL, 0, 0, rid, NULL};
+
+    eng_request_id(rid);
+    http_error(c, &a, msg);
+}
+
+/* 200 with a static JSON text. */
+static void http_json(eng_conn *c, http_answer *a, const char *txt)
+{
+    char *b = strdup(txt);
+
+    a->status = 200;
+    a->ctype = "application/json";
+    http_respond(c, a, b, b != NULL ? strlen(b) : 0);
+}
+
+/* GET (or HEAD) /healthz, /readyz, /metrics; 0 if path is none of them. */
+static int http_builtin(eng_conn *c, const char *method, const char *path,
+                        http_answer *a)
+{
+    eng_server *s = c->loop->srv;
+    const eng_server_callbacks *cb = eng_server_cb(s);
+    char *txt;
+    size_t tl = 0;
+
+    if (strcmp(path, "/healthz") != 0 && strcmp(path, "/readyz") != 0 &&
+        strcmp(path, "/metrics") != 0)
+        return 0;
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        a->status = 405;
+        a->extra = "Allow: GET, HEAD\r\n";
+        http_error(c, a, "method not allowed");
+    } else if (strcmp(path, "/healthz") == 0) {
+        http_json(c, a, "{\"status\":\"ok\"}");
+    } else if (strcmp(path, "/readyz") == 0) {
+        if (cb->ready == NULL || cb->ready(cb->ctx)) {
+            http_json(c, a, "{\"status\":\"ready\"}");
+        } else {
+            a->status = 503;
+            http_error(c, a, "not ready");
+        }
+    } else if ((txt = eng_server_metrics(s, &tl)) == NULL) {
+        a->status = 503;
+        http_error(c, a, "metrics unavailable");
+    } else {
+        a->status = 200;
+        a->ctype = "text/plain; version=0.0.4; charset=utf-8";
+        http_respond(c, a, txt, tl);
+    }
+    return 1;
+}
+
+/* Without callbacks.route: POST / is the envelope route, nothing else. */
+static int default_route(const char *method, const char *path,
+                         eng_route_match *m)
+{
+    if (strcmp(path, "/") != 0)
+        return 404;
+    m->allow = "POST";
+    return strcmp(method, "POST") == 0 ? 0 : 405;
+}
+
+/* Resolves and submits one complete request; takes ownership of body. */
+static void http_request(eng_conn *c, eng_http_head *h, char *body,
+                         size_t len)
+{
+    const eng_server_callbacks *cb = eng_server_cb(c->loop->srv);
+    char rid[17], extra[80];
+    http_answer a = {0, NULL, h->keep_alive, 0, rid, NULL};
+    eng_route_match m;
+    int r;
+
+    eng_request_id(rid);
+    a.head = strcmp(h->method, "HEAD") == 0;
+    eng_http_normalise_path(h->path);
+    memset(&m, 0, sizeof m);
+    if (http_builtin(c, h->method, h->path, &a))
+        goto wipe;
+    r = cb->route != NULL
+            ? cb->route(cb->ctx, h->method, h->path, body, len, &m)
+            : default_route(h->method, h->path, &m);
+    if (r == 0)
+        r = eng_conn_submit(c, body, len, &m, a.head, a.keep_alive, rid);
+    if (r == 0)
+        return;
+    a.status = r > 0 ? r : 503;
+    if (r == 405) {
+        snprintf(extra, sizeof extra, "Allow: %s\r\n",
+                 m.allow != NULL ? m.allow : "POST");
+        a.extra = extra;
+    }
+    http_error(c, &a, r == 405  ? "method not allowed"
+                      : r > 0    ? "no such route"
+                      : r == -1  ? "server busy: too many requests in flight"
+                                 : "out of memory");
+wipe:
+    eng_wipe(body, len);
+    free(body);
+}
+
+/* Error message for a negative status of the head parser. */
+static const char *head_error_msg(int status)
+{
+    switch (status) {
+    case 431: return "request header too large";
+    case 414: return "request target too long";
+    case 501: return "unsupported method or Transfer-Encoding";
+    case 505: return "HTTP version not supported";
+    default: return "malformed HTTP request";
+    }
+}
+
+/* Checks a parsed head's framing; 0, or answers and returns -1. */
+static int head_check(eng_conn *c, eng_http_head *h)
+{
+    if (h->chunked) {
+        http_fail(c, 411, "chunked Transfer-Encoding is not supported: "
+                          "send Content-Length");
+        return -1;
+    }
+    if (!h->has_content_length) {
+        if (strcmp(h->method, "POST") == 0 || strcmp(h->method, "PUT") == 0) {
+            http_fail(c, 411, "Content-Length required");
+            return -1;
+        }
+        h->content_length = 0;
+    }
+    if (h->content_length > c->loop->limits.max_body) {
+        http_fail(c, 413, "request body too large");
+        return -1;
+    }
+    return 0;
+}
+
+/* Parses the next request head: its length, 0 if incomplete, -1 if an
+ * error was answered, -2 on out of memory (c is closed). */
+static long head_next(eng_conn *c, eng_http_head *h)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t len = evbuffer_get_length(in), max = c->loop->limits.max_header;
+    size_t look = len < max ? len : max;
+    const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
+    long r;
+
+    if (p == NULL) {
+        eng_conn_close(c, "out of memory");
+        return -2;
+    }
+    r = eng_http_parse_head(h, p, look, max);
+    if (r < 0) {
+        http_fail(c, (int)-r, head_error_msg((int)-r));
+        return -1;
+    }
+    if (r > 0 && head_check(c, h) != 0)
+        return -1;
+    return r;
+}
+
+/* Parses and submits buffered HTTP requests, one at a time. */
+static void http_on_read(eng_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    eng_http_head h;
+
+    while (!c->dead && !atomic_load(&c->loop->stop_requested) &&
+           !c->closing && c->jobs == 0 &&
+           evbuffer_get_length(out) < ENG_OUT_HIGH &&
+           evbuffer_get_length(in) > 0) {
+        long hl = head_next(c, &h);
+        char *body;
+
+        if (hl <= 0)
+            break;
+        if (evbuffer_get_length(in) < (size_t)hl + h.content_length) {
+            if (h.expect_continue && !c->http.continue_sent) {
+                static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+                evbuffer_add(out, cont, sizeof cont - 1);
+                c->http.continue_sent = 1;
+            }
+            break;
+        }
+        evbuffer_drain(in, (size_t)hl);
+        if ((body = malloc(h.content_length + 1)) == NULL) {
+            eng_conn_close(c, "out of memory");
+            return;
+        }
+        evbuffer_remove(in, body, h.content_length);
+        body[h.content_length] = '\0';
+        c->http.continue_sent = 0;
+        c->fresh = 0;
+        c->req_start = 0;
+        http_request(c, &h, body, h.content_length);
+    }
+}
+
+/* The handler's answer, in order (one request in flight). */
+static void http_on_complete(eng_conn *c, eng_completion *d)
+{
+    http_answer a = {d->status, "application/json", d->keep_alive, d->head,
+                     d->rid, NULL};
+
+    if (d->resp == NULL || d->status < 200 || d->status > 599) {
+        a.status = 500;
+        http_error(c, &a, "internal error");
+        return;
+    }
+    http_respond(c, &a, d->resp, d->resp_len);
+    d->resp = NULL;
+}
+
+/* read_timeout_ms with part of a request: say why before closing. */
+static int http_on_read_timeout(eng_conn *c)
+{
+    tlog(TLOG_INFO, "http connection from %s: read timeout, answering 408 "
+                    "and closing", c->peer);
+    http_fail(c, 408, "request not received within read_timeout_ms");
+    return 1;
+}
+
+/* HTTP: one request at a time. */
+static int http_want_read(const eng_conn *c) { return c->jobs == 0; }
+
+/* One full request plus some pipelined bytes. */
+static size_t http_read_high(const eng_limits *l)
+{
+    return l->max_header + l->max_body + ENG_READ_SLACK;
+}
+
+const eng_proto_ops eng_http_ops = {
+    .name = "http",
+    .on_read = http_on_read,
+    .on_complete = http_on_complete,
+    .want_read = http_want_read,
+    .on_read_timeout = http_on_read_timeout,
+    .read_high = http_read_high,
+    .fresh_is_request = 1,
+};

@@ -1,7 +1,8 @@
 /*
  * Listen addresses: parsing "HOST:PORT", "[v6]:PORT", "unix:/path" and
- * "vsock:CID:PORT", and creating the listening sockets that server.c hands
- * to evconnlistener.
+ * "vsock:CID:PORT", creating the listening sockets, and the listeners that
+ * accept on the server thread: each has its own connection budget
+ * (max_connections), and TCP peers a cap per address (max_per_peer).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -22,10 +23,15 @@
 #include <unistd.h>
 
 #include <linux/vm_sockets.h>
+#include <netinet/tcp.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
 
 #include "transport_internal.h"
 
 #define LISTEN_BACKLOG 511
+#define ACCEPT_RETRY_MS 100 /* listener pause after EMFILE and co. */
 
 /* Parses a decimal number in [0, max] spanning all of s; -1 if invalid. */
 static long parse_num(const char *s, unsigned long max)
@@ -331,4 +337,159 @@ int eng_listen_describe(int fd, char *out, size_t out_len)
     default:
         return -1;
     }
+}
+
+/* ---- listeners ------------------------------------------------------------- */
+
+/* Address bytes of a TCP peer into ip (4 or 16 bytes); 0 for others. */
+int eng_peer_ip(const struct sockaddr *addr, unsigned char ip[16])
+{
+    if (addr == NULL)
+        return 0;
+    if (addr->sa_family == AF_INET) {
+        memcpy(ip, &((const struct sockaddr_in *)addr)->sin_addr, 4);
+        return 4;
+    }
+    if (addr->sa_family == AF_INET6) {
+        memcpy(ip, &((const struct sockaddr_in6 *)addr)->sin6_addr, 16);
+        return 16;
+    }
+    return 0;
+}
+
+/* Closes a connection refused at accept, with a warning once a second. */
+static void refuse(eng_lsn *ls, int fd, const char *why, int limit)
+{
+    uint64_t now = eng_now_ms();
+
+    close(fd);
+    eng_server_counters(ls->srv)->rejected_conns++;
+    if (now - ls->last_reject_log >= 1000) {
+        ls->last_reject_log = now;
+        tlog(TLOG_WARN, "%s (%d) reached on %s: refusing connections", why,
+             limit, ls->addr);
+    }
+}
+
+/* Accepts on the server thread and hands the socket to a loop; over the
+ * listener's budget the chosen loop first evicts its oldest idle
+ * connection of this listener, and without one the socket is closed. */
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+                      struct sockaddr *addr, int alen, void *arg)
+{
+    eng_lsn *ls = arg;
+    eng_server *s = ls->srv;
+    const eng_limits *L = eng_server_limits(s);
+    unsigned char ip[16];
+    int iplen = eng_peer_ip(addr, ip), evict = 0, one = 1;
+    eng_loop *lp;
+
+    (void)l;
+    if (eng_server_draining(s)) {
+        close(fd);
+        return;
+    }
+    if (iplen > 0 && !eng_peer_take(s, ls, ip, iplen)) {
+        refuse(ls, fd, "max_per_peer", L->max_per_peer);
+        return;
+    }
+    lp = eng_server_pick_loop(s, ls, &evict);
+    if (lp == NULL) {
+        if (iplen > 0)
+            eng_peer_release(s, ls, ip, iplen);
+        refuse(ls, fd, "max_connections", L->max_connections);
+        return;
+    }
+    if (iplen > 0)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    atomic_fetch_add(&ls->n_conns, 1);
+    if (eng_loop_handoff(lp, fd, ls, addr, alen, evict) != 0) {
+        atomic_fetch_sub(&ls->n_conns, 1);
+        if (iplen > 0)
+            eng_peer_release(s, ls, ip, iplen);
+        tlog(TLOG_ERROR, "out of memory accepting a connection on %s",
+             ls->addr);
+        close(fd);
+    }
+}
+
+/* Accept error (EMFILE, ENFILE, ENOBUFS...): pause the listener briefly
+ * instead of spinning on a readable socket we cannot accept from. */
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    eng_lsn *ls = arg;
+    struct timeval tv = {0, ACCEPT_RETRY_MS * 1000};
+    int e = EVUTIL_SOCKET_ERROR();
+
+    tlog(TLOG_WARN, "accept on %s: %s", ls->addr, strerror(e));
+    evconnlistener_disable(l);
+    evtimer_add(ls->retry, &tv);
+}
+
+/* Re-enables a listener paused by accept_error_cb. */
+static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    eng_lsn *ls = arg;
+
+    (void)fd;
+    (void)what;
+    if (ls->l != NULL && !eng_server_draining(ls->srv))
+        evconnlistener_enable(ls->l);
+}
+
+/* Binds listener ls for spec sp on base; 0, or -1 with err. */
+int eng_lsn_open(eng_server *s, eng_lsn *ls, const eng_listen_spec *sp,
+                 char *err, size_t err_len)
+{
+    struct event_base *base = NULL;
+    int fd;
+
+    ls->srv = s;
+    ls->proto = sp->proto;
+    ls->port = -1;
+    ls->ops = sp->proto == ENG_PROTO_HTTP     ? &eng_http_ops
+              : sp->proto == ENG_PROTO_FRAMES ? &eng_frames_ops
+                                              : NULL;
+    if (ls->ops == NULL) {
+        snprintf(err, err_len, "listen %s: unknown protocol %d", sp->address,
+                 sp->proto);
+        return -1;
+    }
+    fd = eng_listen_open(sp->address, err, err_len);
+    if (fd < 0)
+        return -1;
+    ls->port = eng_listen_describe(fd, ls->addr, sizeof ls->addr);
+    if (strncmp(sp->address, "unix:", 5) == 0)
+        ls->unix_path = strdup(sp->address + 5);
+    base = eng_server_base(s);
+    ls->retry = evtimer_new(base, accept_retry_cb, ls);
+    ls->l = evconnlistener_new(base, accept_cb, ls,
+                               LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                               0, fd);
+    if (ls->l == NULL || ls->retry == NULL) {
+        if (ls->l == NULL)
+            close(fd);
+        snprintf(err, err_len, "listen %s: out of memory", sp->address);
+        return -1;
+    }
+    evconnlistener_set_error_cb(ls->l, accept_error_cb);
+    tlog(TLOG_INFO, "listening on %s %s", ls->ops->name, ls->addr);
+    return 0;
+}
+
+/* Stops accepting; removes the unix socket file. */
+void eng_lsn_close(eng_lsn *ls)
+{
+    if (ls->l != NULL) {
+        evconnlistener_free(ls->l);
+        ls->l = NULL;
+        if (ls->unix_path != NULL)
+            (void)unlink(ls->unix_path);
+    }
+    if (ls->retry != NULL) {
+        event_free(ls->retry);
+        ls->retry = NULL;
+    }
+    free(ls->unix_path);
+    ls->unix_path = NULL;
 }

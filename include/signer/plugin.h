@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define SIGNER_ABI_MAJOR 1
-#define SIGNER_ABI_MINOR 0
+#define SIGNER_ABI_MINOR 1
 
 #if defined(__GNUC__)
 #define SIGNER_WARN_UNUSED __attribute__((warn_unused_result))
@@ -149,11 +149,34 @@ typedef int (*signer_op_handler)(void *plugin_ctx, signer_call *call,
 /* Op flags. */
 #define SIGNER_OP_SECRET 0x1u /* payload carries key material or secrets */
 
+/* ABI 1.1: a REST route to an operation (docs/plugins.md). */
+typedef struct signer_route {
+    const char *method;   /* "POST"; NULL ends a table */
+    const char *path;     /* "/key/import", "/key/{key_id}/tx_signature":
+                           * {key_id} matches one segment of 1..64
+                           * characters [0-9A-Fa-f-], handed to the op as
+                           * payload.key_id */
+    const char *if_field; /* NULL, or the route applies only when the JSON
+                           * body is an object with this member (tried
+                           * before the routes without one) */
+} signer_route;
+
 typedef struct signer_op {
     const char *name; /* plain verb, e.g. "sign_transaction"; NULL ends */
     signer_op_handler handler;
     unsigned flags;
+    /* ABI 1.1 (read only when the plugin's abi_minor >= 1): */
+    const signer_route *routes;  /* REST routes, {NULL} ends; may be NULL */
+    const char *const *aliases;  /* other names of the op ("vendor_verb"),
+                                  * NULL ends; may be NULL */
 } signer_op;
+
+/* Bytes of one signer_op entry as laid out by a plugin of ABI 1.minor;
+ * the engine walks a plugin's op table with this stride. */
+static inline size_t signer_op_stride(unsigned abi_minor)
+{
+    return abi_minor == 0 ? 3 * sizeof(void *) : sizeof(signer_op);
+}
 
 typedef struct signer_plugin {
     uint16_t abi_major;   /* SIGNER_ABI_MAJOR */

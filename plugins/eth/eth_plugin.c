@@ -485,15 +485,43 @@ static int eth_sign_message(void *pctx, signer_call *call, signer_reply *reply,
     return rc;
 }
 
+/* The reference wallet's REST routes and operation names, so its clients
+ * work unchanged (docs/plugins.md): POST /key generates, or imports when
+ * the body holds eth_key. */
+static const signer_route eth_generate_routes[] = {
+    {"POST", "/key", NULL}, {NULL, NULL, NULL}};
+static const signer_route eth_set_key_routes[] = {
+    {"POST", "/key", "eth_key"}, {"POST", "/key/import", NULL},
+    {NULL, NULL, NULL}};
+static const signer_route eth_sign_tx_routes[] = {
+    {"POST", "/key/{key_id}/tx_signature", NULL}, {NULL, NULL, NULL}};
+static const signer_route eth_sign_userop_routes[] = {
+    {"POST", "/key/{key_id}/userop_signature", NULL}, {NULL, NULL, NULL}};
+static const char *const eth_generate_aliases[] = {
+    "ethereum-key-generator_generate_key", NULL};
+static const char *const eth_set_key_aliases[] = {"ethereum-signer_set_key",
+                                                  NULL};
+static const char *const eth_sign_tx_aliases[] = {
+    "ethereum-signer_sign_transaction", NULL};
+
 static const signer_op eth_ops[] = {
-    {"generate_key", eth_generate_key, SIGNER_OP_SECRET},
-    {"set_key", eth_set_key, SIGNER_OP_SECRET},
-    {"sign_transaction", eth_sign_transaction, SIGNER_OP_SECRET},
-    {"sign_userop", eth_sign_userop, SIGNER_OP_SECRET},
-    {"sign_message", eth_sign_message, SIGNER_OP_SECRET},
-    {"sign_typed_data", eth_sign_typed_data, SIGNER_OP_SECRET},
-    {"sign_authorization", eth_sign_authorization, SIGNER_OP_SECRET},
-    {NULL, NULL, 0}};
+    {.name = "generate_key", .handler = eth_generate_key,
+     .flags = SIGNER_OP_SECRET, .routes = eth_generate_routes,
+     .aliases = eth_generate_aliases},
+    {.name = "set_key", .handler = eth_set_key, .flags = SIGNER_OP_SECRET,
+     .routes = eth_set_key_routes, .aliases = eth_set_key_aliases},
+    {.name = "sign_transaction", .handler = eth_sign_transaction,
+     .flags = SIGNER_OP_SECRET, .routes = eth_sign_tx_routes,
+     .aliases = eth_sign_tx_aliases},
+    {.name = "sign_userop", .handler = eth_sign_userop,
+     .flags = SIGNER_OP_SECRET, .routes = eth_sign_userop_routes},
+    {.name = "sign_message", .handler = eth_sign_message,
+     .flags = SIGNER_OP_SECRET},
+    {.name = "sign_typed_data", .handler = eth_sign_typed_data,
+     .flags = SIGNER_OP_SECRET},
+    {.name = "sign_authorization", .handler = eth_sign_authorization,
+     .flags = SIGNER_OP_SECRET},
+    {.name = NULL}};
 
 static void eth_cleanup(void *pctx)
 {

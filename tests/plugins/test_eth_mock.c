@@ -79,12 +79,12 @@ static int h_walk(void *ctx, signer_call *call, signer_reply *reply,
 }
 
 static const signer_op mock_ops[] = {
-    {"ok_after_error", h_ok_after_error, 0},
-    {"error_without_message", h_error_without_message, 0},
-    {"create", h_create, SIGNER_OP_SECRET},
-    {"open", h_open, SIGNER_OP_SECRET},
-    {"walk", h_walk, 0},
-    {NULL, NULL, 0}};
+    {.name = "ok_after_error", .handler = h_ok_after_error},
+    {.name = "error_without_message", .handler = h_error_without_message},
+    {.name = "create", .handler = h_create, .flags = SIGNER_OP_SECRET},
+    {.name = "open", .handler = h_open, .flags = SIGNER_OP_SECRET},
+    {.name = "walk", .handler = h_walk},
+    {.name = NULL}};
 
 static const signer_plugin mock_plugin = {SIGNER_PLUGIN_HEADER, "test", "0",
                                           mock_ops, NULL};

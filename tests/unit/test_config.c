@@ -110,8 +110,10 @@ static void test_errors(void)
     expect_error(MIN_OK "listen = \"127.0.0.1:1\";\n", "'listen' must be a list");
     expect_error(MIN_OK "sealer = { type = \"kms\"; };\n",
                  "sealer.type 'kms' is not supported");
-    expect_error(MIN_OK "keystore = { type = \"dynamodb\"; };\n",
-                 "keystore.type 'dynamodb' is not supported");
+    expect_error(MIN_OK "keystore = { type = \"mongodb\"; };\n",
+                 "keystore.type 'mongodb' is not supported");
+    expect_error(MIN_OK "keystore = { type = \"dynamodb\"; path = \"x\"; };\n",
+                 "unknown setting 'keystore.path'");
     /* Rows are picked by name; each row declares its own settings. */
     expect_error(MIN_OK "sealer = {\n type = \"kms\"; };\n",
                  "<string>:3: sealer.type 'kms' is not supported "

@@ -139,10 +139,11 @@ static void test_rows(void)
     char chain[16], addr[64];
     CU_ASSERT_PTR_EQUAL(eng_keystore_find("sqlite"), &eng_keystore_sqlite);
     CU_ASSERT_PTR_EQUAL(eng_keystore_find("none"), &eng_keystore_none);
-    CU_ASSERT_PTR_NULL(eng_keystore_find("dynamodb"));
+    CU_ASSERT_PTR_EQUAL(eng_keystore_find("dynamodb"), &eng_keystore_dynamodb);
+    CU_ASSERT_PTR_NULL(eng_keystore_find("dynamo"));
     CU_ASSERT_EQUAL(eng_keystore_open(&ks, "dynamo", &args, err, sizeof err),
                     SIGNER_ERR_CONFIG);
-    CU_ASSERT_PTR_NOT_NULL(strstr(err, "\"sqlite\", \"none\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "\"sqlite\", \"dynamodb\", \"none\""));
     CU_ASSERT_EQUAL_FATAL(eng_keystore_open(&ks, "none", &args, err,
                                             sizeof err),
                           SIGNER_OK);

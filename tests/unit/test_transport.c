@@ -7,6 +7,8 @@
 #include "testutil.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
+#include <malloc.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -181,44 +183,21 @@ static void test_frame_request_id(void)
     CU_ASSERT_STRING_EQUAL(id, "null");
 }
 
-static void test_routes(void)
+static void test_normalise_path(void)
 {
-    eng_http_route r;
-    const char *uuid = "0b2f6a0e-6a1c-4c3e-9a4e-2f1d3c4b5a69";
-    char path[200];
+    char p[256];
 
-    CU_ASSERT_EQUAL(eng_http_route_resolve(&r, "POST", "/"), 0);
-    CU_ASSERT_EQUAL(r.kind, ENG_ROUTE_DISPATCH);
-    CU_ASSERT_PTR_NULL(r.operation);
-    CU_ASSERT_EQUAL(eng_http_route_resolve(&r, "POST", "/key"), 0);
-    CU_ASSERT_STRING_EQUAL(r.operation, "generate_key");
-    CU_ASSERT_EQUAL(eng_http_route_resolve(&r, "POST", "/key/import?x=1"), 0);
-    CU_ASSERT_STRING_EQUAL(r.operation, "set_key");
-    snprintf(path, sizeof path, "/key/%s/tx_signature", uuid);
-    CU_ASSERT_EQUAL(eng_http_route_resolve(&r, "POST", path), 0);
-    CU_ASSERT_STRING_EQUAL(r.operation, "sign_transaction");
-    CU_ASSERT_STRING_EQUAL(r.key_id, uuid);
-    snprintf(path, sizeof path, "/key/%s/userop_signature", uuid);
-    CU_ASSERT_EQUAL(eng_http_route_resolve(&r, "POST", path), 0);
-    CU_ASSERT_STRING_EQUAL(r.operation, "sign_userop");
-    CU_ASSERT_EQUAL(eng_http_route_resolve(&r, "GET", path), 405);
-    CU_ASSERT_EQUAL(eng_http_route_resolve(&r, "POST", "/key/zz/tx_signature"),
-                    404);
-    CU_ASSERT_EQUAL(eng_http_route_resolve(&r, "POST", "/key//tx_signature"),
-                    404);
-    CU_ASSERT_EQUAL(eng_http_route_resolve(&r, "POST", "/key/abc/other"), 404);
-    CU_ASSERT_EQUAL(eng_http_route_resolve(&r, "POST", "/key/abc"), 404);
-    memset(path, 0, sizeof path);
-    memcpy(path, "/key/", 5);
-    memset(path + 5, 'a', 65);
-    strcat(path, "/tx_signature");
-    CU_ASSERT_EQUAL(eng_http_route_resolve(&r, "POST", path), 404);
-    CU_ASSERT_EQUAL(eng_http_route_resolve(&r, "GET", "/healthz"), 0);
-    CU_ASSERT_EQUAL(r.kind, ENG_ROUTE_HEALTHZ);
-    CU_ASSERT_EQUAL(eng_http_route_resolve(&r, "POST", "/healthz"), 405);
-    CU_ASSERT_STRING_EQUAL(r.allow, "GET");
-    CU_ASSERT_EQUAL(eng_http_route_resolve(&r, "GET", "/"), 405);
-    CU_ASSERT_EQUAL(eng_http_route_resolve(&r, "GET", "/nope"), 404);
+#define NORM(in, out) \
+    snprintf(p, sizeof p, "%s", in); \
+    eng_http_normalise_path(p); \
+    CU_ASSERT_STRING_EQUAL(p, out)
+    NORM("/", "/");
+    NORM("//key/abc/tx_signature", "/key/abc/tx_signature");
+    NORM("/key///abc//tx_signature?x=1//", "/key/abc/tx_signature");
+    NORM("/key/import#frag", "/key/import");
+    NORM("///", "/");
+    NORM("/healthz/", "/healthz/");
+#undef NORM
 }
 
 static void test_listen_parse(void)
@@ -262,6 +241,7 @@ static void test_limits_default(void)
     CU_ASSERT_EQUAL(l.write_timeout_ms, 10000);
     CU_ASSERT_EQUAL(l.idle_timeout_ms, 60000);
     CU_ASSERT_EQUAL(l.shutdown_timeout_ms, 10000);
+    CU_ASSERT_EQUAL(l.max_per_peer, 256);
 }
 
 /* ---- the fake dispatcher ---------------------------------------------------- */
@@ -288,36 +268,202 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Echoes the request as {"op":..,"key_id":..,"framed":..,"body":BODY}.
- * A body containing "slow" sleeps 200 ms; "block" waits for the gate
- * (at most 5 s). */
+/* The request id the handler saw last (the X-Request-Id to expect). */
+static char last_rid[17];
+static pthread_mutex_t rid_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Waits for the gate (at most 5 s). */
+static void gate_wait(void)
+{
+    struct timespec dl;
+
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 5;
+    pthread_mutex_lock(&gate_mu);
+    while (!gate_open)
+        if (pthread_cond_timedwait(&gate_cv, &gate_mu, &dl) != 0)
+            break;
+    pthread_mutex_unlock(&gate_mu);
+}
+
+/* The echo answer {"op":..,"key_id":..,"framed":..,"body":BODY}; a body
+ * holding MARKER is not echoed (the wipe test looks for it in freed
+ * memory). */
+static int fake_answer(const eng_request *req, char **resp, size_t *resp_len)
+{
+    int n, marked = memmem(req->body, req->body_len, "MARKER", 6) != NULL;
+
+    pthread_mutex_lock(&rid_mu);
+    snprintf(last_rid, sizeof last_rid, "%s",
+             req->request_id ? req->request_id : "");
+    pthread_mutex_unlock(&rid_mu);
+    n = asprintf(resp, "{\"op\":\"%s\",\"key_id\":\"%s\",\"framed\":%d,"
+                       "\"body\":%.*s}",
+                 req->operation ? req->operation : "",
+                 req->key_id ? req->key_id : "", req->framed,
+                 marked ? 4 : (int)req->body_len,
+                 marked ? "null" : req->body_len ? req->body : "null");
+    *resp_len = n < 0 ? 0 : (size_t)n;
+    return 200;
+}
+
+/* Synchronous handler: a body containing "slow" sleeps 200 ms; "block"
+ * waits for the gate (at most 5 s) -- on the loop's own thread. */
 static int fake_handle(void *ctx, const eng_request *req, char **resp,
                        size_t *resp_len)
 {
-    int n;
+    int st;
 
     (void)ctx;
     atomic_fetch_add(&started, 1);
     if (memmem(req->body, req->body_len, "slow", 4) != NULL)
         sleep_ms(200);
-    if (memmem(req->body, req->body_len, "block", 5) != NULL) {
-        struct timespec dl;
-        clock_gettime(CLOCK_REALTIME, &dl);
-        dl.tv_sec += 5;
-        pthread_mutex_lock(&gate_mu);
-        while (!gate_open)
-            if (pthread_cond_timedwait(&gate_cv, &gate_mu, &dl) != 0)
-                break;
-        pthread_mutex_unlock(&gate_mu);
-    }
-    n = asprintf(resp, "{\"op\":\"%s\",\"key_id\":\"%s\",\"framed\":%d,"
-                       "\"body\":%.*s}",
-                 req->operation ? req->operation : "",
-                 req->key_id ? req->key_id : "", req->framed,
-                 (int)req->body_len, req->body_len ? req->body : "null");
-    *resp_len = n < 0 ? 0 : (size_t)n;
+    if (memmem(req->body, req->body_len, "block", 5) != NULL)
+        gate_wait();
+    st = fake_answer(req, resp, resp_len);
     atomic_fetch_add(&finished, 1);
-    return 200;
+    return st;
+}
+
+/* ---- the asynchronous variant: slow and blocking requests complete from
+ * a thread of their own, the others at once ------------------------------- */
+
+#define MAX_ASYNC 64
+static pthread_t async_th[MAX_ASYNC];
+static int n_async;
+static pthread_mutex_t async_mu = PTHREAD_MUTEX_INITIALIZER;
+static int g_async; /* 1: the harness uses callbacks.submit */
+
+typedef struct async_job {
+    const eng_request *req;
+    eng_completion *done;
+} async_job;
+
+/* Thread: waits as fake_handle would, then completes. */
+static void *async_main(void *arg)
+{
+    async_job *j = arg;
+    char *resp = NULL;
+    size_t rl = 0;
+    int st = fake_handle(NULL, j->req, &resp, &rl);
+
+    eng_complete(j->done, st, resp, rl);
+    free(j);
+    return NULL;
+}
+
+/* callbacks.submit: hands slow/blocking requests to a thread. */
+static void fake_submit(void *ctx, const eng_request *req,
+                        eng_completion *done)
+{
+    async_job *j;
+    int later = memmem(req->body, req->body_len, "slow", 4) != NULL ||
+                memmem(req->body, req->body_len, "block", 5) != NULL;
+
+    if (later && (j = malloc(sizeof *j)) != NULL) {
+        j->req = req;
+        j->done = done;
+        pthread_mutex_lock(&async_mu);
+        if (n_async < MAX_ASYNC &&
+            pthread_create(&async_th[n_async], NULL, async_main, j) == 0) {
+            n_async++;
+            pthread_mutex_unlock(&async_mu);
+            return;
+        }
+        pthread_mutex_unlock(&async_mu);
+        free(j);
+    }
+    {
+        char *resp = NULL;
+        size_t rl = 0;
+        int st = fake_handle(ctx, req, &resp, &rl);
+        eng_complete(done, st, resp, rl);
+    }
+}
+
+/* Joins the threads of fake_submit. */
+static void async_join(void)
+{
+    pthread_mutex_lock(&async_mu);
+    for (int i = 0; i < n_async; i++)
+        pthread_join(async_th[i], NULL);
+    n_async = 0;
+    pthread_mutex_unlock(&async_mu);
+}
+
+/* 1 if s[0..n) is a plausible key id (hex digits and '-', 1..64). */
+static int plausible_id(const char *s, size_t n)
+{
+    if (n == 0 || n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isxdigit((unsigned char)s[i]) && s[i] != '-')
+            return 0;
+    return 1;
+}
+
+/* callbacks.error_body (when g_custom_errors): the engine's error shape. */
+static int g_custom_errors;
+
+static char *fake_error_body(void *ctx, int status, const char *msg,
+                             const char *id_json, size_t *len)
+{
+    char *out = NULL;
+    int n;
+
+    (void)ctx;
+    n = asprintf(&out, "{\"custom\":%d,\"id\":%s,\"why\":\"%s\"}", status,
+                 id_json != NULL ? id_json : "\"http\"", msg);
+    *len = n > 0 ? (size_t)n : 0;
+    return n > 0 ? out : NULL;
+}
+
+/* callbacks.route: the seed's routes, as the engine declares them. */
+static int fake_route(void *ctx, const char *method, const char *path,
+                      const char *body, size_t body_len, eng_route_match *m)
+{
+    const char *rest;
+    size_t n = strlen(path);
+
+    (void)ctx;
+    (void)body;
+    (void)body_len;
+    m->allow = "POST";
+    if (strcmp(path, "/") == 0)
+        m->operation = NULL;
+    else if (strcmp(path, "/key") == 0)
+        m->operation = "generate_key";
+    else if (strcmp(path, "/key/import") == 0)
+        m->operation = "set_key";
+    else if (n > 5 && strncmp(path, "/key/", 5) == 0 &&
+             (rest = strchr(path + 5, '/')) != NULL &&
+             plausible_id(path + 5, (size_t)(rest - path - 5)) &&
+             (strcmp(rest, "/tx_signature") == 0 ||
+              strcmp(rest, "/userop_signature") == 0)) {
+        m->operation = strcmp(rest, "/tx_signature") == 0 ? "sign_transaction"
+                                                         : "sign_userop";
+        snprintf(m->key_id, sizeof m->key_id, "%.*s",
+                 (int)(rest - path - 5), path + 5);
+    } else
+        return 404;
+    return strcmp(method, "POST") == 0 ? 0 : 405;
+}
+
+/* ---- wipe check: every block the engine's objects free is searched for
+ * a marker the test sends in request bodies (linked with --wrap=free) --- */
+
+static atomic_int wipe_watch;      /* 1 while a wipe test runs */
+static atomic_int unwiped_frees;   /* blocks freed still holding it */
+void __real_free(void *p);
+void __wrap_free(void *p);
+
+/* free() of the engine objects: counts blocks still holding the marker. */
+void __wrap_free(void *p)
+{
+    if (p != NULL && atomic_load(&wipe_watch) &&
+        memmem(p, malloc_usable_size(p), "MARKER-5ecret", 13) != NULL)
+        atomic_fetch_add(&unwiped_frees, 1);
+    __real_free(p);
 }
 
 static char *fake_metrics(void *ctx)
@@ -364,19 +510,16 @@ typedef struct harness {
 
 static harness H;
 
-/* 0: I/O thread + workers; 2: the io_loops suite (each server test again
- * with two event loops that handle requests inline). */
-static int g_io_loops;
-
-static int io_loops_on(void)
+/* The asynchronous suite: each server test again with callbacks.submit. */
+static int async_on(void)
 {
-    g_io_loops = 2;
+    g_async = 1;
     return 0;
 }
 
-static int io_loops_off(void)
+static int async_off(void)
 {
-    g_io_loops = 0;
+    g_async = 0;
     return 0;
 }
 
@@ -387,14 +530,16 @@ static void *run_thread(void *arg)
     return NULL;
 }
 
-/* Starts: 0 = HTTP on 127.0.0.1:0, 1 = frames on unix, 2 = frames on TCP,
- * 3 = HTTP on unix. */
-static int harness_start(const eng_limits *limits, int workers)
+/* Starts with `loops` event loops: 0 = HTTP on 127.0.0.1:0, 1 = frames
+ * on unix, 2 = frames on TCP, 3 = HTTP on unix. */
+static int harness_start(const eng_limits *limits, int loops)
 {
     eng_listen_spec specs[4];
     eng_server_config cfg;
     eng_server_callbacks cb = {NULL, fake_handle, fake_metrics, fake_ready,
-                               fake_reload};
+                               fake_reload, g_async ? fake_submit : NULL,
+                               fake_route,
+                               g_custom_errors ? fake_error_body : NULL};
     char err[256], a1[300], a3[300];
 
     alarm(60); /* a hung test kills the run instead of blocking CI */
@@ -418,8 +563,7 @@ static int harness_start(const eng_limits *limits, int workers)
     cfg.listen = specs;
     cfg.n_listen = 4;
     cfg.limits = *limits;
-    cfg.workers = workers;
-    cfg.io_loops = g_io_loops;
+    cfg.io_loops = loops;
     H.s = eng_server_new(&cfg, &cb);
     if (H.s == NULL)
         return -1;
@@ -435,6 +579,8 @@ static int harness_start(const eng_limits *limits, int workers)
 
 static void harness_stop(void)
 {
+    gate_set(1);
+    async_join(); /* every completion arrives while the server runs */
     if (H.s != NULL) {
         eng_server_stop(H.s);
         pthread_join(H.th, NULL);
@@ -442,7 +588,6 @@ static void harness_stop(void)
         eng_server_free(H.s);
         H.s = NULL;
     }
-    gate_set(1);
     tu_rmtree(H.dir);
     free(H.dir);
     H.dir = NULL;
@@ -666,6 +811,8 @@ static int post_once(const char *path, const char *body, resp *r)
                  path, strlen(body), body) > 0 &&
         cl_sends(&c, req) == 0 && cl_http(&c, r) == 0)
         st = r->status;
+    if (req != NULL)
+        memset(req, 0, strlen(req)); /* the wipe test watches frees */
     free(req);
     cl_close(&c);
     return st;
@@ -960,9 +1107,9 @@ static void test_frames_pipelined(void)
         /* the slow one (id 0) is not first: answers go out as they
          * complete (with io_loops a connection's requests run one after
          * the other on its loop, so they complete in order) */
-        if (i == 0 && g_io_loops == 0)
+        if (i == 0 && g_async)
             CU_ASSERT_NOT_EQUAL(id, 0);
-        if (g_io_loops > 0)
+        if (!g_async)
             CU_ASSERT_EQUAL(id, i);
     }
     for (int i = 0; i < 10; i++)
@@ -1004,7 +1151,7 @@ static void test_loops_metrics_and_reload(void)
     uint64_t t0;
 
     CU_ASSERT_FATAL(big != NULL);
-    CU_ASSERT_FATAL(harness_start(&l, 1) == 0);
+    CU_ASSERT_FATAL(harness_start(&l, 2) == 0);
     /* four connections (two per loop, round robin), a request each */
     for (int i = 0; i < 4; i++) {
         CU_ASSERT_FATAL(cl_tcp(&c[i], http_port()) == 0);
@@ -1196,7 +1343,9 @@ static void test_max_inflight(void)
     uint64_t t0;
 
     l.max_inflight = 1;
-    CU_ASSERT_FATAL(harness_start(&l, 2) == 0);
+    /* three loops: a, b and f each on its own (round robin), so a
+     * request blocking its loop (synchronous handler) blocks no other */
+    CU_ASSERT_FATAL(harness_start(&l, 3) == 0);
     gate_set(0);
     CU_ASSERT_FATAL(cl_tcp(&a, http_port()) == 0);
     CU_ASSERT(cl_sends(&a, "POST / HTTP/1.1\r\nContent-Length: 7\r\n\r\n\"block\"")
@@ -1229,30 +1378,276 @@ static void test_max_inflight(void)
     harness_stop();
 }
 
+/* GET /healthz on a new connection; 0 if answered 200. */
+static int healthz_on(client *c, int port)
+{
+    resp r;
+
+    if (cl_tcp(c, port) != 0 ||
+        cl_sends(c, "GET /healthz HTTP/1.1\r\n\r\n") != 0 ||
+        cl_http(c, &r) != 0)
+        return -1;
+    return r.status == 200 ? 0 : -1;
+}
+
+/* Value of a metrics series in body, or -1. */
+static long metric(const char *body, const char *name)
+{
+    char key[160];
+    const char *p;
+
+    snprintf(key, sizeof key, "\n%s", name);
+    p = strstr(body, key);
+    return p != NULL ? strtol(p + strlen(key), NULL, 10) : -1;
+}
+
+/* Idle keep-alive connections at max_connections no longer shut new
+ * clients out: the oldest idle one is closed for the newcomer; busy ones
+ * are not, and each listener has its own budget. */
 static void test_max_connections(void)
 {
     eng_limits l = test_limits();
-    client c[3];
+    client c[4], f;
     resp r;
+    char out[256];
 
     l.max_connections = 2;
     CU_ASSERT_FATAL(harness_start(&l, 1) == 0);
-    for (int i = 0; i < 2; i++) {
-        CU_ASSERT_FATAL(cl_tcp(&c[i], http_port()) == 0);
-        CU_ASSERT(cl_sends(&c[i], "GET /healthz HTTP/1.1\r\n\r\n") == 0);
-        CU_ASSERT(cl_http(&c[i], &r) == 0 && r.status == 200);
-    }
-    CU_ASSERT_FATAL(cl_tcp(&c[2], http_port()) == 0);
-    CU_ASSERT(cl_closed_within(&c[2], 2000));
-    cl_close(&c[2]);
+    CU_ASSERT_FATAL(healthz_on(&c[0], http_port()) == 0);
+    sleep_ms(20);
+    CU_ASSERT_FATAL(healthz_on(&c[1], http_port()) == 0);
+    /* a third client is served; the oldest idle one (c[0]) goes */
+    CU_ASSERT_FATAL(healthz_on(&c[2], http_port()) == 0);
+    CU_ASSERT(cl_closed_within(&c[0], 2000));
     cl_close(&c[0]);
-    sleep_ms(100);
-    CU_ASSERT_FATAL(cl_tcp(&c[2], http_port()) == 0);
-    CU_ASSERT(cl_sends(&c[2], "GET /healthz HTTP/1.1\r\n\r\n") == 0);
-    CU_ASSERT(cl_http(&c[2], &r) == 0 && r.status == 200);
+    /* both open connections busy (a request half sent): a fourth client
+     * finds nothing to evict and is closed */
+    CU_ASSERT(cl_sends(&c[1], "POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\n{") == 0);
+    CU_ASSERT(cl_sends(&c[2], "POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\n{") == 0);
+    sleep_ms(50);
+    CU_ASSERT_FATAL(cl_tcp(&c[3], http_port()) == 0);
+    CU_ASSERT(cl_closed_within(&c[3], 2000));
+    cl_close(&c[3]);
+    /* the frames listener has a budget of its own */
+    CU_ASSERT_FATAL(cl_unix(&f, H.sock) == 0);
+    CU_ASSERT(cl_frame_send(&f, "{\"id\":4}") == 0);
+    CU_ASSERT(cl_frame(&f, out, sizeof out) > 0);
+    cl_close(&f);
+    /* the busy ones were kept and are answered */
+    for (int i = 1; i < 3; i++) {
+        CU_ASSERT(cl_sends(&c[i], "\"\"}") == 0);
+        CU_ASSERT_FATAL(cl_http(&c[i], &r) == 0);
+        CU_ASSERT_EQUAL(r.status, 200);
+    }
+    CU_ASSERT(cl_sends(&c[1], "GET /metrics HTTP/1.1\r\n\r\n") == 0);
+    CU_ASSERT_FATAL(cl_http(&c[1], &r) == 0);
+    CU_ASSERT_EQUAL(metric(r.body, "signer_transport_connections_evicted_total "), 1);
+    CU_ASSERT(metric(r.body, "signer_transport_connections_rejected_total ") >= 1);
     cl_close(&c[1]);
     cl_close(&c[2]);
     harness_stop();
+}
+
+/* One address may hold max_per_peer connections per listener. */
+static void test_max_per_peer(void)
+{
+    eng_limits l = test_limits();
+    client c[3], f;
+    char out[256];
+
+    l.max_per_peer = 2;
+    CU_ASSERT_FATAL(harness_start(&l, 2) == 0);
+    CU_ASSERT_FATAL(healthz_on(&c[0], http_port()) == 0);
+    CU_ASSERT_FATAL(healthz_on(&c[1], http_port()) == 0);
+    CU_ASSERT_FATAL(cl_tcp(&c[2], http_port()) == 0);
+    CU_ASSERT(cl_closed_within(&c[2], 2000));
+    cl_close(&c[2]);
+    /* the frames TCP listener counts on its own */
+    CU_ASSERT_FATAL(cl_tcp(&f, eng_server_port(H.s, 2)) == 0);
+    CU_ASSERT(cl_frame_send(&f, "{\"id\":1}") == 0);
+    CU_ASSERT(cl_frame(&f, out, sizeof out) > 0);
+    cl_close(&f);
+    /* one leaves: room for another */
+    cl_close(&c[0]);
+    sleep_ms(100);
+    CU_ASSERT(healthz_on(&c[2], http_port()) == 0);
+    cl_close(&c[1]);
+    cl_close(&c[2]);
+    harness_stop();
+}
+
+/* A frames connection sending empty frames gets ENG_MAX_PROTO_ERRORS
+ * answers and is closed; the refusal log is rate-limited. */
+static void test_frames_proto_errors(void)
+{
+    eng_limits l = test_limits();
+    unsigned char zeros[4 * 20];
+    char out[256];
+    client c;
+    resp r;
+    int answers = 0;
+
+    memset(zeros, 0, sizeof zeros);
+    CU_ASSERT_FATAL(harness_start(&l, 1) == 0);
+    for (int k = 0; k < 4; k++) {
+        CU_ASSERT_FATAL(cl_unix(&c, H.sock) == 0);
+        CU_ASSERT(cl_send(&c, zeros, sizeof zeros) == 0);
+        answers = 0;
+        while (cl_frame(&c, out, sizeof out) > 0) {
+            CU_ASSERT_PTR_NOT_NULL(strstr(out, "empty frame"));
+            answers++;
+        }
+        CU_ASSERT_EQUAL(answers, 8);
+        CU_ASSERT(cl_closed_within(&c, 2000));
+        cl_close(&c);
+    }
+    /* 32 refusals in a burst: more than the 20 the log bucket holds */
+    CU_ASSERT_FATAL(cl_tcp(&c, http_port()) == 0);
+    CU_ASSERT(cl_sends(&c, "GET /metrics HTTP/1.1\r\n\r\n") == 0);
+    CU_ASSERT_FATAL(cl_http(&c, &r) == 0);
+    CU_ASSERT(metric(r.body, "signer_transport_log_suppressed_total ") >= 5);
+    CU_ASSERT(metric(r.body, "signer_transport_protocol_errors_total ") >= 32);
+    cl_close(&c);
+    harness_stop();
+}
+
+/* HEAD answers carry Content-Length but no body; 100 Continue only for
+ * HTTP/1.1; X-Request-Id on every answer, the handler's id included. */
+static void test_http_head_expect_request_id(void)
+{
+    eng_limits l = test_limits();
+    client c;
+    resp r;
+    char id[17] = "", *p;
+    struct pollfd pf;
+
+    CU_ASSERT_FATAL(harness_start(&l, 1) == 0);
+    CU_ASSERT_FATAL(cl_tcp(&c, http_port()) == 0);
+    CU_ASSERT(cl_sends(&c, "HEAD /healthz HTTP/1.1\r\n\r\n"
+                           "GET /healthz HTTP/1.1\r\n\r\n") == 0);
+    /* the HEAD answer: its head, then directly the GET answer */
+    while (memmem(c.buf, c.len, "ok\"}", 4) == NULL && cl_fill(&c) > 0)
+        ;
+    CU_ASSERT_EQUAL(strncmp(c.buf, "HTTP/1.1 200 OK\r\n", 17), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(c.buf, "Content-Length: 15\r\n"));
+    p = memmem(c.buf, c.len, "\r\n\r\n", 4);
+    CU_ASSERT_FATAL(p != NULL);
+    CU_ASSERT_EQUAL(strncmp(p + 4, "HTTP/1.1 200 OK\r\n", 17), 0);
+    c.len = 0;
+    /* HEAD on a 404 has no body either */
+    CU_ASSERT(cl_sends(&c, "HEAD /nope HTTP/1.1\r\n\r\n"
+                           "GET /healthz HTTP/1.1\r\n\r\n") == 0);
+    while (memmem(c.buf, c.len, "ok\"}", 4) == NULL && cl_fill(&c) > 0)
+        ;
+    CU_ASSERT_EQUAL(strncmp(c.buf, "HTTP/1.1 404 ", 13), 0);
+    p = memmem(c.buf, c.len, "\r\n\r\n", 4);
+    CU_ASSERT_FATAL(p != NULL);
+    CU_ASSERT_EQUAL(strncmp(p + 4, "HTTP/1.1 200 OK\r\n", 17), 0);
+    c.len = 0;
+    /* X-Request-Id: the id the handler got */
+    CU_ASSERT(cl_sends(&c, "POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}") == 0);
+    CU_ASSERT_FATAL(cl_http(&c, &r) == 0);
+    p = strstr(r.head, "\r\nX-Request-Id: ");
+    CU_ASSERT_FATAL(p != NULL);
+    memcpy(id, p + 16, 16);
+    pthread_mutex_lock(&rid_mu);
+    CU_ASSERT_STRING_EQUAL(id, last_rid);
+    pthread_mutex_unlock(&rid_mu);
+    CU_ASSERT_EQUAL(strspn(id, "0123456789abcdef"), 16);
+    cl_close(&c);
+    /* HTTP/1.0 with Expect: no 100 Continue; the answer comes once the
+     * body is there */
+    CU_ASSERT_FATAL(cl_tcp(&c, http_port()) == 0);
+    CU_ASSERT(cl_sends(&c, "POST / HTTP/1.0\r\nExpect: 100-continue\r\n"
+                           "Content-Length: 2\r\n\r\n") == 0);
+    pf = (struct pollfd){c.fd, POLLIN, 0};
+    CU_ASSERT_EQUAL(poll(&pf, 1, 300), 0);
+    CU_ASSERT(cl_sends(&c, "{}") == 0);
+    CU_ASSERT_FATAL(cl_http(&c, &r) == 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.head, "\r\nX-Request-Id: "));
+    cl_close(&c);
+    harness_stop();
+}
+
+/* Errors the transport answers itself take the engine's shape
+ * (callbacks.error_body), HTTP and frames. */
+static void test_error_body_callback(void)
+{
+    eng_limits l = test_limits();
+    unsigned char zero[4] = {0, 0, 0, 0};
+    char out[256];
+    client c;
+    resp r;
+
+    g_custom_errors = 1;
+    CU_ASSERT_FATAL(harness_start(&l, 1) == 0);
+    g_custom_errors = 0;
+    CU_ASSERT_FATAL(cl_tcp(&c, http_port()) == 0);
+    CU_ASSERT(cl_sends(&c, "GET /nope HTTP/1.1\r\n\r\n") == 0);
+    CU_ASSERT_FATAL(cl_http(&c, &r) == 0);
+    CU_ASSERT_EQUAL(r.status, 404);
+    CU_ASSERT_STRING_EQUAL(r.body, "{\"custom\":404,\"id\":\"http\","
+                                   "\"why\":\"no such route\"}");
+    cl_close(&c);
+    CU_ASSERT_FATAL(cl_unix(&c, H.sock) == 0);
+    CU_ASSERT(cl_send(&c, zero, 4) == 0);
+    CU_ASSERT_FATAL(cl_frame(&c, out, sizeof out) > 0);
+    CU_ASSERT_STRING_EQUAL(out, "{\"custom\":400,\"id\":null,"
+                                "\"why\":\"empty frame\"}");
+    cl_close(&c);
+    harness_stop();
+}
+
+/* Request bodies are wiped before they are freed on every path: answered,
+ * 404, 405, 503, a client gone mid-request and one gone in flight. */
+static void test_bodies_wiped(void)
+{
+    eng_limits l = test_limits();
+    const char *body = "{\"s\":\"MARKER-5ecret\"}";
+    client c, f;
+    resp r;
+    char req[256], out[256];
+    uint64_t t0;
+
+    l.max_inflight = 1;
+    CU_ASSERT_FATAL(harness_start(&l, 3) == 0);
+    atomic_store(&unwiped_frees, 0);
+    atomic_store(&wipe_watch, 1);
+    CU_ASSERT_EQUAL(post_once("/", body, &r), 200);
+    CU_ASSERT_EQUAL(post_once("/nowhere", body, &r), 404);
+    CU_ASSERT_EQUAL(post_once("/healthz", body, &r), 405);
+    /* 503: one request holds the only in-flight slot */
+    gate_set(0);
+    CU_ASSERT_FATAL(cl_tcp(&c, http_port()) == 0);
+    snprintf(req, sizeof req, "POST / HTTP/1.1\r\nContent-Length: 27\r\n\r\n"
+                              "{\"s\":\"MARKER-5ecret block\"}");
+    CU_ASSERT(cl_sends(&c, req) == 0);
+    t0 = mono_ms();
+    while (atomic_load(&started) < 2 && mono_ms() - t0 < 2000)
+        sleep_ms(1);
+    CU_ASSERT_EQUAL(post_once("/", body, &r), 503);
+    CU_ASSERT_FATAL(cl_unix(&f, H.sock) == 0);
+    CU_ASSERT(cl_frame_send(&f, "{\"id\":1,\"s\":\"MARKER-5ecret\"}") == 0);
+    CU_ASSERT(cl_frame(&f, out, sizeof out) > 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "503"));
+    /* the client of the blocked request leaves before its answer */
+    cl_close(&c);
+    gate_set(1);
+    cl_close(&f);
+    /* a client leaving with half a body sent */
+    CU_ASSERT_FATAL(cl_tcp(&c, http_port()) == 0);
+    CU_ASSERT(cl_sends(&c, "POST / HTTP/1.1\r\nContent-Length: 90\r\n\r\n"
+                           "{\"s\":\"MARKER-5ecret") == 0);
+    sleep_ms(50);
+    cl_close(&c);
+    t0 = mono_ms();
+    while (atomic_load(&finished) < 2 && mono_ms() - t0 < 2000)
+        sleep_ms(5);
+    sleep_ms(100);
+    harness_stop();
+    atomic_store(&wipe_watch, 0);
+    CU_ASSERT_EQUAL(atomic_load(&unwiped_frees), 0);
 }
 
 static void test_disconnect_in_flight(void)
@@ -1347,7 +1742,7 @@ static void test_start_errors(void)
 {
     eng_listen_spec spec;
     eng_server_config cfg;
-    eng_server_callbacks cb = {NULL, fake_handle, NULL, NULL, NULL};
+    eng_server_callbacks cb = {NULL, fake_handle, NULL, NULL, NULL, NULL, NULL, NULL};
     eng_server *s, *s2;
     char err[256], addr[300], *dir = tu_tmpdir();
     int fd;
@@ -1405,7 +1800,7 @@ static void test_vsock_listen(void)
 {
     eng_listen_spec spec = {NULL, ENG_PROTO_FRAMES};
     eng_server_config cfg;
-    eng_server_callbacks cb = {NULL, fake_handle, NULL, NULL, NULL};
+    eng_server_callbacks cb = {NULL, fake_handle, NULL, NULL, NULL, NULL, NULL, NULL};
     eng_server *s;
     char err[256], addr[64];
     int port = 20000 + (int)(getpid() % 30000);
@@ -1437,7 +1832,7 @@ static void test_vsock_listen(void)
     eng_server_free(s);
 }
 
-enum { BOTH, POOL_ONLY, LOOPS_ONLY };
+enum { BOTH, SYNC_ONLY, ASYNC_ONLY };
 #define ST(fn, where) {#fn, fn, where}
 static const struct server_test {
     const char *name;
@@ -1451,24 +1846,29 @@ static const struct server_test {
     ST(test_http_limits, BOTH),
     ST(test_slow_does_not_block, BOTH),
     ST(test_frames_pipelined, BOTH),
-    ST(test_loops_metrics_and_reload, LOOPS_ONLY),
-    ST(test_frames_max_pipeline, POOL_ONLY),
+    ST(test_loops_metrics_and_reload, BOTH),
+    ST(test_frames_max_pipeline, ASYNC_ONLY),
     ST(test_slowloris, BOTH),
     ST(test_idle_and_silent, BOTH),
     ST(test_write_timeout, BOTH),
-    ST(test_max_inflight, POOL_ONLY),
+    ST(test_max_inflight, BOTH),
     ST(test_max_connections, BOTH),
+    ST(test_max_per_peer, SYNC_ONLY),
+    ST(test_frames_proto_errors, SYNC_ONLY),
+    ST(test_http_head_expect_request_id, BOTH),
+    ST(test_bodies_wiped, ASYNC_ONLY),
+    ST(test_error_body_callback, SYNC_ONLY),
     ST(test_disconnect_in_flight, BOTH),
     ST(test_unix_http_and_shutdown_drain, BOTH),
     ST(test_signals, BOTH),
-    ST(test_start_errors, POOL_ONLY),
-    ST(test_vsock_listen, POOL_ONLY),
+    ST(test_start_errors, SYNC_ONLY),
+    ST(test_vsock_listen, SYNC_ONLY),
 };
 #undef ST
 
 int main(void)
 {
-    CU_pSuite p, srv, loops;
+    CU_pSuite p, srv, async;
 
     setvbuf(stdout, NULL, _IONBF, 0);
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -1482,21 +1882,20 @@ int main(void)
     TU_ADD(p, test_http_head_chunked);
     TU_ADD(p, test_frame_parse);
     TU_ADD(p, test_frame_request_id);
-    TU_ADD(p, test_routes);
+    TU_ADD(p, test_normalise_path);
     TU_ADD(p, test_listen_parse);
     TU_ADD(p, test_limits_default);
-    /* every server test runs with the worker pool, and again with two
-     * io_loops except those marked pool_only (they need requests waiting
-     * for a free worker; a loop runs one request at a time) */
+    /* every server test runs with the synchronous handler (through the
+     * adapter), and again with the asynchronous one except those marked
+     * sync_only; async_only tests need requests waiting off the loop */
     srv = CU_add_suite("transport_server", NULL, NULL);
-    loops = CU_add_suite("transport_server_io_loops", io_loops_on,
-                         io_loops_off);
+    async = CU_add_suite("transport_server_async", async_on, async_off);
     for (size_t i = 0; i < sizeof server_tests / sizeof server_tests[0]; i++) {
         const struct server_test *t = &server_tests[i];
-        if (t->where != LOOPS_ONLY)
+        if (t->where != ASYNC_ONLY)
             CU_add_test(srv, t->name, t->fn);
-        if (t->where != POOL_ONLY)
-            CU_add_test(loops, t->name, t->fn);
+        if (t->where != SYNC_ONLY)
+            CU_add_test(async, t->name, t->fn);
     }
     return tu_run();
 }

@@ -276,6 +276,20 @@ async function main() {
   checks.check(g2.status === 200, 'after the suite: generate_key 200', g2.text);
   checks.check(await keyCount(s.port) === before + 1, 'after the suite: the valid generate_key is counted');
 
+  // The reference's routes as its clients call them: POST /key with an
+  // eth_key imports (the body decides), and a doubled slash from a base URL
+  // ending in '/' is merged (as nginx does).
+  const imp = await rawRequest(s.port, rawHttp('POST', '/key', JSON.stringify({ eth_key: randomPrivKey(), secret: SECRET })), { timeoutMs: 8000 });
+  checks.check(imp.status === 200 && /^0x[0-9a-fA-F]{40}$/.test(imp.json?.enclave_result?.address || ''),
+    'POST /key with eth_key imports the key (reference route)', imp.text);
+  checks.check(await keyCount(s.port) === before + 2, 'POST /key with eth_key stored the imported key');
+  const dbl = await rawRequest(s.port, rawHttp('POST', `//key/${keyId}/tx_signature`, JSON.stringify({ secret: SECRET, transaction_payload: TX })), { timeoutMs: 8000 });
+  checks.check(dbl.status === 200 && dbl.json?.enclave_status === 200,
+    'POST //key/ID/tx_signature (doubled slash) is served', dbl.text);
+  checks.check(/^[0-9a-f]{16}$/.test(imp.headers?.['x-request-id'] || '') &&
+    s.log.some((l) => l.includes(`"request_id":"${imp.headers['x-request-id']}"`)),
+    'the request id reaches the client (X-Request-Id) and the access log', imp.headers);
+
   // Every request was logged as a JSON line.
   const bad = s.log.filter((l) => { try { JSON.parse(l); return false; } catch { return true; } });
   checks.check(bad.length === 0, 'every log line is JSON', bad.slice(0, 5).join('\n'));

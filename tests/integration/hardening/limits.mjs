@@ -1,8 +1,9 @@
 // Hardening item 5: every limit of `limits = {...}` is configurable and
 // enforced.  Each group runs its own signerd with a minimal config:
 //   sizes        max_body (413, HTTP and frames), max_header (431)
-//   connections  max_connections: the connection beyond it is closed while
-//                the existing ones keep working
+//   connections  max_connections: idle connections are evicted (oldest
+//                first) for a new client; with all busy the connection beyond
+//                it is closed while the existing ones keep working
 //   pipeline     max_pipeline: many frames at once are all answered, never
 //                more than the limit in flight
 //   timeouts     read_timeout_ms (slowloris head, slowloris body, a request
@@ -94,39 +95,45 @@ async function connections() {
       c.send(rawHttp('GET', '/healthz'));
       const r = await c.next(3000);
       checks.check(r.status === 200, `max_connections 4: keep-alive connection ${i + 1} served`, r);
+      await sleep(20);
     }
-    // The fifth is accepted by the kernel and closed at once by signerd.
+    // Idle keep-alive connections do not shut a new client out: the fifth
+    // is served and the oldest idle one is closed for it.
+    const fifth = await openConn(s.port);
+    fifth.send(rawHttp('GET', '/healthz'));
+    const r5 = await fifth.next(3000);
+    checks.check(r5.status === 200, 'max_connections 4: a fifth client is served while the four are idle', r5);
+    checks.check(await conns[0].waitClosed(2000), 'max_connections 4: the oldest idle connection was closed for it');
+    conns.shift().destroy();
+    conns.push(fifth);
+    // A frames listener has a budget of its own.
+    const fr = await openFrames(s.framesPort);
+    fr.send({ id: 1, operation: 'generate_key', payload: { secret: SECRET } });
+    const got = await fr.waitAnswers(1, 3000);
+    checks.check(got && fr.answers[0].enclave_status === 200, 'max_connections 4: the frames listener counts on its own', fr.answers);
+    fr.destroy();
+    // All four busy (half a request each): a new connection is closed.
+    for (const c of conns) c.send('POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n');
+    await sleep(100);
     const t0 = Date.now();
     const extra = await openConn(s.port).catch((e) => ({ refused: e.code }));
-    let fifth;
+    let sixth;
     if (extra.refused) {
-      fifth = { status: 0, closed: true, error: extra.refused };
+      sixth = { status: 0, closed: true, error: extra.refused };
     } else {
       extra.send(rawHttp('GET', '/healthz'));
-      fifth = await extra.next(3000);
+      sixth = await extra.next(3000);
       extra.destroy();
     }
-    checks.check(fifth.status === 0 && fifth.closed && Date.now() - t0 < 2000,
-      'max_connections 4: the fifth connection is closed without an answer', fifth);
-    // A frames connection counts against the same limit.
-    const fr = await openFrames(s.framesPort).catch(() => null);
-    if (fr) {
-      fr.send({ id: 1, operation: 'generate_key', payload: { secret: SECRET } });
-      const closed = await fr.waitClosed(2000);
-      checks.check(closed && fr.answers.length === 0, 'max_connections 4: a frames connection beyond it is closed too', fr.answers);
-      fr.destroy();
-    }
-    // The four keep working, one of them with a real operation.
+    checks.check(sixth.status === 0 && sixth.closed && Date.now() - t0 < 2000,
+      'max_connections 4: with the four busy, a new connection is closed without an answer', sixth);
+    // The four keep working: their requests complete ({} names no
+    // operation: a 400 from the dispatcher, on the same connection).
     for (let i = 0; i < 4; i++) {
-      if (i === 0) {
-        conns[i].send(rawHttp('POST', '/', JSON.stringify({ operation: 'generate_key', payload: { secret: SECRET } })));
-      } else {
-        conns[i].send(rawHttp('GET', '/healthz'));
-      }
+      conns[i].send('{}');
       const r = await conns[i].next(3000);
-      checks.check(r.status === 200, `max_connections 4: existing connection ${i + 1} still served`, r);
+      checks.check(r.status === 400, `max_connections 4: busy connection ${i + 1} still answered`, r);
     }
-    // Free one slot: a new connection is served again.
     conns.pop().destroy();
     let ok = false;
     for (let k = 0; k < 20 && !ok; k++) {   // bounded: the close reaches signerd asynchronously
@@ -135,7 +142,9 @@ async function connections() {
       if (r.status === 200) {
         ok = true;
         const m = /signer_transport_connections_rejected_total (\d+)/.exec(r.text);
-        checks.check(m && Number(m[1]) >= 2, 'max_connections: rejected connections are counted in /metrics', m && m[0]);
+        checks.check(m && Number(m[1]) >= 1, 'max_connections: rejected connections are counted in /metrics', m && m[0]);
+        const e = /signer_transport_connections_evicted_total (\d+)/.exec(r.text);
+        checks.check(e && Number(e[1]) >= 1, 'max_connections: evicted idle connections are counted in /metrics', e && e[0]);
       }
     }
     checks.check(ok, 'max_connections 4: after one closes, a new connection is served');
