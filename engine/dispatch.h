@@ -1,5 +1,7 @@
-/* The dispatcher: JSON request -> operation handler -> JSON answer, plus the
- * engine's lifecycle (open sealer, keystore, plugins) and its metrics. */
+/* The dispatcher: a request body -> the strict JSON front end -> the
+ * operation's handler -> the JSON answer (HTTP status only here, at the
+ * edge).  Also, until start-up moves to its own unit, the engine's
+ * lifecycle. */
 #ifndef ENG_DISPATCH_H
 #define ENG_DISPATCH_H
 
@@ -13,19 +15,13 @@ int eng_engine_open(eng_engine *e, eng_config *cfg, char *err,
 void eng_engine_close(eng_engine *e);
 
 /* eng_server_callbacks.handle: thread-safe.  Returns the HTTP status and a
- * malloc'd JSON body {"enclave_status", "enclave_result"} (and "id" for
- * frames). */
+ * malloc'd JSON body {"enclave_status", "enclave_result"} (and, for
+ * frames, "id" echoed exactly as sent). */
 int eng_dispatch(void *engine, const eng_request *req, char **resp,
                  size_t *resp_len);
-
-/* eng_server_callbacks.metrics: Prometheus text, malloc'd. */
-char *eng_metrics_text(void *engine);
 
 /* Builds an error answer body (used by transports and the dispatcher). */
 char *eng_error_body(int status, const char *message, const char *id_json,
                      size_t *len);
-
-/* 1 if buf[0..len) is valid UTF-8 (no overlongs, no surrogates). */
-int eng_utf8_valid(const unsigned char *buf, size_t len);
 
 #endif

@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define SIGNER_ABI_MAJOR 1
-#define SIGNER_ABI_MINOR 0
+#define SIGNER_ABI_MINOR 1
 
 #if defined(__GNUC__)
 #define SIGNER_WARN_UNUSED __attribute__((warn_unused_result))
@@ -147,12 +147,19 @@ typedef int (*signer_op_handler)(void *plugin_ctx, signer_call *call,
                                  const signer_json *payload);
 
 /* Op flags. */
-#define SIGNER_OP_SECRET 0x1u /* payload carries key material or secrets */
+/* The payload carries key material or secrets: the engine never logs the
+ * operation's error messages (they may quote fields), only their class. */
+#define SIGNER_OP_SECRET 0x1u
 
 typedef struct signer_op {
     const char *name; /* plain verb, e.g. "sign_transaction"; NULL ends */
     signer_op_handler handler;
     unsigned flags;
+    /* ABI 1.1: the payload fields an HMAC covers (NULL-terminated), e.g.
+     * {"transaction_payload", NULL}; in HMAC mode any other field (besides
+     * key_id, hmac, timestamp) is refused.  NULL: every field but hmac,
+     * timestamp and secret.  The MAC layout is in docs/hmac.md. */
+    const char *const *hmac_fields;
 } signer_op;
 
 typedef struct signer_plugin {
@@ -273,10 +280,10 @@ struct signer_host {
     /*
      * key_open: reads payload.key_id and authenticates the caller with
      * payload.secret (constant-time compare) or payload.hmac + timestamp
-     * (HMAC-SHA256 keyed by the secret over the canonical JSON of
-     * payload.transaction_payload -- or, when the payload has none, of the
-     * payload without hmac and timestamp -- followed by the decimal
-     * timestamp, within the configured window, never twice).  On success copies the private
+     * (HMAC-SHA256 keyed by the secret over the operation, the key_id, the
+     * RFC 8785 canonical JSON of the fields the op's hmac_fields declare
+     * and the timestamp -- docs/hmac.md -- within the configured window,
+     * never twice).  On success copies the private
      * key into key (capacity key_cap, use secure memory) and the address
      * into address.  404 unknown key_id, 403 wrong secret, 429 throttled,
      * 400 malformed; the message is in reply.  On failure key is wiped.

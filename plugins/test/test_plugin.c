@@ -52,9 +52,9 @@ static int test_fail(void *pctx, signer_call *call, signer_reply *reply,
 }
 
 static const signer_op test_ops[] = {
-    {"echo", test_echo, 0},
-    {"fail", test_fail, 0},
-    {NULL, NULL, 0}};
+    {"echo", test_echo, 0, NULL},
+    {"fail", test_fail, 0, NULL},
+    {NULL, NULL, 0, NULL}};
 
 static void test_cleanup(void *pctx) { free(pctx); }
 

@@ -79,12 +79,12 @@ static int h_walk(void *ctx, signer_call *call, signer_reply *reply,
 }
 
 static const signer_op mock_ops[] = {
-    {"ok_after_error", h_ok_after_error, 0},
-    {"error_without_message", h_error_without_message, 0},
-    {"create", h_create, SIGNER_OP_SECRET},
-    {"open", h_open, SIGNER_OP_SECRET},
-    {"walk", h_walk, 0},
-    {NULL, NULL, 0}};
+    {"ok_after_error", h_ok_after_error, 0, NULL},
+    {"error_without_message", h_error_without_message, 0, NULL},
+    {"create", h_create, SIGNER_OP_SECRET, NULL},
+    {"open", h_open, SIGNER_OP_SECRET, NULL},
+    {"walk", h_walk, 0, NULL},
+    {NULL, NULL, 0, NULL}};
 
 static const signer_plugin mock_plugin = {SIGNER_PLUGIN_HEADER, "test", "0",
                                           mock_ops, NULL};

@@ -20,14 +20,14 @@ static void cleanup(void *ctx) { (void)ctx; }
 
 static const signer_op ops[] = {
 #if defined(DUP_OP)
-    {"echo", ping, 0},
+    {"echo", ping, 0, NULL},
 #elif defined(DUP_IN_TABLE)
-    {"ping", ping, 0},
-    {"ping", ping, 0},
+    {"ping", ping, 0, NULL},
+    {"ping", ping, 0, NULL},
 #else
-    {"ping", ping, 0},
+    {"ping", ping, 0, NULL},
 #endif
-    {NULL, NULL, 0}};
+    {NULL, NULL, 0, NULL}};
 
 static const signer_plugin plugin = {
 #if defined(BAD_ABI)

@@ -1,0 +1,299 @@
+#include "config.h"
+#include "jcs.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <signer/plugin.h>
+
+#include "util.h"
+
+/* ---- numbers ------------------------------------------------------------ */
+
+/* Shortest decimal digits (no dot) and exponent n with 0.d1d2... x 10^n
+ * equal to d > 0 once read back: %.*e is correctly rounded, so the first
+ * precision that round-trips gives ECMAScript's digits. */
+static int shortest_digits(char digits[20], int *n, double d)
+{
+    char buf[40];
+    int p, k = 0, e;
+    char *x;
+    for (p = 1; p <= 17; p++) {
+        snprintf(buf, sizeof buf, "%.*e", p - 1, d);
+        if (strtod(buf, NULL) == d)
+            break;
+    }
+    for (x = buf; *x != 'e' && *x != '\0'; x++)
+        if (*x >= '0' && *x <= '9')
+            digits[k++] = *x;
+    if (*x != 'e')
+        return -1;
+    e = atoi(x + 1);
+    while (k > 1 && digits[k - 1] == '0')
+        k--;
+    digits[k] = '\0';
+    *n = e + 1;
+    return k;
+}
+
+int eng_jcs_number(char out[ENG_JCS_NUMBER_MAX], double d)
+{
+    char dg[20];
+    int k, n, i, pos = 0;
+    if (!isfinite(d))
+        return SIGNER_ERR_BAD_REQUEST;
+    if (d == 0) { /* also -0 */
+        strcpy(out, "0");
+        return SIGNER_OK;
+    }
+    if (d < 0) {
+        out[pos++] = '-';
+        d = -d;
+    }
+    if ((k = shortest_digits(dg, &n, d)) < 0)
+        return SIGNER_ERR_INTERNAL;
+    if (k <= n && n <= 21) { /* integer: digits then zeros */
+        memcpy(out + pos, dg, (size_t)k);
+        pos += k;
+        for (i = k; i < n; i++)
+            out[pos++] = '0';
+    } else if (0 < n && n <= 21) { /* dot inside the digits */
+        memcpy(out + pos, dg, (size_t)n);
+        pos += n;
+        out[pos++] = '.';
+        memcpy(out + pos, dg + n, (size_t)(k - n));
+        pos += k - n;
+    } else if (-6 < n && n <= 0) { /* 0.000ddd */
+        out[pos++] = '0';
+        out[pos++] = '.';
+        for (i = 0; i < -n; i++)
+            out[pos++] = '0';
+        memcpy(out + pos, dg, (size_t)k);
+        pos += k;
+    } else { /* d[.ddd]e+-x */
+        out[pos++] = dg[0];
+        if (k > 1) {
+            out[pos++] = '.';
+            memcpy(out + pos, dg + 1, (size_t)(k - 1));
+            pos += k - 1;
+        }
+        pos += snprintf(out + pos, (size_t)(ENG_JCS_NUMBER_MAX - pos),
+                        "e%c%d", n - 1 >= 0 ? '+' : '-', abs(n - 1));
+    }
+    out[pos] = '\0';
+    return SIGNER_OK;
+}
+
+/* ---- output buffer ------------------------------------------------------- */
+
+typedef struct jbuf {
+    char *p;
+    size_t len, cap;
+    int err;
+} jbuf;
+
+static void put(jbuf *b, const char *s, size_t n)
+{
+    if (b->err)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        char *q;
+        while (b->len + n + 1 > cap)
+            cap *= 2;
+        /* Grown by copy so the old block is wiped: HMAC'd payloads may
+         * carry secrets. */
+        if ((q = malloc(cap)) == NULL) {
+            b->err = SIGNER_ERR_NOMEM;
+            return;
+        }
+        if (b->p != NULL) {
+            memcpy(q, b->p, b->len);
+            eng_wipe(b->p, b->cap);
+            free(b->p);
+        }
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+/* ---- strings -------------------------------------------------------------- */
+
+/* JSON.stringify's escaping: the two-character escapes, \u00xx (lowercase)
+ * for other controls, everything else (U+007F, U+2028, ...) as is. */
+static void put_string(jbuf *b, const char *s)
+{
+    const char *run = s;
+    char esc[8];
+    put(b, "\"", 1);
+    for (; *s != '\0'; s++) {
+        unsigned c = (unsigned char)*s;
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        put(b, run, (size_t)(s - run));
+        run = s + 1;
+        switch (c) {
+        case '"': put(b, "\\\"", 2); break;
+        case '\\': put(b, "\\\\", 2); break;
+        case '\b': put(b, "\\b", 2); break;
+        case '\f': put(b, "\\f", 2); break;
+        case '\n': put(b, "\\n", 2); break;
+        case '\r': put(b, "\\r", 2); break;
+        case '\t': put(b, "\\t", 2); break;
+        default:
+            snprintf(esc, sizeof esc, "\\u%04x", c);
+            put(b, esc, 6);
+        }
+    }
+    put(b, run, (size_t)(s - run));
+    put(b, "\"", 1);
+}
+
+/* Next UTF-16 code unit of a UTF-8 string (*pending carries the low
+ * surrogate of a pair).  0 at the end. */
+static unsigned next_unit(const unsigned char **s, unsigned *pending)
+{
+    const unsigned char *p = *s;
+    unsigned cp;
+    if (*pending) {
+        cp = *pending;
+        *pending = 0;
+        return cp;
+    }
+    if (*p == 0)
+        return 0;
+    if (*p < 0x80) {
+        cp = *p++;
+    } else if (*p < 0xe0) {
+        cp = (unsigned)(p[0] & 0x1f) << 6 | (p[1] & 0x3f);
+        p += 2;
+    } else if (*p < 0xf0) {
+        cp = (unsigned)(p[0] & 0x0f) << 12 | (unsigned)(p[1] & 0x3f) << 6 |
+             (p[2] & 0x3f);
+        p += 3;
+    } else {
+        cp = (unsigned)(p[0] & 0x07) << 18 | (unsigned)(p[1] & 0x3f) << 12 |
+             (unsigned)(p[2] & 0x3f) << 6 | (p[3] & 0x3f);
+        p += 4;
+    }
+    *s = p;
+    if (cp >= 0x10000) {
+        cp -= 0x10000;
+        *pending = 0xdc00 | (cp & 0x3ff);
+        return 0xd800 | (cp >> 10);
+    }
+    return cp;
+}
+
+/* Orders member names by UTF-16 code units (RFC 8785 section 3.2.3). */
+static int cmp_names(const void *x, const void *y)
+{
+    const unsigned char *a =
+        (const unsigned char *)(*(const cJSON *const *)x)->string;
+    const unsigned char *b =
+        (const unsigned char *)(*(const cJSON *const *)y)->string;
+    unsigned pa = 0, pb = 0;
+    for (;;) {
+        unsigned ua = next_unit(&a, &pa), ub = next_unit(&b, &pb);
+        if (ua != ub)
+            return ua < ub ? -1 : 1;
+        if (ua == 0)
+            return 0;
+    }
+}
+
+/* ---- values ---------------------------------------------------------------- */
+
+static void put_value(jbuf *b, const cJSON *v, int depth);
+
+static void put_object(jbuf *b, const cJSON *v, int depth)
+{
+    const cJSON *c, **arr;
+    size_t n = 0, i;
+    for (c = v->child; c != NULL; c = c->next)
+        n++;
+    if (n == 0) {
+        put(b, "{}", 2);
+        return;
+    }
+    if ((arr = malloc(n * sizeof *arr)) == NULL) {
+        b->err = SIGNER_ERR_NOMEM;
+        return;
+    }
+    for (i = 0, c = v->child; c != NULL; c = c->next)
+        arr[i++] = c;
+    qsort(arr, n, sizeof *arr, cmp_names);
+    put(b, "{", 1);
+    for (i = 0; i < n; i++) {
+        if (i)
+            put(b, ",", 1);
+        put_string(b, arr[i]->string ? arr[i]->string : "");
+        put(b, ":", 1);
+        put_value(b, arr[i], depth + 1);
+    }
+    put(b, "}", 1);
+    free(arr);
+}
+
+static void put_value(jbuf *b, const cJSON *v, int depth)
+{
+    char num[ENG_JCS_NUMBER_MAX];
+    const cJSON *c;
+    if (b->err)
+        return;
+    if (depth > CJSON_NESTING_LIMIT) {
+        b->err = SIGNER_ERR_BAD_REQUEST;
+        return;
+    }
+    switch (v->type & 0xff) {
+    case cJSON_NULL: put(b, "null", 4); break;
+    case cJSON_False: put(b, "false", 5); break;
+    case cJSON_True: put(b, "true", 4); break;
+    case cJSON_Number:
+        if (eng_jcs_number(num, v->valuedouble) != SIGNER_OK)
+            b->err = SIGNER_ERR_BAD_REQUEST;
+        else
+            put(b, num, strlen(num));
+        break;
+    case cJSON_String:
+        put_string(b, v->valuestring ? v->valuestring : "");
+        break;
+    case cJSON_Array:
+        put(b, "[", 1);
+        for (c = v->child; c != NULL; c = c->next) {
+            if (c != v->child)
+                put(b, ",", 1);
+            put_value(b, c, depth + 1);
+        }
+        put(b, "]", 1);
+        break;
+    case cJSON_Object: put_object(b, v, depth); break;
+    default: b->err = SIGNER_ERR_BAD_REQUEST;
+    }
+}
+
+int eng_jcs_serialize(char **out, size_t *len, const cJSON *v)
+{
+    jbuf b = {NULL, 0, 0, 0};
+    *out = NULL;
+    if (v == NULL)
+        return SIGNER_ERR_BAD_REQUEST;
+    put_value(&b, v, 0);
+    if (b.err == 0 && b.p == NULL)
+        b.err = SIGNER_ERR_INTERNAL;
+    if (b.err != 0) {
+        if (b.p != NULL)
+            eng_wipe(b.p, b.cap);
+        free(b.p);
+        return b.err;
+    }
+    *out = b.p;
+    if (len != NULL)
+        *len = b.len;
+    return SIGNER_OK;
+}
