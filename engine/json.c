@@ -1,7 +1,6 @@
 #include "config.h"
 #include "json.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -62,6 +61,7 @@ typedef struct parser {
     int depth, max_depth;
     eng_json_error *err;
     eng_json_span *capture;
+    const char *member; /* name of the member being parsed, for messages */
 } parser;
 
 static int fail(parser *p, size_t at, const char *fmt, ...)
@@ -256,6 +256,16 @@ static int number_span(parser *p, size_t *end, int *nonzero)
     return SIGNER_OK;
 }
 
+/* Names the member a refused number belongs to ("... in \"nonce\""). */
+static int in_member(parser *p, int rc)
+{
+    size_t n = strlen(p->err->cause);
+    if (rc == SIGNER_ERR_BAD_REQUEST && p->member != NULL)
+        snprintf(p->err->cause + n, sizeof p->err->cause - n, " in \"%.32s\"",
+                 p->member);
+    return rc;
+}
+
 static int number_value(parser *p, cJSON **out)
 {
     size_t end = 0, start = p->pos;
@@ -263,18 +273,17 @@ static int number_value(parser *p, cJSON **out)
     char *text;
     double d;
     if ((rc = number_span(p, &end, &nonzero)) != SIGNER_OK)
-        return rc;
+        return in_member(p, rc);
     if ((text = malloc(end - start + 1)) == NULL)
         return SIGNER_ERR_NOMEM;
     memcpy(text, p->b + start, end - start);
     text[end - start] = '\0';
-    errno = 0;
     d = strtod(text, NULL);
     free(text);
     if (isinf(d))
-        return fail(p, start, "number overflows a double");
+        return in_member(p, fail(p, start, "number overflows a double"));
     if (d == 0 && nonzero)
-        return fail(p, start, "number underflows a double");
+        return in_member(p, fail(p, start, "number underflows a double"));
     p->pos = end;
     if ((*out = cJSON_CreateNumber(d)) == NULL)
         return SIGNER_ERR_NOMEM;
@@ -386,6 +395,7 @@ static int note_at(size_t **at, size_t *cap, size_t n, size_t pos)
 static int member(parser *p, cJSON *obj)
 {
     char *name = NULL;
+    const char *saved;
     size_t nlen = 0, vstart;
     cJSON *item = NULL;
     int rc;
@@ -402,7 +412,11 @@ static int member(parser *p, cJSON *obj)
     p->pos++;
     skip_ws(p);
     vstart = p->pos;
-    if ((rc = value(p, &item)) != SIGNER_OK)
+    saved = p->member;
+    p->member = name;
+    rc = value(p, &item);
+    p->member = saved;
+    if (rc != SIGNER_OK)
         goto cleanup;
     if (p->depth == 1 && p->capture != NULL && p->capture->name != NULL &&
         strcmp(name, p->capture->name) == 0) {

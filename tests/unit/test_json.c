@@ -35,7 +35,7 @@ static void test_refused(void)
     REFUSE("{\"n\":.5}", 5, "unexpected character '.'");
     REFUSE("{\"n\":1e}", 7, "exponent");
     REFUSE("{\"n\":+1}", 5, "unexpected character '+'");
-    REFUSE("{\"n\":1e400}", 5, "overflows");
+    REFUSE("{\"n\":1e400}", 5, "overflows a double in \"n\"");
     REFUSE("{\"n\":-1e400}", 5, "overflows");
     REFUSE("{\"n\":1e-400}", 5, "underflows");
     REFUSE("{\"s\":\"a\tb\"}", 7, "raw control character 0x09");
