@@ -204,6 +204,44 @@ static void test_hmac_message(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "before the signer started"));
 }
 
+/* docs/hmac.md's worked example, computed by the signer's own code. */
+static void test_docs_example(void)
+{
+    static const char payload[] =
+        "{\"key_id\":\"3f0e2a3c-4d5e-4f60-8a7b-9c0d1e2f3a4b\","
+        "\"transaction_payload\":{\"value\":0.01,\"to\":"
+        "\"0xa5D3241A1591061F2a4bB69CA0215F66520E67cf\",\"nonce\":0,"
+        "\"type\":2,\"chainId\":4,\"gas\":100000,\"maxFeePerGas\":"
+        "100000000000,\"maxPriorityFeePerGas\":3000000000}}";
+    cJSON *p = cJSON_Parse(payload);
+    eng_auth_scope scope = {"sign_transaction",
+                            "3f0e2a3c-4d5e-4f60-8a7b-9c0d1e2f3a4b", p,
+                            tx_fields};
+    signer_reply r;
+    char *msg = NULL, hex[65];
+    unsigned char mac[32];
+    size_t len = 0;
+    memset(&r, 0, sizeof r);
+    CU_ASSERT_EQUAL_FATAL(eng_auth_message(&msg, &len, &r, &scope,
+                                           1767225600),
+                          SIGNER_OK);
+    CU_ASSERT_STRING_EQUAL(
+        msg, "sign_transaction\n3f0e2a3c-4d5e-4f60-8a7b-9c0d1e2f3a4b\n"
+             "{\"transaction_payload\":{\"chainId\":4,\"gas\":100000,"
+             "\"maxFeePerGas\":100000000000,\"maxPriorityFeePerGas\":"
+             "3000000000,\"nonce\":0,\"to\":"
+             "\"0xa5D3241A1591061F2a4bB69CA0215F66520E67cf\",\"type\":2,"
+             "\"value\":0.01}}\n1767225600");
+    CU_ASSERT_EQUAL(eng_auth_mac(mac, (const unsigned char *)SECRET,
+                                 strlen(SECRET), msg, len),
+                    SIGNER_OK);
+    eng_hex_encode(hex, mac, 32);
+    CU_ASSERT_STRING_EQUAL(
+        hex, "434cbb6d4bf520031d178bfaeb8a0694de3f43097f4b53149db3251860268b6e");
+    eng_auth_message_free(msg, len);
+    cJSON_Delete(p);
+}
+
 /* The enclave role: the record travels in the request. */
 static void test_request_locator(void)
 {
@@ -375,6 +413,7 @@ int main(void)
     TU_ADD(s, test_throttle_per_client);
     TU_ADD(s, test_cache_after_auth);
     TU_ADD(s, test_hmac_message);
+    TU_ADD(s, test_docs_example);
     TU_ADD(s, test_reference_bodies);
     TU_ADD(s, test_frames_and_strict);
     TU_ADD(s, test_request_locator);
