@@ -1,6 +1,7 @@
 #include "config.h"
 #include "json.h"
 
+#include <malloc.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -557,12 +558,13 @@ int eng_json_parse(cJSON **out, eng_json_span *capture, const char *buf,
 static void wipe_node(cJSON *v)
 {
     cJSON *c;
+    /* Whole blocks, sized without reading them: no branch on secrets. */
     if (v->string != NULL && !(v->type & cJSON_StringIsConst))
-        eng_wipe(v->string, strlen(v->string));
+        eng_wipe(v->string, malloc_usable_size(v->string));
     if (v->type & cJSON_IsReference)
         return;
     if (v->valuestring != NULL)
-        eng_wipe(v->valuestring, strlen(v->valuestring));
+        eng_wipe(v->valuestring, malloc_usable_size(v->valuestring));
     v->valuedouble = 0;
     v->valueint = 0;
     for (c = v->child; c != NULL; c = c->next)

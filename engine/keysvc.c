@@ -383,10 +383,9 @@ static int open_auth(signer_call *call, signer_reply *reply, open_state *st,
     eng_auth_scope scope;
     int rc;
     if (strcmp(st->rec.chain, chain) != 0)
-        return eng_reply_error(reply, SIGNER_ERR_BAD_REQUEST,
-                               "key_id: the key belongs to chain '%s', not "
-                               "'%s'",
-                               st->rec.chain, chain);
+        return eng_reply_error(reply, SIGNER_ERR_NOT_FOUND,
+                               "key_id: no such key for chain '%.32s'",
+                               chain);
     if (plain_split(st->plain, st->plen, &st->klen, &st->slen) != 0)
         return eng_reply_error(reply, SIGNER_ERR_INTERNAL,
                                "the sealed key has a bad layout");
