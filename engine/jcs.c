@@ -155,11 +155,12 @@ static void put_string(jbuf *b, const char *s)
 }
 
 /* Next UTF-16 code unit of a UTF-8 string (*pending carries the low
- * surrogate of a pair).  0 at the end. */
+ * surrogate of a pair).  0 at the end.  A malformed sequence counts as one
+ * U+FFFD per byte and never reads past the terminator. */
 static unsigned next_unit(const unsigned char **s, unsigned *pending)
 {
     const unsigned char *p = *s;
-    unsigned cp;
+    unsigned cp, n, i;
     if (*pending) {
         cp = *pending;
         *pending = 0;
@@ -167,21 +168,17 @@ static unsigned next_unit(const unsigned char **s, unsigned *pending)
     }
     if (*p == 0)
         return 0;
-    if (*p < 0x80) {
-        cp = *p++;
-    } else if (*p < 0xe0) {
-        cp = (unsigned)(p[0] & 0x1f) << 6 | (p[1] & 0x3f);
-        p += 2;
-    } else if (*p < 0xf0) {
-        cp = (unsigned)(p[0] & 0x0f) << 12 | (unsigned)(p[1] & 0x3f) << 6 |
-             (p[2] & 0x3f);
-        p += 3;
-    } else {
-        cp = (unsigned)(p[0] & 0x07) << 18 | (unsigned)(p[1] & 0x3f) << 12 |
-             (unsigned)(p[2] & 0x3f) << 6 | (p[3] & 0x3f);
-        p += 4;
+    n = *p < 0x80 ? 0 : *p < 0xe0 ? 1 : *p < 0xf0 ? 2 : 3;
+    cp = n == 0 ? *p : n == 1 ? (*p & 0x1fu) : n == 2 ? (*p & 0x0fu)
+                                                       : (*p & 0x07u);
+    for (i = 1; i <= n; i++) {
+        if ((p[i] & 0xc0) != 0x80) {
+            *s = p + 1;
+            return 0xfffd;
+        }
+        cp = cp << 6 | (p[i] & 0x3fu);
     }
-    *s = p;
+    *s = p + n + 1;
     if (cp >= 0x10000) {
         cp -= 0x10000;
         *pending = 0xdc00 | (cp & 0x3ff);

@@ -162,6 +162,13 @@ static const eng_key_locator locators[] = {
     {"request", rq_prepare, rq_locate, rq_deliver},
 };
 
+int eng_keysvc_source_for_role(const char *role)
+{
+    return role != NULL && strcmp(role, "enclave") == 0
+               ? ENG_KEY_SOURCE_REQUEST
+               : ENG_KEY_SOURCE_KEYSTORE;
+}
+
 const eng_key_locator *eng_keysvc_locator(int key_source)
 {
     if (key_source == ENG_KEY_SOURCE_REQUEST)

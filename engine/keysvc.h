@@ -52,6 +52,11 @@ typedef struct eng_key_locator {
                    size_t blob_len);
 } eng_key_locator;
 
+/* The key_source of a role name: ENG_KEY_SOURCE_REQUEST for "enclave",
+ * ENG_KEY_SOURCE_KEYSTORE otherwise (standalone, gateway, NULL).  Start-up
+ * sets eng_engine.key_source from it. */
+int eng_keysvc_source_for_role(const char *role);
+
 /* The locator of a key_source (the keystore one for unknown values). */
 const eng_key_locator *eng_keysvc_locator(int key_source);
 

@@ -248,7 +248,10 @@ static void test_request_locator(void)
     cJSON *res = NULL;
     char err[512], pl[1024], kid[64], blob[512], bad[512];
     long long keys = eng_keystore_count(eng.ks);
-    eng.key_source = ENG_KEY_SOURCE_REQUEST;
+    CU_ASSERT_EQUAL(eng_keysvc_source_for_role("standalone"),
+                    ENG_KEY_SOURCE_KEYSTORE);
+    eng.key_source = eng_keysvc_source_for_role("enclave");
+    CU_ASSERT_EQUAL(eng.key_source, ENG_KEY_SOURCE_REQUEST);
     CU_ASSERT_EQUAL_FATAL(svc(&sign_op, OWNER, 1, "{\"secret\":\"" SECRET "\"}",
                               &res, err),
                           SIGNER_OK);
@@ -353,6 +356,51 @@ static void test_reference_bodies(void)
     cJSON_Delete(o);
 }
 
+/* Runs body through the dispatcher with stderr (the log) captured into
+ * log[cap]. */
+static int dispatch_logged(const char *body, const char *op, char *log,
+                           size_t cap)
+{
+    char path[] = "/tmp/signer-test-log-XXXXXX";
+    int fd = mkstemp(path), saved = dup(2), status;
+    ssize_t n;
+    cJSON *o;
+    CU_ASSERT_FATAL(fd >= 0 && saved >= 0);
+    fflush(stderr);
+    dup2(fd, 2);
+    eng_log_set_level(SIGNER_LOG_INFO);
+    status = dispatch(body, 0, op, NULL, &o, NULL);
+    eng_log_set_level(SIGNER_LOG_ERROR);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    n = pread(fd, log, cap - 1, 0);
+    log[n > 0 ? n : 0] = '\0';
+    close(fd);
+    unlink(path);
+    cJSON_Delete(o);
+    return status;
+}
+
+/* SIGNER_OP_SECRET: the error of an operation carrying key material is
+ * logged by class only, never with the message that quotes its fields;
+ * other operations' messages are logged. */
+static void test_secret_ops_logging(void)
+{
+    char log[4096];
+    CU_ASSERT_EQUAL(dispatch_logged("{\"eth_key\":\"0x11\",\"secret\":\""
+                                    SECRET "\",\"marker_field_1\":1}",
+                                    "set_key", log, sizeof log),
+                    400);
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "set_key"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "bad request"));
+    CU_ASSERT_PTR_NULL(strstr(log, "marker_field_1"));
+    CU_ASSERT_PTR_NULL(strstr(log, SECRET));
+    CU_ASSERT_EQUAL(dispatch_logged("{\"code\":-3}", "fail", log, sizeof log),
+                    404);
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "failed as asked"));
+}
+
 /* Frames echo the id token exactly; strict JSON names the place. */
 static void test_frames_and_strict(void)
 {
@@ -416,6 +464,7 @@ int main(void)
     TU_ADD(s, test_docs_example);
     TU_ADD(s, test_reference_bodies);
     TU_ADD(s, test_frames_and_strict);
+    TU_ADD(s, test_secret_ops_logging);
     TU_ADD(s, test_request_locator);
     rc = tu_run();
     eng_engine_close(&eng);
