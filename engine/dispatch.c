@@ -179,8 +179,8 @@ char *eng_error_body(int status, const char *message, const char *id_json,
     char *out = NULL;
     if (root == NULL)
         return NULL;
-    if (id_json != NULL)
-        cJSON_AddItemToObject(root, "id", cJSON_Parse(id_json));
+    if (id_json != NULL) /* a token as received: echoed exactly */
+        cJSON_AddItemToObject(root, "id", cJSON_CreateRaw(id_json));
     cJSON_AddNumberToObject(root, "enclave_status", status);
     res = cJSON_AddObjectToObject(root, "enclave_result");
     if (res != NULL)

@@ -20,7 +20,8 @@ void eng_engine_close(eng_engine *e);
 int eng_dispatch(void *engine, const eng_request *req, char **resp,
                  size_t *resp_len);
 
-/* Builds an error answer body (used by transports and the dispatcher). */
+/* Builds an error answer body; id_json, when not NULL, is a frame's id
+ * token exactly as received (already validated JSON).  malloc'd. */
 char *eng_error_body(int status, const char *message, const char *id_json,
                      size_t *len);
 
