@@ -6,9 +6,9 @@
 //    2^53 neighbours, values one ULP apart) spelled in several ways, and
 //    on random strings and member names (controls, non-BMP characters).
 // 2. A running signerd accepts HMAC requests from a Node client (JSON.stringify
-//    based, tests/lib/hmac.mjs) and a Python client (tests/interop/
-//    hmac_client.py), both as shown in docs/hmac.md, and refuses a payload
-//    one ULP away from the one MAC'd.
+//    based, tests/lib/hmac.mjs), a Python client (tests/interop/
+//    hmac_client.py), both as shown in docs/hmac.md, and signer-cli --hmac,
+//    and refuses a payload one ULP away from the one MAC'd.
 //
 // Environment: INTEROP_SEED (uint32), INTEROP_JCS_CASES (default 400).
 
@@ -188,6 +188,23 @@ async function clients(signer) {
   r = await signer.call('sign_transaction', { key_id: kid, transaction_payload: { ...tx2, value: nextUlp(0.01) },
     timestamp: ts, hmac: mac2 });
   checks.check(r.status === 403 && /hmac: does not match/.test(r.text), 'a payload one ULP away is refused (403)', r.text);
+
+  // The C client: signer-cli --hmac (the secret stays in the client).
+  const cli = path.join(BUILDDIR, 'signer-cli');
+  if (fs.existsSync(cli)) {
+    const env = { ...process.env, SIGNER_SECRET: SECRET };
+    let c = spawnSync(cli, ['--url', signer.url, 'sign-message', '--key-id', kid.toUpperCase(),
+      '--message', `${message} cli`, '--hmac'], { env, encoding: 'utf8' });
+    checks.check(c.status === 0 && /signature/.test(c.stdout), 'signer-cli --hmac: sign-message accepted',
+      `${c.status} ${c.stdout} ${c.stderr}`);
+    c = spawnSync(cli, ['--url', signer.url, 'sign-tx', '--key-id', kid, '--hmac'], { env, encoding: 'utf8',
+      input: '{"value": 1.0e-2, "to": "0xa5D3241A1591061F2a4bB69CA0215F66520E67cf", "nonce": 4, "type": 2,'
+        + ' "chainId": 4, "gas": 1E5, "maxFeePerGas": 100000000000, "maxPriorityFeePerGas": 3e9}' });
+    checks.check(c.status === 0 && /transaction_signed/.test(c.stdout), 'signer-cli --hmac: sign-tx accepted',
+      `${c.status} ${c.stdout} ${c.stderr}`);
+  } else {
+    console.log(`${NAME}: ${cli} not built; signer-cli checks skipped`);
+  }
 
   const py = spawnSync('python3', ['--version']);
   if (py.status !== 0) {
