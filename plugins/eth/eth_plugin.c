@@ -419,15 +419,19 @@ static int eth_sign_message(void *pctx, signer_call *call, signer_reply *reply,
     return rc;
 }
 
-/* What an HMAC covers per op (docs/hmac.md). */
+/* What an HMAC covers per op (docs/hmac.md): every field the op reads
+ * besides key_id and the credential. */
 static const char *const eth_hmac_tx[] = {"transaction_payload", NULL};
+static const char *const eth_hmac_userop[] = {
+    "transaction_payload", "user_operation", "entry_point", "chainId",
+    "entry_point_version", NULL};
 static const char *const eth_hmac_msg[] = {"message", NULL};
 
 static const signer_op eth_ops[] = {
     {"generate_key", eth_generate_key, SIGNER_OP_SECRET, NULL},
     {"set_key", eth_set_key, SIGNER_OP_SECRET, NULL},
     {"sign_transaction", eth_sign_transaction, SIGNER_OP_SECRET, eth_hmac_tx},
-    {"sign_userop", eth_sign_userop, SIGNER_OP_SECRET, eth_hmac_tx},
+    {"sign_userop", eth_sign_userop, SIGNER_OP_SECRET, eth_hmac_userop},
     {"sign_message", eth_sign_message, SIGNER_OP_SECRET, eth_hmac_msg},
     {NULL, NULL, 0, NULL}};
 
