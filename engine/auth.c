@@ -1,6 +1,7 @@
 #include "config.h"
 #include "auth.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -98,10 +99,13 @@ void eng_auth_free(eng_auth *a)
 /* ---- failure throttling --------------------------------------------------- */
 
 /* The client part of a peer address: without its port ("1.2.3.4:5678" ->
- * "1.2.3.4", "[::1]:80" -> "[::1]"), so reconnecting is the same client. */
+ * "1.2.3.4"), so reconnecting is the same client, and for IPv6 its /64
+ * ("[2001:db8::1]:80" -> "[2001:db8::]"), the block one subscriber holds. */
 static void client_of(char out[CLIENT_MAX], const char *peer)
 {
     const char *colon;
+    char host[INET6_ADDRSTRLEN];
+    unsigned char a6[16];
     size_t n, i;
     if (peer == NULL || *peer == '\0')
         peer = "unknown";
@@ -117,6 +121,15 @@ static void client_of(char out[CLIENT_MAX], const char *peer)
         n = CLIENT_MAX - 1;
     memcpy(out, peer, n);
     out[n] = '\0';
+    if (n > 2 && out[0] == '[' && out[n - 1] == ']' && n - 2 < sizeof host) {
+        memcpy(host, out + 1, n - 2);
+        host[n - 2] = '\0';
+        if (inet_pton(AF_INET6, host, a6) == 1) {
+            memset(a6 + 8, 0, 8);
+            if (inet_ntop(AF_INET6, a6, host, sizeof host) != NULL)
+                snprintf(out, CLIENT_MAX, "[%s]", host);
+        }
+    }
 }
 
 static unsigned bucket_of(const char *key_id, const char *client)

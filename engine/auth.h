@@ -1,7 +1,8 @@
 /* Authentication of key use: the secret check (constant time), HMAC mode
  * (RFC 8785 canonical JSON, a time window, replay memory, nothing from
  * before the process started) and the throttling of failed attempts per
- * (key_id, client) with exponential backoff.  The HMAC message layout is in
+ * (key_id, client) with exponential backoff; a client is a peer address
+ * without its port (an IPv6 /64).  The HMAC message layout is in
  * docs/hmac.md. */
 #ifndef ENG_AUTH_H
 #define ENG_AUTH_H

@@ -114,6 +114,14 @@ static void test_throttle_per_client(void)
     CU_ASSERT_EQUAL(open_with(OWNER, kid, SECRET, err), SIGNER_OK);
     CU_ASSERT_EQUAL(open_with("[2001:db8::1]:443", kid, SECRET, err),
                     SIGNER_OK);
+    /* IPv6: one /64 is one client. */
+    for (i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(open_with("[2001:db8:0:7::1]:1", kid, WRONG, err),
+                        SIGNER_ERR_FORBIDDEN);
+    CU_ASSERT_EQUAL(open_with("[2001:db8:0:7:ffff::9]:2", kid, SECRET, err),
+                    SIGNER_ERR_THROTTLED);
+    CU_ASSERT_EQUAL(open_with("[2001:db8:0:8::1]:2", kid, SECRET, err),
+                    SIGNER_OK);
     usleep((useconds_t)(first + 1) * 1000 * 1000);
     for (i = 0; i < 3; i++)
         CU_ASSERT_EQUAL(open_with(ATTACKER, kid, WRONG, err),
