@@ -12,25 +12,85 @@
 
 /* ---- numbers ------------------------------------------------------------ */
 
-/* Shortest decimal digits (no dot) and exponent n with 0.d1d2... x 10^n
- * equal to d > 0 once read back: %.*e is correctly rounded, so the first
- * precision that round-trips gives ECMAScript's digits. */
+/* Splits "%.*e" text into its digits (no dot) and decimal exponent. */
+static int split_e(const char *text, char digits[20], int *exp)
+{
+    int k = 0;
+    for (; *text != 'e' && *text != '\0'; text++)
+        if (*text >= '0' && *text <= '9' && k < 19)
+            digits[k++] = *text;
+    digits[k] = '\0';
+    if (*text != 'e')
+        return -1;
+    *exp = atoi(text + 1);
+    return k;
+}
+
+/* Moves p digits one unit up or down in the last place (dir +1/-1),
+ * carrying into the exponent: 999 -> 100 e+1, 100 -> 999 e-1. */
+static void bump(char *digits, int p, int *exp, int dir)
+{
+    int i = p - 1;
+    if (dir > 0) {
+        while (i >= 0 && digits[i] == '9')
+            digits[i--] = '0';
+        if (i >= 0) {
+            digits[i]++;
+        } else {
+            digits[0] = '1';
+            (*exp)++;
+        }
+        return;
+    }
+    while (i >= 0 && digits[i] == '0')
+        digits[i--] = '9';
+    if (i >= 0)
+        digits[i]--;
+    if (digits[0] == '0') {
+        memset(digits, '9', (size_t)p);
+        (*exp)--;
+    }
+}
+
+/* 1 if digits x 10^(exp - p + 1), read as a double, is d. */
+static int reads_as(const char *digits, int p, int exp, double d)
+{
+    char buf[48];
+    snprintf(buf, sizeof buf, "%c.%se%d", digits[0], p > 1 ? digits + 1 : "",
+             exp);
+    return strtod(buf, NULL) == d;
+}
+
+/* Shortest decimal digits and exponent n with 0.d1d2... x 10^n equal to
+ * d > 0 once read back.  For each length the correctly rounded digits
+ * (the closest) are tried, then their neighbours: next to a power of two
+ * the interval that reads back as d is narrower below than above, so the
+ * closest may miss where a neighbour hits (as ECMAScript requires). */
 static int shortest_digits(char digits[20], int *n, double d)
 {
-    char buf[40];
-    int p, k = 0, e;
-    char *x;
+    char buf[40], cand[20];
+    int p, e = 0, k, dir;
     for (p = 1; p <= 17; p++) {
         snprintf(buf, sizeof buf, "%.*e", p - 1, d);
-        if (strtod(buf, NULL) == d)
+        if (split_e(buf, digits, &e) != p)
+            return -1;
+        if (reads_as(digits, p, e, d))
             break;
+        for (dir = 1; dir >= -1; dir -= 2) {
+            int ce = e;
+            memcpy(cand, digits, (size_t)p + 1);
+            bump(cand, p, &ce, dir);
+            if (reads_as(cand, p, ce, d)) {
+                memcpy(digits, cand, (size_t)p + 1);
+                e = ce;
+                goto found;
+            }
+        }
     }
-    for (x = buf; *x != 'e' && *x != '\0'; x++)
-        if (*x >= '0' && *x <= '9')
-            digits[k++] = *x;
-    if (*x != 'e')
+found:
+    if (p > 17)
         return -1;
-    e = atoi(x + 1);
+    k = p;
     while (k > 1 && digits[k - 1] == '0')
         k--;
     digits[k] = '\0';

@@ -72,10 +72,15 @@ function nextUlp(x) {
 
 const TRICKY = [0, -0, 1, -1, 0.1 + 0.2, 1e21, 1e-7, 1e-6, 999999999999999900000, 1e20, 5e-324,
   Number.MAX_VALUE, -Number.MAX_VALUE, 2 ** 53, 2 ** 53 - 1, -(2 ** 53), 1000000000000000, 0.000001,
-  9.999999999999997e-7, 1.0000000000000001e23, 333333333.33333325, 1424953923781206.2, 1e-323, 123e-20];
+  9.999999999999997e-7, 1.0000000000000001e23, 333333333.33333325, 1424953923781206.2, 1e-323, 123e-20,
+  2 ** -1017, 2 ** -1007, 2 ** -957, 2 ** 1023];
 
 function randomNumber() {
-  switch (rng() % 6) {
+  switch (rng() % 7) {
+    case 5: { // powers of two, where the shortest digits are hardest
+      const d = 2 ** ((rng() % 2097) - 1074);
+      return rng() % 2 ? d : nextUlp(d);
+    }
     case 0: return pick(TRICKY);
     case 1: return nextUlp(pick(TRICKY.filter((x) => x > 0 && x < Number.MAX_VALUE)));
     case 2: return (rng() % 2000001) - 1000000;

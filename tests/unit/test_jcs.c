@@ -98,6 +98,33 @@ static void test_number_spellings(void)
     expect_canon("[9007199254740993]", "[9007199254740992]");
 }
 
+/* Next to a power of two the interval that reads back as the value is
+ * narrower below: the closest 16 digits miss and the next ones up are
+ * ECMAScript's answer (V8 prints these). */
+static void test_power_of_two_boundaries(void)
+{
+    static const struct {
+        int exp;
+        const char *text;
+    } v[] = {
+        {-1017, "7.120236347223045e-307"},
+        {-1007, "7.291122019556398e-304"},
+        {-957, "8.209073602596753e-289"},
+        {-1074, "5e-324"},
+        {1023, "8.98846567431158e+307"},
+        {-1, "0.5"},
+    };
+    char out[ENG_JCS_NUMBER_MAX];
+    size_t i;
+    for (i = 0; i < sizeof v / sizeof v[0]; i++) {
+        CU_ASSERT_EQUAL(eng_jcs_number(out, ldexp(1.0, v[i].exp)), SIGNER_OK);
+        if (strcmp(out, v[i].text) != 0)
+            fprintf(stderr, "\n2^%d: got %s want %s\n", v[i].exp, out,
+                    v[i].text);
+        CU_ASSERT_STRING_EQUAL(out, v[i].text);
+    }
+}
+
 /* Values one ULP apart canonicalise differently (the old %1.15g did not). */
 static void test_one_ulp(void)
 {
@@ -137,6 +164,7 @@ int main(void)
     TU_ADD(s, test_numbers_rfc8785);
     TU_ADD(s, test_number_spellings);
     TU_ADD(s, test_one_ulp);
+    TU_ADD(s, test_power_of_two_boundaries);
     TU_ADD(s, test_order_and_strings);
     return tu_run();
 }
