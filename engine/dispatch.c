@@ -2,155 +2,14 @@
 #include "dispatch.h"
 
 #include <errno.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "log.h"
 #include "util.h"
-
-/* ---- metrics --------------------------------------------------------------- */
-
-#define MAX_OP_METRICS 64
-
-struct eng_metrics {
-    atomic_ullong by_class[6]; /* 1xx..5xx by status/100; [0] other */
-    atomic_ullong by_op[MAX_OP_METRICS];
-    atomic_ullong errors_by_op[MAX_OP_METRICS];
-    atomic_ullong latency_us_by_op[MAX_OP_METRICS];
-    atomic_ullong unknown_op;
-};
-
-static void metrics_count(eng_engine *e, size_t op_index, int status,
-                          uint64_t latency_us)
-{
-    struct eng_metrics *m = e->metrics;
-    int cls = status / 100;
-    if (m == NULL)
-        return;
-    atomic_fetch_add(&m->by_class[(cls >= 1 && cls <= 5) ? cls : 0], 1);
-    if (op_index < MAX_OP_METRICS) {
-        atomic_fetch_add(&m->by_op[op_index], 1);
-        atomic_fetch_add(&m->latency_us_by_op[op_index], latency_us);
-        if (status >= 400)
-            atomic_fetch_add(&m->errors_by_op[op_index], 1);
-    } else {
-        atomic_fetch_add(&m->unknown_op, 1);
-    }
-}
-
-char *eng_metrics_text(void *engine)
-{
-    eng_engine *e = engine;
-    struct eng_metrics *m = e->metrics;
-    size_t cap = 4096 + e->reg.n_ops * 512, pos = 0, i;
-    char *out = malloc(cap);
-    if (out == NULL || m == NULL) {
-        free(out);
-        return NULL;
-    }
-#define P(...)                                                                \
-    do {                                                                      \
-        int n_ = snprintf(out + pos, cap - pos, __VA_ARGS__);                 \
-        if (n_ > 0)                                                           \
-            pos += (size_t)n_ < cap - pos ? (size_t)n_ : cap - pos - 1;       \
-    } while (0)
-    P("# HELP signer_requests_total Requests answered, by status class.\n"
-      "# TYPE signer_requests_total counter\n");
-    for (i = 1; i <= 5; i++)
-        P("signer_requests_total{class=\"%zuxx\"} %llu\n", i,
-          (unsigned long long)atomic_load(&m->by_class[i]));
-    P("# HELP signer_operation_requests_total Requests by operation.\n"
-      "# TYPE signer_operation_requests_total counter\n");
-    for (i = 0; i < e->reg.n_ops && i < MAX_OP_METRICS; i++)
-        if (!e->reg.ops[i].is_alias)
-            P("signer_operation_requests_total{operation=\"%s\"} %llu\n",
-              e->reg.ops[i].name,
-              (unsigned long long)atomic_load(&m->by_op[i]));
-    P("# HELP signer_operation_errors_total Failed requests by operation.\n"
-      "# TYPE signer_operation_errors_total counter\n");
-    for (i = 0; i < e->reg.n_ops && i < MAX_OP_METRICS; i++)
-        if (!e->reg.ops[i].is_alias)
-            P("signer_operation_errors_total{operation=\"%s\"} %llu\n",
-              e->reg.ops[i].name,
-              (unsigned long long)atomic_load(&m->errors_by_op[i]));
-    P("# HELP signer_operation_seconds_total Time spent by operation.\n"
-      "# TYPE signer_operation_seconds_total counter\n");
-    for (i = 0; i < e->reg.n_ops && i < MAX_OP_METRICS; i++)
-        if (!e->reg.ops[i].is_alias)
-            P("signer_operation_seconds_total{operation=\"%s\"} %.6f\n",
-              e->reg.ops[i].name,
-              (double)atomic_load(&m->latency_us_by_op[i]) / 1e6);
-    P("# HELP signer_unknown_operation_total Requests naming no operation.\n"
-      "# TYPE signer_unknown_operation_total counter\n"
-      "signer_unknown_operation_total %llu\n",
-      (unsigned long long)atomic_load(&m->unknown_op));
-    P("# HELP signer_keys Keys in the keystore.\n# TYPE signer_keys gauge\n"
-      "signer_keys %lld\n",
-      e->ks ? eng_keystore_count(e->ks) : -1LL);
-#undef P
-    return out;
-}
-
-struct eng_metrics *eng_metrics_new(void)
-{
-    return calloc(1, sizeof(struct eng_metrics));
-}
-
-/* ---- request checks --------------------------------------------------------- */
-
-int eng_utf8_valid(const unsigned char *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        unsigned c = s[i];
-        size_t n, k;
-        unsigned cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return 0;
-        }
-        for (k = 1; k <= n; k++) {
-            if (i + k >= len || (s[i + k] & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        i += n + 1;
-    }
-    return 1;
-}
-
-/* Finds a JSON-escaped NUL (\u0000) outside of an escaped backslash. */
-static int has_escaped_nul(const char *b, size_t len)
-{
-    size_t i;
-    for (i = 0; i + 5 < len; i++) {
-        if (b[i] == '\\') {
-            if (b[i + 1] == 'u' && b[i + 2] == '0' && b[i + 3] == '0' &&
-                b[i + 4] == '0' && b[i + 5] == '0')
-                return 1;
-            i++; /* skip the escaped character */
-        }
-    }
-    return 0;
-}
 
 char *eng_error_body(int status, const char *message, const char *id_json,
                      size_t *len)
@@ -159,8 +18,8 @@ char *eng_error_body(int status, const char *message, const char *id_json,
     char *out = NULL;
     if (root == NULL)
         return NULL;
-    if (id_json != NULL)
-        cJSON_AddItemToObject(root, "id", cJSON_Parse(id_json));
+    if (id_json != NULL) /* a token as received: echoed exactly */
+        cJSON_AddItemToObject(root, "id", cJSON_CreateRaw(id_json));
     cJSON_AddNumberToObject(root, "enclave_status", status);
     res = cJSON_AddObjectToObject(root, "enclave_result");
     if (res != NULL)
@@ -172,8 +31,22 @@ char *eng_error_body(int status, const char *message, const char *id_json,
     return out;
 }
 
-/* ---- dispatch ----------------------------------------------------------------- */
+/* ---- dispatch ------------------------------------------------------------------ */
 
+/* One request going through the steps below. */
+typedef struct dispatch {
+    eng_engine *e;
+    const eng_request *req;
+    cJSON *root;    /* the body (NULL once its payload is taken) */
+    cJSON *payload; /* what the handler sees */
+    eng_json_span id; /* frames: the "id" token exactly as sent */
+    const char *opname;
+    const eng_op_entry *entry;
+    size_t op_index;
+    signer_reply reply;
+    struct signer_call call;
+    char rid[17];
+} dispatch;
 
 /* Copies at most 64 printable characters of s for messages. */
 static void printable(char *out, size_t cap, const char *s)
@@ -189,234 +62,181 @@ static void printable(char *out, size_t cap, const char *s)
     out[j] = '\0';
 }
 
-/* 1 if the JSON text before offset end opens more than limit arrays or
- * objects (outside strings): why cJSON stopped there. */
-static int json_depth_exceeds(const char *b, long end, int limit)
+/* Step 1: the body is one strict JSON object (and a frame has an id). */
+static int step_parse(dispatch *d)
 {
-    long i;
-    int depth = 0, in_str = 0;
-    for (i = 0; i < end; i++) {
-        char c = b[i];
-        if (in_str) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_str = 0;
-        } else if (c == '"') {
-            in_str = 1;
-        } else if (c == '[' || c == '{') {
-            if (++depth > limit)
-                return 1;
-        } else if (c == ']' || c == '}') {
-            depth--;
-        }
+    const eng_request *req = d->req;
+    eng_json_error jerr;
+    const cJSON *id;
+    int rc;
+    if (req->body_len > d->e->cfg->limits.max_body)
+        return eng_reply_error(&d->reply, SIGNER_ERR_TOO_LARGE,
+                               "body: larger than %zu bytes",
+                               d->e->cfg->limits.max_body);
+    if (req->body_len == 0)
+        return eng_reply_error(&d->reply, SIGNER_ERR_BAD_REQUEST,
+                               "body: empty; expected a JSON object");
+    d->id.name = req->framed ? "id" : NULL;
+    rc = eng_json_parse(&d->root, &d->id, req->body, req->body_len,
+                        CJSON_NESTING_LIMIT, &jerr);
+    if (rc == SIGNER_ERR_BAD_REQUEST)
+        return eng_reply_error(&d->reply, rc,
+                               "body: malformed JSON at byte %zu: %s",
+                               jerr.offset, jerr.cause);
+    if (rc != SIGNER_OK)
+        return eng_reply_error(&d->reply, rc, "out of memory");
+    if (!cJSON_IsObject(d->root))
+        return eng_reply_error(&d->reply, SIGNER_ERR_BAD_REQUEST,
+                               "body: expected a JSON object");
+    if (!req->framed)
+        return SIGNER_OK;
+    id = cJSON_GetObjectItemCaseSensitive(d->root, "id");
+    if (id == NULL)
+        return eng_reply_error(&d->reply, SIGNER_ERR_BAD_REQUEST,
+                               "id: required in every frame");
+    if (!cJSON_IsString(id) && !cJSON_IsNumber(id)) {
+        d->id.text = NULL;
+        return eng_reply_error(&d->reply, SIGNER_ERR_BAD_REQUEST,
+                               "id: must be a string or a number");
     }
-    return depth >= limit;
+    cJSON_DeleteItemFromObjectCaseSensitive(d->root, "id");
+    return SIGNER_OK;
 }
 
-/* Wipes every string of a parsed request before it is freed: payloads
- * carry secrets and private keys. */
-static void wipe_tree(cJSON *v)
+/* Step 2a, a convenience route: the body is the payload itself, and a
+ * key_id in the path must agree with one in the body. */
+static int step_route_path(dispatch *d)
 {
-    for (; v != NULL; v = v->next) {
-        if (cJSON_IsString(v) && v->valuestring != NULL)
-            eng_wipe(v->valuestring, strlen(v->valuestring));
-        if (v->child != NULL)
-            wipe_tree(v->child);
-    }
+    const cJSON *k;
+    d->opname = d->req->operation;
+    d->payload = d->root;
+    d->root = NULL;
+    if (d->req->key_id == NULL)
+        return SIGNER_OK;
+    k = cJSON_GetObjectItemCaseSensitive(d->payload, "key_id");
+    if (k == NULL)
+        return cJSON_AddStringToObject(d->payload, "key_id", d->req->key_id)
+                   ? SIGNER_OK
+                   : eng_reply_error(&d->reply, SIGNER_ERR_NOMEM,
+                                     "out of memory");
+    if (!cJSON_IsString(k) || strcasecmp(k->valuestring, d->req->key_id) != 0)
+        return eng_reply_error(&d->reply, SIGNER_ERR_BAD_REQUEST,
+                               "key_id: differs from the one in the path");
+    return SIGNER_OK;
 }
 
-static const char *const root_fields[] = {"operation", "payload", "id", NULL};
-
-int eng_dispatch(void *engine, const eng_request *req, char **resp,
-                 size_t *resp_len)
+/* Step 2b, POST /: {"operation": NAME, "payload": {...}} and nothing
+ * else. */
+static int step_route_body(dispatch *d)
 {
-    eng_engine *e = engine;
-    uint64_t t0 = eng_now_us();
-    cJSON *root = NULL, *payload = NULL, *id = NULL, *out = NULL;
-    const char *opname = req->operation;
-    const eng_op_entry *entry = NULL;
-    signer_reply reply;
-    struct signer_call call;
-    char rid[17], namebuf[80];
-    const char *end = NULL;
-    int status, err = SIGNER_OK;
-    size_t op_index = (size_t)-1;
+    static const char *const root_fields[] = {"operation", "payload", "id",
+                                              NULL};
+    const cJSON *op = cJSON_GetObjectItemCaseSensitive(d->root, "operation");
+    const cJSON *c;
+    char name[80];
+    for (c = d->root->child; c != NULL; c = c->next) {
+        const char *const *f = root_fields;
+        while (*f != NULL && strcmp(c->string, *f) != 0)
+            f++;
+        if (*f == NULL) {
+            printable(name, sizeof name, c->string);
+            return eng_reply_error(&d->reply, SIGNER_ERR_BAD_REQUEST,
+                                   "unknown field '%s' (expected operation, "
+                                   "payload)",
+                                   name);
+        }
+    }
+    if (op == NULL)
+        return eng_reply_error(&d->reply, SIGNER_ERR_BAD_REQUEST,
+                               "operation: required");
+    if (!cJSON_IsString(op))
+        return eng_reply_error(&d->reply, SIGNER_ERR_BAD_REQUEST,
+                               "operation: must be a string");
+    d->opname = op->valuestring;
+    d->payload = cJSON_DetachItemFromObjectCaseSensitive(d->root, "payload");
+    if (d->payload == NULL && (d->payload = cJSON_CreateObject()) == NULL)
+        return eng_reply_error(&d->reply, SIGNER_ERR_NOMEM, "out of memory");
+    if (!cJSON_IsObject(d->payload))
+        return eng_reply_error(&d->reply, SIGNER_ERR_BAD_REQUEST,
+                               "payload: must be a JSON object");
+    return SIGNER_OK;
+}
 
-    memset(&reply, 0, sizeof reply);
-    if (req->request_id != NULL) /* the transport's, sent as X-Request-Id */
-        snprintf(rid, sizeof rid, "%s", req->request_id);
-    else
-        eng_request_id(rid);
-    call.eng = e;
-    call.request_id = rid;
-    *resp = NULL;
-    *resp_len = 0;
+/* Step 3: the registered operation (aliases count under their op). */
+static int step_find_op(dispatch *d)
+{
+    const eng_registry *reg = &d->e->reg;
+    char name[80];
+    size_t i;
+    d->entry = eng_registry_find(reg, d->opname);
+    if (d->entry == NULL) {
+        printable(name, sizeof name, d->opname);
+        return eng_reply_error(&d->reply, SIGNER_ERR_BAD_REQUEST,
+                               "operation: unknown operation '%s'", name);
+    }
+    d->op_index = (size_t)(d->entry - reg->ops);
+    if (d->entry->is_alias)
+        for (i = 0; i < reg->n_ops; i++)
+            if (!reg->ops[i].is_alias && reg->ops[i].op == d->entry->op)
+                d->op_index = i;
+    d->call.op = d->entry->op;
+    d->call.hmac_fields = eng_op_hmac_fields(d->entry->plugin, d->entry->op);
+    return SIGNER_OK;
+}
 
-    if (req->body_len > e->cfg->limits.max_body) {
-        err = eng_reply_error(&reply, SIGNER_ERR_TOO_LARGE,
-                              "body: larger than %zu bytes",
-                              e->cfg->limits.max_body);
-        goto answer;
-    }
-    if (req->body_len == 0) {
-        err = eng_reply_error(&reply, SIGNER_ERR_BAD_REQUEST,
-                              "body: empty; expected a JSON object");
-        goto answer;
-    }
-    if (memchr(req->body, 0, req->body_len) != NULL ||
-        has_escaped_nul(req->body, req->body_len)) {
-        err = eng_reply_error(&reply, SIGNER_ERR_BAD_REQUEST,
-                              "body: contains a NUL character");
-        goto answer;
-    }
-    if (!eng_utf8_valid((const unsigned char *)req->body, req->body_len)) {
-        err = eng_reply_error(&reply, SIGNER_ERR_BAD_REQUEST,
-                              "body: not valid UTF-8");
-        goto answer;
-    }
-    root = cJSON_ParseWithLengthOpts(req->body, req->body_len, &end, 0);
-    if (root == NULL) {
-        const char *at = cJSON_GetErrorPtr();
-        long off = (at >= req->body && at <= req->body + req->body_len)
-                       ? (long)(at - req->body)
-                       : -1;
-        if (json_depth_exceeds(req->body, off, CJSON_NESTING_LIMIT))
-            err = eng_reply_error(&reply, SIGNER_ERR_BAD_REQUEST,
-                                  "body: JSON nested deeper than %d levels",
-                                  CJSON_NESTING_LIMIT);
-        else
-            err = eng_reply_error(&reply, SIGNER_ERR_BAD_REQUEST,
-                                  "body: malformed JSON near byte %ld", off);
-        goto answer;
-    }
-    for (; end != NULL && end < req->body + req->body_len; end++)
-        if (*end != ' ' && *end != '\t' && *end != '\r' && *end != '\n') {
-            err = eng_reply_error(&reply, SIGNER_ERR_BAD_REQUEST,
-                                  "body: trailing data after the JSON value");
-            goto answer;
-        }
-    if (!cJSON_IsObject(root)) {
-        err = eng_reply_error(&reply, SIGNER_ERR_BAD_REQUEST,
-                              "body: expected a JSON object");
-        goto answer;
-    }
-    if (req->framed) {
-        id = cJSON_DetachItemFromObjectCaseSensitive(root, "id");
-        if (id == NULL) {
-            err = eng_reply_error(&reply, SIGNER_ERR_BAD_REQUEST,
-                                  "id: required in every frame");
-            goto answer;
-        }
-        if (!cJSON_IsString(id) && !cJSON_IsNumber(id)) {
-            cJSON_Delete(id);
-            id = NULL;
-            err = eng_reply_error(&reply, SIGNER_ERR_BAD_REQUEST,
-                                  "id: must be a string or a number");
-            goto answer;
-        }
-    }
-
-    if (opname != NULL) {
-        /* Convenience route: the body is the payload itself. */
-        payload = root;
-        root = NULL;
-        if (req->key_id != NULL) {
-            const cJSON *k = cJSON_GetObjectItemCaseSensitive(payload,
-                                                              "key_id");
-            if (k != NULL && (!cJSON_IsString(k) ||
-                              strcmp(k->valuestring, req->key_id) != 0)) {
-                err = eng_reply_error(&reply, SIGNER_ERR_BAD_REQUEST,
-                                      "key_id: differs from the one in the "
-                                      "path");
-                goto answer;
-            }
-            if (k == NULL)
-                cJSON_AddStringToObject(payload, "key_id", req->key_id);
-        }
-    } else {
-        const cJSON *op = cJSON_GetObjectItemCaseSensitive(root, "operation");
-        const cJSON *c;
-        for (c = root->child; c != NULL; c = c->next) {
-            const char *const *f;
-            int known = 0;
-            for (f = root_fields; *f; f++)
-                if (strcmp(c->string, *f) == 0)
-                    known = 1;
-            if (!known) {
-                printable(namebuf, sizeof namebuf, c->string);
-                err = eng_reply_error(&reply, SIGNER_ERR_BAD_REQUEST,
-                                      "unknown field '%s' (expected "
-                                      "operation, payload)",
-                                      namebuf);
-                goto answer;
-            }
-        }
-        if (op == NULL) {
-            err = eng_reply_error(&reply, SIGNER_ERR_BAD_REQUEST,
-                                  "operation: required");
-            goto answer;
-        }
-        if (!cJSON_IsString(op)) {
-            err = eng_reply_error(&reply, SIGNER_ERR_BAD_REQUEST,
-                                  "operation: must be a string");
-            goto answer;
-        }
-        opname = op->valuestring;
-        payload = cJSON_DetachItemFromObjectCaseSensitive(root, "payload");
-        if (payload == NULL)
-            payload = cJSON_CreateObject();
-        else if (!cJSON_IsObject(payload)) {
-            err = eng_reply_error(&reply, SIGNER_ERR_BAD_REQUEST,
-                                  "payload: must be a JSON object");
-            goto answer;
-        }
-    }
-    entry = eng_registry_find(&e->reg, opname);
-    if (entry == NULL) {
-        printable(namebuf, sizeof namebuf, opname);
-        err = eng_reply_error(&reply, SIGNER_ERR_BAD_REQUEST,
-                              "operation: unknown operation '%s'", namebuf);
-        goto answer;
-    }
-    op_index = (size_t)(entry - e->reg.ops);
-    /* Count aliases under the operation they name. */
-    if (entry->is_alias) {
-        size_t i;
-        for (i = 0; i < e->reg.n_ops; i++)
-            if (!e->reg.ops[i].is_alias && e->reg.ops[i].op == entry->op)
-                op_index = i;
-    }
-    if ((reply.result = cJSON_CreateObject()) == NULL || payload == NULL) {
-        err = eng_reply_error(&reply, SIGNER_ERR_NOMEM, "out of memory");
-        goto answer;
-    }
-    err = entry->op->handler(entry->plugin->ctx, &call, &reply,
-                             (const signer_json *)payload);
+/* Step 4: the key locator takes its fields, then the handler runs. */
+static int step_run(dispatch *d)
+{
+    int err;
+    if ((d->reply.result = cJSON_CreateObject()) == NULL)
+        return eng_reply_error(&d->reply, SIGNER_ERR_NOMEM, "out of memory");
+    if ((err = eng_keysvc_prepare(&d->call, &d->reply, d->payload)) !=
+        SIGNER_OK)
+        return err;
+    err = d->entry->op->handler(d->entry->plugin->ctx, &d->call, &d->reply,
+                                (const signer_json *)d->payload);
     eng_host_request_done();
-    if (err == SIGNER_OK && reply.err != SIGNER_OK)
-        err = reply.err;
-    if (err != SIGNER_OK && reply.error[0] == '\0')
-        snprintf(reply.error, sizeof reply.error, "%s", signer_err_str(err));
+    if (err == SIGNER_OK && d->reply.err != SIGNER_OK)
+        err = d->reply.err;
+    if (err != SIGNER_OK && d->reply.error[0] == '\0')
+        snprintf(d->reply.error, sizeof d->reply.error, "%s",
+                 signer_err_str(err));
+    return err;
+}
 
-answer:
-    status = signer_err_http_status(err);
-    out = cJSON_CreateObject();
+/* The frame's id, exactly as sent (a validated JSON token), or null. */
+static cJSON *answer_id(const dispatch *d)
+{
+    char *raw;
+    cJSON *id;
+    if (d->id.text == NULL || (raw = malloc(d->id.len + 1)) == NULL)
+        return cJSON_CreateNull();
+    memcpy(raw, d->id.text, d->id.len);
+    raw[d->id.len] = '\0';
+    id = cJSON_CreateRaw(raw);
+    free(raw);
+    return id;
+}
+
+/* The answer body; returns the HTTP status (the edge's only mapping). */
+static int step_answer(dispatch *d, int err, char **resp, size_t *resp_len)
+{
+    int status = signer_err_http_status(err);
+    cJSON *out = cJSON_CreateObject(), *r;
+    *resp = NULL;
     if (out != NULL) {
-        if (req->framed) {
-            cJSON_AddItemToObject(out, "id", id ? id : cJSON_CreateNull());
-            id = NULL;
-        }
+        if (d->req->framed)
+            cJSON_AddItemToObject(out, "id", answer_id(d));
         cJSON_AddNumberToObject(out, "enclave_status", status);
         if (err == SIGNER_OK) {
-            cJSON_AddItemToObject(out, "enclave_result", reply.result);
-            reply.result = NULL;
-        } else {
-            cJSON *r = cJSON_AddObjectToObject(out, "enclave_result");
-            if (r != NULL)
-                cJSON_AddStringToObject(r, "error", reply.error);
+            cJSON_AddItemToObject(out, "enclave_result", d->reply.result);
+            d->reply.result = NULL;
+        } else if ((r = cJSON_AddObjectToObject(out, "enclave_result")) !=
+                   NULL) {
+            cJSON_AddStringToObject(r, "error", d->reply.error);
         }
         *resp = cJSON_PrintUnformatted(out);
+        cJSON_Delete(out);
     }
     if (*resp == NULL) {
         status = 500;
@@ -424,21 +244,55 @@ answer:
                        "{\"error\":\"out of memory\"}}");
     }
     *resp_len = *resp ? strlen(*resp) : 0;
-    {
-        uint64_t dt = eng_now_us() - t0;
-        const char *logname = entry ? entry->op->name : NULL;
-        metrics_count(e, op_index, status, dt);
-        eng_log_request(rid, logname, status, (double)dt / 1000.0, req->peer,
-                        err != SIGNER_OK ? reply.error : NULL);
-    }
-    cJSON_Delete(out);
-    if (root != NULL)
-        wipe_tree(root->child);
-    if (payload != NULL)
-        wipe_tree(payload->child);
-    cJSON_Delete(root);
-    cJSON_Delete(payload);
-    cJSON_Delete(id);
-    cJSON_Delete(reply.result);
+    return status;
+}
+
+/* Metrics and the access log.  An operation flagged SIGNER_OP_SECRET
+ * carries key material: its error is logged by class only, never with the
+ * message (which may quote its fields). */
+static void step_account(dispatch *d, int err, int status, uint64_t t0)
+{
+    uint64_t dt = eng_now_us() - t0;
+    const char *logname = d->entry ? d->entry->op->name : NULL;
+    const char *msg = NULL;
+    if (err != SIGNER_OK)
+        msg = (d->entry != NULL && (d->entry->op->flags & SIGNER_OP_SECRET))
+                  ? signer_err_str(err)
+                  : d->reply.error;
+    eng_metrics_count(d->e, d->op_index, status, dt);
+    eng_log_request(d->rid, logname, status, (double)dt / 1000.0,
+                    d->req->peer, msg);
+}
+
+int eng_dispatch(void *engine, const eng_request *req, char **resp,
+                 size_t *resp_len)
+{
+    uint64_t t0 = eng_now_us();
+    dispatch d;
+    int err, status;
+
+    memset(&d, 0, sizeof d);
+    d.e = engine;
+    d.req = req;
+    d.op_index = (size_t)-1;
+    if (req->request_id != NULL) /* the transport's, sent as X-Request-Id */
+        snprintf(d.rid, sizeof d.rid, "%s", req->request_id);
+    else
+        eng_request_id(d.rid);
+    d.call.eng = d.e;
+    d.call.request_id = d.rid;
+    d.call.peer = req->peer;
+    if ((err = step_parse(&d)) == SIGNER_OK &&
+        (err = req->operation != NULL ? step_route_path(&d)
+                                      : step_route_body(&d)) == SIGNER_OK &&
+        (err = step_find_op(&d)) == SIGNER_OK)
+        err = step_run(&d);
+    status = step_answer(&d, err, resp, resp_len);
+    step_account(&d, err, status, t0);
+    /* The one release path: every string of the request wiped. */
+    eng_keysvc_call_done(&d.call);
+    eng_json_free(d.root);
+    eng_json_free(d.payload);
+    cJSON_Delete(d.reply.result);
     return status;
 }

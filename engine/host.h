@@ -1,5 +1,6 @@
-/* The services signerd hands to plugins (signer_host), the request/reply
- * handles behind them, and the authentication of key use. */
+/* The services signerd hands to plugins (signer_host) and the request and
+ * reply handles behind them.  Authentication lives in auth.c, the key
+ * services in keysvc.c. */
 #ifndef ENG_HOST_H
 #define ENG_HOST_H
 
@@ -8,13 +9,15 @@
 #include <cjson/cJSON.h>
 #include <signer/plugin.h>
 
+#include "auth.h"
 #include "conf.h"
+#include "json.h"
 #include "keycache.h"
 #include "keystore/keystore.h"
+#include "keysvc.h"
 #include "loader.h"
+#include "metrics.h"
 #include "sealer/sealer.h"
-
-typedef struct eng_auth eng_auth;
 
 /* Everything a running engine owns. */
 typedef struct eng_engine {
@@ -27,11 +30,19 @@ typedef struct eng_engine {
     signer_host host; /* template copied into each plugin */
     int secure_heap;  /* 1 if key memory is locked */
     struct eng_metrics *metrics;
+    /* enum eng_key_source: where sealed keys come from (0, the keystore,
+     * by default; ENG_KEY_SOURCE_REQUEST in the enclave role). */
+    int key_source;
 } eng_engine;
 
+/* One request in flight. */
 struct signer_call {
     eng_engine *eng;
     const char *request_id;
+    const char *peer;       /* client address, for throttling; may be NULL */
+    const signer_op *op;    /* the operation running; may be NULL */
+    const char *const *hmac_fields; /* what its HMAC covers (ABI 1.1) */
+    cJSON *located;         /* what the key locator took from the payload */
 };
 
 struct signer_reply {
@@ -47,22 +58,9 @@ void eng_host_init(eng_engine *e);
  * about to be freed (the next tree may reuse its addresses). */
 void eng_host_request_done(void);
 
-/* Authentication state: failure throttling and HMAC replay memory. */
-eng_auth *eng_auth_new(int max_failures, int lockout_seconds,
-                       int hmac_window);
-void eng_auth_free(eng_auth *a);
-
-/* Canonical JSON used for HMACs: object keys sorted bytewise, no
- * whitespace, numbers and strings as cJSON prints them.  malloc'd. */
-char *eng_json_canonical(const cJSON *v);
-
-/* Reply helpers for the engine itself. */
+/* Sets reply's error (err, message) and returns err: the engine's own
+ * reply_error. */
 int eng_reply_error(signer_reply *reply, int err, const char *fmt, ...)
     SIGNER_PRINTF(3, 4);
-
-/* Plaintext layout sealed for a key: [key_len][key][secret_len][secret]. */
-#define ENG_SECRET_MIN 20
-#define ENG_SECRET_MAX 128
-#define ENG_PLAIN_MAX (2 + SIGNER_MAX_KEY + ENG_SECRET_MAX)
 
 #endif

@@ -237,6 +237,13 @@ static int check_table(const eng_registry *r, const eng_plugin *p,
     return SIGNER_OK;
 }
 
+const char *const *eng_op_hmac_fields(const eng_plugin *p,
+                                      const signer_op *op)
+{
+    return p != NULL && op != NULL && p->def->abi_minor >= 1
+               ? op->hmac_fields : NULL;
+}
+
 /* The aliases op declares (ABI 1.1), or NULL. */
 static const char *const *op_aliases(const eng_plugin *p, const signer_op *op)
 {

@@ -63,6 +63,12 @@ int eng_registry_alias(eng_registry *r, const char *from, const char *to,
 const eng_op_entry *eng_registry_find(const eng_registry *r,
                                       const char *name);
 
+/* The payload fields an HMAC covers for op of plugin p (ABI 1.1), or NULL
+ * (every field) for a plugin built for ABI 1.0, whose op entries are
+ * shorter. */
+const char *const *eng_op_hmac_fields(const eng_plugin *p,
+                                      const signer_op *op);
+
 /* Calls every plugin's cleanup, dlcloses, frees. */
 void eng_registry_free(eng_registry *r);
 

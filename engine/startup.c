@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "dispatch.h"
+#include "keysvc.h"
+#include "metrics.h"
 #include "log.h"
 #include "transport/transport_internal.h"
 #include "util.h"
@@ -397,6 +399,7 @@ int eng_engine_open(eng_engine *e, eng_config *cfg, char *err, size_t err_len)
 {
     memset(e, 0, sizeof *e);
     e->cfg = cfg;
+    e->key_source = eng_keysvc_source_for_role(cfg->role);
     eng_created_clear(&cfg->created);
     eng_registry_init(&e->reg);
     secure_heap_open(e, cfg);

@@ -17,6 +17,13 @@
  * variable SIGNER_SECRET.  Neither is ever printed; buffers that held them are
  * wiped before they are freed.
  *
+ * --hmac (sign-tx, sign-userop, sign-message): the secret does not leave
+ * this process; the request carries `timestamp` and `hmac`, the hex
+ * HMAC-SHA256 keyed by the secret over
+ *     operation "\n" key_id "\n" JCS(covered fields) "\n" timestamp
+ * with JCS the RFC 8785 canonical JSON (engine/jcs.c, linked in), as
+ * docs/hmac.md defines it.
+ *
  * Caller-supplied JSON (sign-tx on stdin, call's payload) is validated with
  * cJSON but forwarded as the original text, so numbers keep their exact
  * spelling (`"value": 0.01` stays 0.01, not a re-printed double).
@@ -31,10 +38,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "jcs.h"
+#include "util.h"
 
 #define EXIT_ANSWER 1 /* server answered with an error */
 #define EXIT_CONNECT 2 /* could not talk to the server */
@@ -441,6 +454,7 @@ typedef struct {
     const char *tx_file;     /* sign-tx: --tx-file */
     const char *hash;        /* sign-userop: --hash */
     const char *message;     /* sign-message: --message */
+    int hmac;                /* --hmac: authenticate with an HMAC */
 } cmd_opts;
 
 /* Loads the secret into out: --secret-file, then --secret, then
@@ -611,7 +625,7 @@ static const char *const cmd_help[][2] = {
 "The secret may come from $SIGNER_SECRET instead of --secret.\n"},
     {"sign-tx",
 "Usage: %s [--url URL] sign-tx --key-id ID [--secret S | --secret-file F]\n"
-"                              [--tx-file F]  < tx.json\n"
+"                              [--tx-file F] [--hmac]  < tx.json\n"
 "\n"
 "Signs a transaction (operation sign_transaction).  The transaction payload\n"
 "is a JSON object read from stdin or --tx-file, e.g.\n"
@@ -619,16 +633,18 @@ static const char *const cmd_help[][2] = {
 "   \"value\": \"1000000000000000000\", \"gas\": 21000,\n"
 "   \"maxFeePerGas\": \"30000000000\", \"maxPriorityFeePerGas\": \"1000000000\"}\n"
 "A JSON-number value means ether (0.01), a string means wei.  The text is\n"
-"forwarded unchanged.  Prints {transaction_signed, transaction_hash}.\n"},
+"forwarded unchanged.  Prints {transaction_signed, transaction_hash}.\n"
+"--hmac sends an HMAC of the request made with the secret instead of the\n"
+"secret itself (docs/hmac.md).\n"},
     {"sign-userop",
 "Usage: %s [--url URL] sign-userop --key-id ID [--secret S | --secret-file F]\n"
-"                                  --hash H\n"
+"                                  --hash H [--hmac]\n"
 "\n"
 "Signs an ERC-4337 userOpHash (32 bytes hex, 0x optional) with operation\n"
 "sign_userop.  Prints {signature}: 65 bytes r||s||v, v in {27, 28}.\n"},
     {"sign-message",
 "Usage: %s [--url URL] sign-message --key-id ID [--secret S | --secret-file F]\n"
-"                                   --message M\n"
+"                                   --message M [--hmac]\n"
 "\n"
 "Signs an EIP-191 personal message (operation sign_message).  Prints\n"
 "{signature}.\n"},
@@ -674,6 +690,7 @@ enum {
     OPT_TX_FILE,
     OPT_HASH,
     OPT_MESSAGE,
+    OPT_HMAC,
 };
 
 /* Parses one command's options; which options are allowed is given by
@@ -690,6 +707,7 @@ static int parse_cmd_opts(const char *cmd, int argc, char **argv,
         {"tx-file", required_argument, NULL, OPT_TX_FILE},
         {"hash", required_argument, NULL, OPT_HASH},
         {"message", required_argument, NULL, OPT_MESSAGE},
+        {"hmac", no_argument, NULL, OPT_HMAC},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -725,6 +743,7 @@ static int parse_cmd_opts(const char *cmd, int argc, char **argv,
         case OPT_TX_FILE: o->tx_file = optarg; break;
         case OPT_HASH: o->hash = optarg; break;
         case OPT_MESSAGE: o->message = optarg; break;
+        case OPT_HMAC: o->hmac = 1; break;
         }
     }
     if (o->secret_arg != NULL && o->secret_file != NULL) {
@@ -742,6 +761,7 @@ static int parse_cmd_opts(const char *cmd, int argc, char **argv,
 #define A_TX_FILE "e"
 #define A_HASH "f"
 #define A_MESSAGE "g"
+#define A_HMAC "h"
 
 static int need(const char *cmd, const char *value, const char *opt)
 {
@@ -761,6 +781,68 @@ static int no_extra(const char *cmd, int argc, char **argv, int first)
         return -1;
     }
     return 0;
+}
+
+/* engine/jcs.c wipes its buffers with the engine's eng_wipe. */
+void eng_wipe(void *p, size_t len)
+{
+    wipe(p, len);
+}
+
+/* Appends `,"timestamp":T,"hmac":"H"` for operation op on key_id, the MAC
+ * covering the JSON object text covered (docs/hmac.md). */
+static int add_hmac(buf *p, const buf *secret, const char *op,
+                    const char *key_id, const char *covered)
+{
+    cJSON *c = cJSON_Parse(covered);
+    char *jcs = NULL, *msg = NULL, kid[64], ts[24], hex[65];
+    unsigned char mac[32];
+    unsigned int mlen = 0;
+    size_t jlen = 0, cap, i;
+    int ret = -1;
+
+    for (i = 0; key_id[i] != '\0' && i + 1 < sizeof kid; i++)
+        kid[i] = (char)tolower((unsigned char)key_id[i]);
+    kid[i] = '\0';
+    snprintf(ts, sizeof ts, "%lld", (long long)time(NULL));
+    if (c == NULL || eng_jcs_serialize(&jcs, &jlen, c) != 0) {
+        fprintf(stderr, "%s: cannot canonicalise the payload for the HMAC\n",
+                prog);
+        goto cleanup;
+    }
+    cap = strlen(op) + strlen(kid) + jlen + strlen(ts) + 4;
+    if ((msg = malloc(cap)) == NULL)
+        goto cleanup;
+    snprintf(msg, cap, "%s\n%s\n%s\n%s", op, kid, jcs, ts);
+    if (HMAC(EVP_sha256(), secret->p, (int)secret->len,
+             (const unsigned char *)msg, strlen(msg), mac, &mlen) == NULL ||
+        mlen != sizeof mac)
+        goto cleanup;
+    for (i = 0; i < sizeof mac; i++)
+        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+    if (buf_adds(p, ",\"timestamp\":") < 0 || buf_adds(p, ts) < 0 ||
+        add_field(p, "hmac", hex, 1) < 0)
+        goto cleanup;
+    ret = 0;
+cleanup:
+    if (msg != NULL)
+        wipe(msg, strlen(msg));
+    free(msg);
+    if (jcs != NULL)
+        wipe(jcs, jlen);
+    free(jcs);
+    json_wipe_delete(c);
+    wipe(mac, sizeof mac);
+    return ret;
+}
+
+/* Appends the credential: ,"secret":S, or with --hmac the MAC of covered. */
+static int add_auth(buf *p, const cmd_opts *o, const buf *secret,
+                    const char *op, const char *covered)
+{
+    if (!o->hmac)
+        return add_field(p, "secret", secret->p, 1);
+    return add_hmac(p, secret, op, o->key_id, covered);
 }
 
 static int cmd_generate_key(const client *c, int argc, char **argv)
@@ -836,11 +918,12 @@ cleanup:
 static int cmd_sign_tx(const client *c, int argc, char **argv)
 {
     cmd_opts o = {0};
-    buf secret = {0}, tx = {0}, payload = {0};
+    buf secret = {0}, tx = {0}, payload = {0}, covered = {0};
     cJSON *parsed = NULL;
     int first, ret = EXIT_USAGE;
 
-    first = parse_cmd_opts("sign-tx", argc, argv, A_KEY_ID A_SECRET A_TX_FILE, &o);
+    first = parse_cmd_opts("sign-tx", argc, argv,
+                           A_KEY_ID A_SECRET A_TX_FILE A_HMAC, &o);
     if (first == -2)
         return 0;
     if (first < 0 || no_extra("sign-tx", argc, argv, first) < 0 ||
@@ -857,8 +940,11 @@ static int cmd_sign_tx(const client *c, int argc, char **argv)
     parsed = parse_object(&tx, "the transaction payload");
     if (parsed == NULL)
         goto cleanup;
+    if (buf_adds(&covered, "{\"transaction_payload\":") < 0 ||
+        buf_add(&covered, tx.p, tx.len) < 0 || buf_adds(&covered, "}") < 0)
+        goto cleanup;
     if (buf_adds(&payload, "{") < 0 || add_field(&payload, "key_id", o.key_id, 0) < 0 ||
-        add_field(&payload, "secret", secret.p, 1) < 0 ||
+        add_auth(&payload, &o, &secret, "sign_transaction", covered.p) < 0 ||
         buf_adds(&payload, ",\"transaction_payload\":") < 0 ||
         buf_add(&payload, tx.p, tx.len) < 0 || buf_adds(&payload, "}") < 0)
         goto cleanup;
@@ -868,6 +954,7 @@ cleanup:
     json_wipe_delete(parsed);
     buf_free(&secret);
     buf_free(&tx);
+    buf_free(&covered);
     buf_free(&payload);
     return ret;
 }
@@ -875,10 +962,11 @@ cleanup:
 static int cmd_sign_userop(const client *c, int argc, char **argv)
 {
     cmd_opts o = {0};
-    buf secret = {0}, payload = {0};
+    buf secret = {0}, payload = {0}, covered = {0};
     int first, ret = EXIT_USAGE;
 
-    first = parse_cmd_opts("sign-userop", argc, argv, A_KEY_ID A_SECRET A_HASH, &o);
+    first = parse_cmd_opts("sign-userop", argc, argv,
+                           A_KEY_ID A_SECRET A_HASH A_HMAC, &o);
     if (first == -2)
         return 0;
     if (first < 0 || no_extra("sign-userop", argc, argv, first) < 0 ||
@@ -887,8 +975,12 @@ static int cmd_sign_userop(const client *c, int argc, char **argv)
         goto cleanup;
     if (load_secret(&o, &secret, 1) < 0)
         goto cleanup;
+    if (buf_adds(&covered, "{\"transaction_payload\":{") < 0 ||
+        add_field(&covered, "userOpHash", o.hash, 0) < 0 ||
+        buf_adds(&covered, "}}") < 0)
+        goto cleanup;
     if (buf_adds(&payload, "{") < 0 || add_field(&payload, "key_id", o.key_id, 0) < 0 ||
-        add_field(&payload, "secret", secret.p, 1) < 0 ||
+        add_auth(&payload, &o, &secret, "sign_userop", covered.p) < 0 ||
         buf_adds(&payload, ",\"transaction_payload\":{") < 0 ||
         add_field(&payload, "userOpHash", o.hash, 0) < 0 || buf_adds(&payload, "}}") < 0)
         goto cleanup;
@@ -896,6 +988,7 @@ static int cmd_sign_userop(const client *c, int argc, char **argv)
 
 cleanup:
     buf_free(&secret);
+    buf_free(&covered);
     buf_free(&payload);
     return ret;
 }
@@ -903,10 +996,11 @@ cleanup:
 static int cmd_sign_message(const client *c, int argc, char **argv)
 {
     cmd_opts o = {0};
-    buf secret = {0}, payload = {0};
+    buf secret = {0}, payload = {0}, covered = {0};
     int first, ret = EXIT_USAGE;
 
-    first = parse_cmd_opts("sign-message", argc, argv, A_KEY_ID A_SECRET A_MESSAGE, &o);
+    first = parse_cmd_opts("sign-message", argc, argv,
+                           A_KEY_ID A_SECRET A_MESSAGE A_HMAC, &o);
     if (first == -2)
         return 0;
     if (first < 0 || no_extra("sign-message", argc, argv, first) < 0 ||
@@ -919,14 +1013,19 @@ static int cmd_sign_message(const client *c, int argc, char **argv)
     }
     if (load_secret(&o, &secret, 1) < 0)
         goto cleanup;
+    if (buf_adds(&covered, "{") < 0 ||
+        add_field(&covered, "message", o.message, 0) < 0 ||
+        buf_adds(&covered, "}") < 0)
+        goto cleanup;
     if (buf_adds(&payload, "{") < 0 || add_field(&payload, "key_id", o.key_id, 0) < 0 ||
-        add_field(&payload, "secret", secret.p, 1) < 0 ||
+        add_auth(&payload, &o, &secret, "sign_message", covered.p) < 0 ||
         add_field(&payload, "message", o.message, 1) < 0 || buf_adds(&payload, "}") < 0)
         goto cleanup;
     ret = post_operation(c, "sign_message", &payload);
 
 cleanup:
     buf_free(&secret);
+    buf_free(&covered);
     buf_free(&payload);
     return ret;
 }

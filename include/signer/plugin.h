@@ -147,7 +147,9 @@ typedef int (*signer_op_handler)(void *plugin_ctx, signer_call *call,
                                  const signer_json *payload);
 
 /* Op flags. */
-#define SIGNER_OP_SECRET 0x1u /* payload carries key material or secrets */
+/* The payload carries key material or secrets: the engine never logs the
+ * operation's error messages (they may quote fields), only their class. */
+#define SIGNER_OP_SECRET 0x1u
 
 /* ABI 1.1: a REST route to an operation (docs/plugins.md). */
 typedef struct signer_route {
@@ -169,6 +171,11 @@ typedef struct signer_op {
     const signer_route *routes;  /* REST routes, {NULL} ends; may be NULL */
     const char *const *aliases;  /* other names of the op ("vendor_verb"),
                                   * NULL ends; may be NULL */
+    /* The payload fields an HMAC covers (NULL-terminated), e.g.
+     * {"transaction_payload", NULL}; in HMAC mode any other field (besides
+     * key_id, hmac, timestamp) is refused.  NULL: every field but hmac,
+     * timestamp and secret.  The MAC layout is in docs/hmac.md. */
+    const char *const *hmac_fields;
 } signer_op;
 
 /* Bytes of one signer_op entry as laid out by a plugin of ABI 1.minor;
@@ -296,10 +303,10 @@ struct signer_host {
     /*
      * key_open: reads payload.key_id and authenticates the caller with
      * payload.secret (constant-time compare) or payload.hmac + timestamp
-     * (HMAC-SHA256 keyed by the secret over the canonical JSON of
-     * payload.transaction_payload -- or, when the payload has none, of the
-     * payload without hmac and timestamp -- followed by the decimal
-     * timestamp, within the configured window, never twice).  On success copies the private
+     * (HMAC-SHA256 keyed by the secret over the operation, the key_id, the
+     * RFC 8785 canonical JSON of the fields the op's hmac_fields declare
+     * and the timestamp -- docs/hmac.md -- within the configured window,
+     * never twice).  On success copies the private
      * key into key (capacity key_cap, use secure memory) and the address
      * into address.  404 unknown key_id, 403 wrong secret, 429 throttled,
      * 400 malformed; the message is in reply.  On failure key is wiped.

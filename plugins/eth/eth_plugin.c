@@ -485,6 +485,16 @@ static int eth_sign_message(void *pctx, signer_call *call, signer_reply *reply,
     return rc;
 }
 
+/* What an HMAC covers per op (docs/hmac.md): every field the op reads
+ * besides key_id and the credential. */
+static const char *const eth_hmac_tx[] = {"transaction_payload", NULL};
+static const char *const eth_hmac_userop[] = {
+    "transaction_payload", "user_operation", "entry_point", "chainId",
+    "entry_point_version", "signature_scheme", "eip7702_delegate", NULL};
+static const char *const eth_hmac_msg[] = {"message", NULL};
+static const char *const eth_hmac_typed[] = {"typed_data", NULL};
+static const char *const eth_hmac_auth[] = {"authorization", NULL};
+
 /* The reference wallet's REST routes and operation names, so its clients
  * work unchanged (docs/plugins.md): POST /key generates, or imports when
  * the body holds eth_key. */
@@ -512,15 +522,16 @@ static const signer_op eth_ops[] = {
      .routes = eth_set_key_routes, .aliases = eth_set_key_aliases},
     {.name = "sign_transaction", .handler = eth_sign_transaction,
      .flags = SIGNER_OP_SECRET, .routes = eth_sign_tx_routes,
-     .aliases = eth_sign_tx_aliases},
+     .aliases = eth_sign_tx_aliases, .hmac_fields = eth_hmac_tx},
     {.name = "sign_userop", .handler = eth_sign_userop,
-     .flags = SIGNER_OP_SECRET, .routes = eth_sign_userop_routes},
+     .flags = SIGNER_OP_SECRET, .routes = eth_sign_userop_routes,
+     .hmac_fields = eth_hmac_userop},
     {.name = "sign_message", .handler = eth_sign_message,
-     .flags = SIGNER_OP_SECRET},
+     .flags = SIGNER_OP_SECRET, .hmac_fields = eth_hmac_msg},
     {.name = "sign_typed_data", .handler = eth_sign_typed_data,
-     .flags = SIGNER_OP_SECRET},
+     .flags = SIGNER_OP_SECRET, .hmac_fields = eth_hmac_typed},
     {.name = "sign_authorization", .handler = eth_sign_authorization,
-     .flags = SIGNER_OP_SECRET},
+     .flags = SIGNER_OP_SECRET, .hmac_fields = eth_hmac_auth},
     {.name = NULL}};
 
 static void eth_cleanup(void *pctx)

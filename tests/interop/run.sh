@@ -11,7 +11,7 @@
 #
 # Environment: SIGNER_SRCDIR, SIGNER_BUILDDIR (set by make check; default: the
 # tree this script is in), INTEROP_SEED, INTEROP_CASES, INTEROP_VERBOSE=1,
-# INTEROP_ONLY=ethers_compare|anvil_e2e|eth_breadth|anvil_breadth|userop_vectors|userop_e2e.
+# INTEROP_ONLY=ethers_compare|anvil_e2e|eth_breadth|anvil_breadth|userop_vectors|userop_e2e|jcs_hmac.
 
 set -u
 
@@ -39,7 +39,8 @@ if [ ! -w "$here" ]; then
     workdir=$SIGNER_BUILDDIR/tests/interop
     mkdir -p "$workdir" || exit 1
     for f in package.json package-lock.json lib.mjs ethers_compare.mjs anvil_e2e.mjs \
-             eth_breadth.mjs anvil_breadth.mjs userop_lib.mjs userop_vectors.mjs userop_e2e.mjs; do
+             eth_breadth.mjs anvil_breadth.mjs userop_lib.mjs userop_vectors.mjs userop_e2e.mjs \
+             jcs_hmac.mjs hmac_client.py; do
         cp -f "$here/$f" "$workdir/$f" || exit 1
     done
 fi
@@ -69,7 +70,7 @@ fi
 
 . "$here/../lib/suite.sh"
 suite_init interop
-for t in ethers_compare anvil_e2e eth_breadth anvil_breadth userop_vectors userop_e2e; do
+for t in ethers_compare anvil_e2e eth_breadth anvil_breadth userop_vectors userop_e2e jcs_hmac; do
     if [ -n "${INTEROP_ONLY:-}" ] && [ "$INTEROP_ONLY" != "$t" ]; then
         continue
     fi

@@ -26,6 +26,7 @@ import {
 } from 'ethers';
 import crypto from 'node:crypto';
 import { Checks, pool, startAnvil, startSignerd, watchdog } from './lib.mjs';
+import { hmacHex } from '../lib/hmac.mjs';
 import {
   artifact, makeRng, packageVersion, packUserOp, randomRequest, refDigest,
   refHash, VERSIONS,
@@ -189,22 +190,13 @@ async function eip7702Flow(env) {
   checks.check(await balance(provider, recipient) === value, "v0.8/7702: the call's value arrived");
 }
 
-/** Canonical JSON as the signer's HMAC check writes it: keys sorted
- *  bytewise, no whitespace (enough for the ASCII strings and integers here). */
-function canonical(v) {
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  if (v && typeof v === 'object') {
-    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical(v[k])}`).join(',')}}`;
-  }
-  return JSON.stringify(v);
-}
-
 /** The user_operation form authenticated with hmac + timestamp (over the
- *  payload less those two fields) signs exactly as with the secret. */
+ *  operation, key_id and the covered fields, docs/hmac.md) signs exactly as
+ *  with the secret. */
 async function hmacCheck(signer, keyId, req, want) {
   const timestamp = Math.floor(Date.now() / 1000);
   const body = { key_id: keyId, ...req };
-  const hmac = crypto.createHmac('sha256', SECRET).update(canonical(body) + String(timestamp)).digest('hex');
+  const hmac = hmacHex(SECRET, 'sign_userop', keyId, req, timestamp);
   const r = await signer.call('sign_userop', { ...body, hmac, timestamp });
   checks.check(r.status === 200 && r.result.userOpHash === want.userOpHash && r.result.signature === want.signature,
     'hmac + timestamp authentication signs the user_operation form alike', () => r.json ?? r.text);

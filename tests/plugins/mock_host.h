@@ -1,23 +1,12 @@
 /*
  * A mock signer_host for plugin unit tests (after collectd's plugin_mock.c):
- * run a plugin's handlers without the daemon, sealer or keystore.
+ * run a plugin's handlers without the daemon.
  *
- * What it provides (test code may use cJSON and OpenSSL; plugins may not):
- *   - JSON accessors over cJSON: a signer_json* is a cJSON*.  json_at keeps
- *     a one-entry cursor per thread so that walking an array or object in
- *     order costs O(n) rather than cJSON's O(n^2).
- *   - a reply that collects string fields, an error message and code;
- *   - an in-memory keystore {key_id -> chain, address, key bytes, secret};
- *   - key_create: validates payload.secret (20..128 printable ASCII; 400
- *     naming "secret"), draws a UUIDv4 key_id from random_bytes, stores the
- *     record, adds "key_id" and "address" to the reply;
- *   - key_open: payload.key_id (400 missing / not a string, 404 unknown or
- *     another chain), then payload.secret (400 missing/not a string, 403
- *     wrong, compared in constant time) or payload.hmac + timestamp
- *     (HMAC-SHA256 keyed by the secret over the canonical JSON of
- *     payload.transaction_payload -- members sorted by key, no whitespace,
- *     cJSON number formatting -- followed by the decimal timestamp; the
- *     timestamp must be within 60 s of now); optional throttling (429);
+ * It is built on the engine's real services: the JSON accessors, replies,
+ * key_create / key_open (engine/keysvc.c: secret rules, HMAC per
+ * docs/hmac.md, throttling per key_id and client), sealing with the local
+ * sealer (AES-256-GCM under a master key in a temporary directory) and an
+ * in-memory SQLite keystore.  What is mock:
  *   - random_bytes: queued fixed bytes first (mock_host_queue_random), then
  *     either OpenSSL RAND_bytes (default) or a deterministic SHA-256 stream
  *     (mock_host_set_seed); can be made to fail;
@@ -26,9 +15,8 @@
  *   - config: the plugin's settings group is a cJSON object
  *     (mock_host_set_settings), read by conf_int / conf_bool / conf_string
  *     with dotted paths;
- *   - low-level seal/unseal/keystore_put/keystore_get: seal is a tagged
- *     copy (no encryption: it is a mock), the keystore is the same
- *     in-memory table.
+ *   - hooks: a key_create that fails once, a count of key_open calls,
+ *     throttling off unless mock_host_set_throttle.
  *
  * Everything is guarded by one mutex, so handlers may be called from
  * several threads at once.
@@ -118,8 +106,11 @@ void mock_host_log_clear(mock_host *m);
 int mock_host_set_settings(mock_host *m, const char *json);
 
 /* HMAC helper for tests: writes the 64-hex HMAC that key_open expects for
- * transaction_payload (JSON text) and timestamp into out[65]. */
-int mock_host_hmac(char out[65], const char *secret,
-                   const char *transaction_payload_json, long long timestamp);
+ * operation op on key_id, covering the object covered_json (the fields the
+ * op declares, e.g. {"transaction_payload": {...}}) at timestamp, into
+ * out[65].  1 on success, 0 on failure. */
+int mock_host_hmac(char out[65], const char *secret, const char *op,
+                   const char *key_id, const char *covered_json,
+                   long long timestamp);
 
 #endif /* MOCK_HOST_H */

@@ -1348,7 +1348,9 @@ static void test_hmac_mode(void)
     int status;
     cJSON *j;
 
-    CU_ASSERT_FATAL(mock_host_hmac(mac, SECRET, SEED_TP, ts));
+    CU_ASSERT_FATAL(mock_host_hmac(mac, SECRET, "sign_transaction", KIDSEED,
+                                   "{\"transaction_payload\":" SEED_TP "}",
+                                   ts));
     snprintf(payload, sizeof payload,
              "{\"key_id\":\"%s\",\"hmac\":\"%s\",\"timestamp\":%lld,"
              "\"transaction_payload\":" SEED_TP "}",

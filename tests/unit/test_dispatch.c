@@ -6,6 +6,7 @@
 #include <openssl/hmac.h>
 
 #include "dispatch.h"
+#include "jcs.h"
 #include "log.h"
 #include "util.h"
 
@@ -176,10 +177,19 @@ static char key_id[64];
 static const unsigned char KEY[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
                                       12, 13, 14, 15, 16, 17, 18, 19, 20};
 
-static int host_call(int create, const char *payload_json, cJSON **result,
-                     char *err_out, unsigned char *key_out)
+/* The operation key services run for: its HMAC covers transaction_payload
+ * (as eth's sign_transaction). */
+static const char *const tx_fields[] = {"transaction_payload", NULL};
+static const signer_op sign_op = {.name = "sign", .flags = SIGNER_OP_SECRET,
+                                  .hmac_fields = tx_fields};
+
+static int host_call_from(const char *peer, int create,
+                          const char *payload_json, cJSON **result,
+                          char *err_out, unsigned char *key_out)
 {
-    struct signer_call c = {&eng, "t"};
+    struct signer_call c = {.eng = &eng, .request_id = "t", .peer = peer,
+                            .op = &sign_op,
+                            .hmac_fields = sign_op.hmac_fields};
     signer_reply r;
     cJSON *p = cJSON_Parse(payload_json);
     char addr[SIGNER_MAX_ADDRESS];
@@ -207,6 +217,13 @@ static int host_call(int create, const char *payload_json, cJSON **result,
         cJSON_Delete(r.result);
     cJSON_Delete(p);
     return rc;
+}
+
+static int host_call(int create, const char *payload_json, cJSON **result,
+                     char *err_out, unsigned char *key_out)
+{
+    return host_call_from("192.0.2.1:4000", create, payload_json, result,
+                          err_out, key_out);
 }
 
 static void test_key_create_open(void)
@@ -280,16 +297,21 @@ static void test_key_open_errors(void)
     CU_ASSERT_EQUAL(host_call(0, pl, NULL, err, k), SIGNER_ERR_THROTTLED);
 }
 
-static void hmac_hex(char out[65], const char *canon, long long ts)
+/* The MAC a client computes: op, key_id, JCS of the covered fields and
+ * the timestamp, one per line (docs/hmac.md). */
+static void hmac_hex(char out[65], const char *kid, const char *jcs,
+                     long long ts)
 {
     unsigned char mac[32];
     unsigned int len = 0;
     char msg[1024];
-    snprintf(msg, sizeof msg, "%s%lld", canon, ts);
+    snprintf(msg, sizeof msg, "sign\n%s\n%s\n%lld", kid, jcs, ts);
     HMAC(EVP_sha256(), SECRET, (int)strlen(SECRET), (unsigned char *)msg,
          strlen(msg), mac, &len);
     eng_hex_encode(out, mac, 32);
 }
+
+#define TP_JCS "{\"transaction_payload\":{\"chainId\":4,\"nonce\":1,\"to\":\"0xab\"}}"
 
 static void test_hmac(void)
 {
@@ -307,7 +329,8 @@ static void test_hmac(void)
     /* Canonical form: sorted keys, no spaces. */
     {
         cJSON *tp = cJSON_Parse("{\"nonce\": 1, \"chainId\": 4, \"to\": \"0xab\"}");
-        char *canon = eng_json_canonical(tp);
+        char *canon = NULL;
+        CU_ASSERT_EQUAL(eng_jcs_serialize(&canon, NULL, tp), SIGNER_OK);
         CU_ASSERT_STRING_EQUAL(canon, "{\"chainId\":4,\"nonce\":1,\"to\":\"0xab\"}");
         free(canon);
         cJSON_Delete(tp);
@@ -317,7 +340,7 @@ static void test_hmac(void)
              "{\"key_id\":\"%s\",\"hmac\":\"zz\",\"timestamp\":%lld}", id2,
              now);
     CU_ASSERT_EQUAL(host_call(0, pl, NULL, err, k), SIGNER_ERR_BAD_REQUEST);
-    hmac_hex(mac, "{\"chainId\":4,\"nonce\":1,\"to\":\"0xab\"}", now);
+    hmac_hex(mac, id2, TP_JCS, now);
     snprintf(pl, sizeof pl,
              "{\"key_id\":\"%s\",\"hmac\":\"%s\",\"timestamp\":%lld,"
              "\"transaction_payload\":{\"to\":\"0xab\",\"nonce\":1,"
@@ -329,7 +352,7 @@ static void test_hmac(void)
     CU_ASSERT_EQUAL(host_call(0, pl, NULL, err, k), SIGNER_ERR_FORBIDDEN);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "replay"));
     /* Too old and too far in the future. */
-    hmac_hex(mac, "{\"chainId\":4,\"nonce\":1,\"to\":\"0xab\"}", now - 120);
+    hmac_hex(mac, id2, TP_JCS, now - 120);
     snprintf(pl, sizeof pl,
              "{\"key_id\":\"%s\",\"hmac\":\"%s\",\"timestamp\":%lld,"
              "\"transaction_payload\":{\"to\":\"0xab\",\"nonce\":1,"
@@ -338,7 +361,7 @@ static void test_hmac(void)
     CU_ASSERT_EQUAL(host_call(0, pl, NULL, err, k), SIGNER_ERR_FORBIDDEN);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "timestamp"));
     /* A tampered payload does not match. */
-    hmac_hex(mac, "{\"chainId\":4,\"nonce\":1,\"to\":\"0xab\"}", now);
+    hmac_hex(mac, id2, TP_JCS, now);
     snprintf(pl, sizeof pl,
              "{\"key_id\":\"%s\",\"hmac\":\"%s\",\"timestamp\":%lld,"
              "\"transaction_payload\":{\"to\":\"0xab\",\"nonce\":2,"

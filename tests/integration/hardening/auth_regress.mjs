@@ -27,6 +27,7 @@
 import crypto from 'node:crypto';
 import http from 'node:http';
 import { Checks, watchdog, startSignerd, call, pool, randomSecret } from './common.mjs';
+import { hmacHex } from '../../lib/hmac.mjs';
 
 const NAME = 'auth_regress';
 watchdog(100, NAME);
@@ -82,11 +83,10 @@ async function replay() {
     rq.on('error', rej);
     rq.end(b);
   });
-  const hm = (sec, uo, ts) => crypto.createHmac('sha256', sec).update(JSON.stringify(uo) + ts).digest('hex');
   const signH = (kid, sec) => {
     const uo = { userOpHash: crypto.randomBytes(32).toString('hex') };
     const ts = Math.floor(Date.now() / 1000);
-    return post({ operation: 'sign_userop', payload: { key_id: kid, hmac: hm(sec, uo, ts), timestamp: ts, transaction_payload: uo } });
+    return post({ operation: 'sign_userop', payload: { key_id: kid, hmac: hmacHex(sec, 'sign_userop', kid, { transaction_payload: uo }, ts), timestamp: ts, transaction_payload: uo } });
   };
   const SA = randomSecret(), SV = randomSecret();
   const A = (await call(s.port, 'generate_key', { secret: SA })).json.enclave_result.key_id;   // the caller's own key

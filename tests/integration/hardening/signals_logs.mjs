@@ -19,6 +19,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { hmacHex } from '../../lib/hmac.mjs';
 import {
   Checks, watchdog, startSignerd, writeConfig, tempDir, call, request, rawRequest, rawHttp,
   openFrames, frame, metrics, keyCount, randomSecret, randomPrivKey, addressOf, sleep, sqlite,
@@ -257,9 +258,6 @@ function logFormat() {
 
 // --------------------------------------------------------------- hygiene
 
-function hmacHex(secret, canon, ts) {
-  return crypto.createHmac('sha256', Buffer.from(secret, 'utf8')).update(canon + String(ts)).digest('hex');
-}
 
 /** Every textual form of a byte string worth grepping for. */
 function forms(buf) {
@@ -348,11 +346,11 @@ async function hygiene() {
     ];
     // HMAC mode: valid, then replayed, then wrong.
     const ts = Math.floor(Date.now() / 1000);
-    const hm = hmacHex(k.secret, JSON.stringify(uo), ts);
+    const hm = hmacHex(k.secret, 'sign_userop', k.key_id, { transaction_payload: uo }, ts);
     rs.push(await op('sign_userop', { key_id: k.key_id, hmac: hm, timestamp: ts, transaction_payload: uo }));
     const replay = await op('sign_userop', { key_id: k.key_id, hmac: hm, timestamp: ts, transaction_payload: uo });
     checks.check(replay.status === 403, 'hygiene: a replayed HMAC is refused (403)', replay.text);
-    const wrong = await op('sign_userop', { key_id: k.key_id, hmac: hmacHex(randomSecret(), JSON.stringify(uo), ts), timestamp: ts, transaction_payload: uo });
+    const wrong = await op('sign_userop', { key_id: k.key_id, hmac: hmacHex(randomSecret(), 'sign_userop', k.key_id, { transaction_payload: uo }, ts), timestamp: ts, transaction_payload: uo });
     checks.check(wrong.status === 403, 'hygiene: a wrong HMAC is refused (403)', wrong.text);
     for (const r of rs) { total++; if (r.status === 200) ok++; else console.log(`  unexpected: ${r.text}`); }
     // Bad secrets: wrong, another key's.

@@ -1,0 +1,580 @@
+#include "config.h"
+#include "json.h"
+
+#include <malloc.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <signer/plugin.h>
+
+#include "util.h"
+
+/* ---- UTF-8 ------------------------------------------------------------------ */
+
+size_t eng_utf8_check(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = s[i], cp;
+        size_t n, k;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return i;
+        }
+        for (k = 1; k <= n; k++) {
+            if (i + k >= len || (s[i + k] & 0xc0) != 0x80)
+                return i;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return i;
+        i += n + 1;
+    }
+    return len;
+}
+
+int eng_utf8_valid(const unsigned char *s, size_t len)
+{
+    return eng_utf8_check(s, len) == len;
+}
+
+/* ---- parser ------------------------------------------------------------------- */
+
+typedef struct parser {
+    const char *b;
+    size_t len, pos;
+    int depth, max_depth;
+    eng_json_error *err;
+    eng_json_span *capture;
+    const char *member; /* name of the member being parsed, for messages */
+} parser;
+
+static int fail(parser *p, size_t at, const char *fmt, ...)
+    SIGNER_PRINTF(3, 4);
+
+static int fail(parser *p, size_t at, const char *fmt, ...)
+{
+    va_list ap;
+    p->err->offset = at;
+    va_start(ap, fmt);
+    vsnprintf(p->err->cause, sizeof p->err->cause, fmt, ap);
+    va_end(ap);
+    return SIGNER_ERR_BAD_REQUEST;
+}
+
+static void skip_ws(parser *p)
+{
+    while (p->pos < p->len &&
+           (p->b[p->pos] == ' ' || p->b[p->pos] == '\t' ||
+            p->b[p->pos] == '\n' || p->b[p->pos] == '\r'))
+        p->pos++;
+}
+
+static int peek(const parser *p)
+{
+    return p->pos < p->len ? (unsigned char)p->b[p->pos] : -1;
+}
+
+static int hex4(const char *s, unsigned *out)
+{
+    unsigned v = 0;
+    int i;
+    for (i = 0; i < 4; i++) {
+        char c = s[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static size_t put_utf8(char *o, unsigned cp)
+{
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (char)(0xc0 | cp >> 6);
+        o[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xe0 | cp >> 12);
+        o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        o[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    o[0] = (char)(0xf0 | cp >> 18);
+    o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+    o[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+/* A \u escape at p->pos (after the backslash and 'u'), surrogate pairs
+ * joined.  Writes UTF-8 into o, returns bytes written or -1. */
+static int unicode_escape(parser *p, char *o, size_t *n)
+{
+    size_t at = p->pos - 2;
+    unsigned cp, lo;
+    if (p->pos + 4 > p->len || hex4(p->b + p->pos, &cp) < 0)
+        return fail(p, at, "\\u needs four hex digits");
+    p->pos += 4;
+    if (cp >= 0xdc00 && cp <= 0xdfff)
+        return fail(p, at, "lone low surrogate \\u%04x", cp);
+    if (cp >= 0xd800 && cp <= 0xdbff) {
+        if (p->pos + 6 > p->len || p->b[p->pos] != '\\' ||
+            p->b[p->pos + 1] != 'u' || hex4(p->b + p->pos + 2, &lo) < 0 ||
+            lo < 0xdc00 || lo > 0xdfff)
+            return fail(p, at, "lone high surrogate \\u%04x", cp);
+        p->pos += 6;
+        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+    }
+    if (cp == 0)
+        return fail(p, at, "string contains a NUL character (\\u0000)");
+    *n = put_utf8(o, cp);
+    return SIGNER_OK;
+}
+
+/* One escape after a backslash. */
+static int escape(parser *p, char *o, size_t *n)
+{
+    static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+    const char *k;
+    int c = peek(p);
+    if (c < 0)
+        return fail(p, p->pos, "unterminated string");
+    p->pos++;
+    if (c == 'u')
+        return unicode_escape(p, o, n);
+    if (c == 0 || (k = strchr(from, c)) == NULL)
+        return fail(p, p->pos - 2, "invalid escape \\%c",
+                    c >= 0x20 && c < 0x7f ? c : '?');
+    *o = to[k - from];
+    *n = 1;
+    return SIGNER_OK;
+}
+
+/* A string at p->pos (the opening quote), decoded into a malloc'd buffer
+ * (wipe before freeing). */
+static int string_value(parser *p, char **out, size_t *out_len)
+{
+    size_t start = p->pos++, cap, n = 0, k = 0;
+    char *o;
+    int rc;
+    /* Decoded text is never longer than the source. */
+    for (cap = p->pos; cap < p->len && p->b[cap] != '"'; cap++)
+        if (p->b[cap] == '\\')
+            cap++;
+    if ((o = malloc(cap - p->pos + 1)) == NULL)
+        return SIGNER_ERR_NOMEM;
+    for (;;) {
+        int c = peek(p);
+        if (c < 0) {
+            rc = fail(p, start, "unterminated string");
+            break;
+        }
+        if (c == '"') {
+            p->pos++;
+            o[n] = '\0';
+            *out = o;
+            *out_len = n;
+            return SIGNER_OK;
+        }
+        if (c < 0x20) {
+            rc = fail(p, p->pos, "raw control character 0x%02x in a string",
+                      (unsigned)c);
+            break;
+        }
+        if (c != '\\') {
+            o[n++] = (char)c;
+            p->pos++;
+            continue;
+        }
+        p->pos++;
+        if ((rc = escape(p, o + n, &k)) != SIGNER_OK)
+            break;
+        n += k;
+    }
+    eng_wipe(o, n);
+    free(o);
+    return rc;
+}
+
+/* RFC 8259 number grammar; returns the end offset or fails. */
+static int number_span(parser *p, size_t *end, int *nonzero)
+{
+    size_t i = p->pos;
+    const char *b = p->b;
+    *nonzero = 0;
+    if (i < p->len && b[i] == '-')
+        i++;
+    if (i >= p->len || b[i] < '0' || b[i] > '9')
+        return fail(p, i, "a digit expected");
+    if (b[i] == '0' && i + 1 < p->len && b[i + 1] >= '0' && b[i + 1] <= '9')
+        return fail(p, i, "leading zero in a number");
+    for (; i < p->len && b[i] >= '0' && b[i] <= '9'; i++)
+        *nonzero |= b[i] != '0';
+    if (i < p->len && b[i] == '.') {
+        if (++i >= p->len || b[i] < '0' || b[i] > '9')
+            return fail(p, i, "a digit expected after '.'");
+        for (; i < p->len && b[i] >= '0' && b[i] <= '9'; i++)
+            *nonzero |= b[i] != '0';
+    }
+    if (i < p->len && (b[i] == 'e' || b[i] == 'E')) {
+        if (++i < p->len && (b[i] == '+' || b[i] == '-'))
+            i++;
+        if (i >= p->len || b[i] < '0' || b[i] > '9')
+            return fail(p, i, "a digit expected in the exponent");
+        while (i < p->len && b[i] >= '0' && b[i] <= '9')
+            i++;
+    }
+    *end = i;
+    return SIGNER_OK;
+}
+
+/* Names the member a refused number belongs to ("... in \"nonce\""). */
+static int in_member(parser *p, int rc)
+{
+    size_t n = strlen(p->err->cause);
+    if (rc == SIGNER_ERR_BAD_REQUEST && p->member != NULL)
+        snprintf(p->err->cause + n, sizeof p->err->cause - n, " in \"%.32s\"",
+                 p->member);
+    return rc;
+}
+
+static int number_value(parser *p, cJSON **out)
+{
+    size_t end = 0, start = p->pos;
+    int nonzero, rc;
+    char *text;
+    double d;
+    if ((rc = number_span(p, &end, &nonzero)) != SIGNER_OK)
+        return in_member(p, rc);
+    if ((text = malloc(end - start + 1)) == NULL)
+        return SIGNER_ERR_NOMEM;
+    memcpy(text, p->b + start, end - start);
+    text[end - start] = '\0';
+    d = strtod(text, NULL);
+    free(text);
+    if (isinf(d))
+        return in_member(p, fail(p, start, "number overflows a double"));
+    if (d == 0 && nonzero)
+        return in_member(p, fail(p, start, "number underflows a double"));
+    p->pos = end;
+    if ((*out = cJSON_CreateNumber(d)) == NULL)
+        return SIGNER_ERR_NOMEM;
+    return SIGNER_OK;
+}
+
+static int literal(parser *p, const char *word, int type, cJSON **out)
+{
+    size_t n = strlen(word);
+    if (p->len - p->pos < n || memcmp(p->b + p->pos, word, n) != 0)
+        return fail(p, p->pos, "unexpected character");
+    p->pos += n;
+    *out = type == cJSON_NULL    ? cJSON_CreateNull()
+           : type == cJSON_True  ? cJSON_CreateTrue()
+                                 : cJSON_CreateFalse();
+    return *out != NULL ? SIGNER_OK : SIGNER_ERR_NOMEM;
+}
+
+static int value(parser *p, cJSON **out);
+
+static int array_value(parser *p, cJSON **out)
+{
+    cJSON *arr = cJSON_CreateArray(), *item = NULL;
+    int rc = SIGNER_OK;
+    if (arr == NULL)
+        return SIGNER_ERR_NOMEM;
+    p->pos++;
+    skip_ws(p);
+    if (peek(p) == ']') {
+        p->pos++;
+        *out = arr;
+        return SIGNER_OK;
+    }
+    for (;;) {
+        if ((rc = value(p, &item)) != SIGNER_OK)
+            break;
+        cJSON_AddItemToArray(arr, item);
+        skip_ws(p);
+        if (peek(p) == ',') {
+            p->pos++;
+            continue;
+        }
+        if (peek(p) == ']') {
+            p->pos++;
+            *out = arr;
+            return SIGNER_OK;
+        }
+        rc = fail(p, p->pos, peek(p) < 0 ? "unexpected end of input"
+                                         : "',' or ']' expected");
+        break;
+    }
+    eng_json_free(arr);
+    return rc;
+}
+
+/* Member names seen in one object, for the duplicate check. */
+typedef struct seen_name {
+    const char *name;
+    size_t at;
+} seen_name;
+
+static int cmp_seen(const void *x, const void *y)
+{
+    const seen_name *a = x, *b = y;
+    int c = strcmp(a->name, b->name);
+    return c ? c : (a->at < b->at ? -1 : 1);
+}
+
+/* Refuses an object with two members of the same (decoded) name. */
+static int check_duplicates(parser *p, const cJSON *obj, const size_t *at,
+                            size_t n)
+{
+    seen_name *s;
+    const cJSON *c;
+    size_t i;
+    int rc = SIGNER_OK;
+    if (n < 2)
+        return SIGNER_OK;
+    if ((s = malloc(n * sizeof *s)) == NULL)
+        return SIGNER_ERR_NOMEM;
+    for (i = 0, c = obj->child; c != NULL && i < n; c = c->next, i++) {
+        s[i].name = c->string;
+        s[i].at = at[i];
+    }
+    qsort(s, n, sizeof *s, cmp_seen);
+    for (i = 1; i < n && rc == SIGNER_OK; i++)
+        if (strcmp(s[i - 1].name, s[i].name) == 0)
+            rc = fail(p, s[i].at, "duplicate member \"%.40s\"", s[i].name);
+    free(s);
+    return rc;
+}
+
+/* Records where each member name starts (grown as needed). */
+static int note_at(size_t **at, size_t *cap, size_t n, size_t pos)
+{
+    if (n == *cap) {
+        size_t c = *cap ? *cap * 2 : 16;
+        size_t *q = realloc(*at, c * sizeof *q);
+        if (q == NULL)
+            return SIGNER_ERR_NOMEM;
+        *at = q;
+        *cap = c;
+    }
+    (*at)[n] = pos;
+    return SIGNER_OK;
+}
+
+/* One "name": value member into obj. */
+static int member(parser *p, cJSON *obj)
+{
+    char *name = NULL;
+    const char *saved;
+    size_t nlen = 0, vstart;
+    cJSON *item = NULL;
+    int rc;
+    if (peek(p) != '"')
+        return fail(p, p->pos, peek(p) < 0 ? "unexpected end of input"
+                                           : "a member name expected");
+    if ((rc = string_value(p, &name, &nlen)) != SIGNER_OK)
+        return rc;
+    skip_ws(p);
+    if (peek(p) != ':') {
+        rc = fail(p, p->pos, "':' expected");
+        goto cleanup;
+    }
+    p->pos++;
+    skip_ws(p);
+    vstart = p->pos;
+    saved = p->member;
+    p->member = name;
+    rc = value(p, &item);
+    p->member = saved;
+    if (rc != SIGNER_OK)
+        goto cleanup;
+    if (p->depth == 1 && p->capture != NULL && p->capture->name != NULL &&
+        strcmp(name, p->capture->name) == 0) {
+        p->capture->text = p->b + vstart;
+        p->capture->len = p->pos - vstart;
+    }
+    cJSON_AddItemToObject(obj, name, item);
+cleanup:
+    eng_wipe(name, nlen);
+    free(name);
+    return rc;
+}
+
+static int object_value(parser *p, cJSON **out)
+{
+    cJSON *obj = cJSON_CreateObject();
+    size_t *at = NULL, cap = 0, n = 0;
+    int rc = SIGNER_OK;
+    if (obj == NULL)
+        return SIGNER_ERR_NOMEM;
+    p->pos++;
+    skip_ws(p);
+    if (peek(p) == '}') {
+        p->pos++;
+        *out = obj;
+        return SIGNER_OK;
+    }
+    for (;;) {
+        if ((rc = note_at(&at, &cap, n, p->pos)) != SIGNER_OK ||
+            (rc = member(p, obj)) != SIGNER_OK)
+            break;
+        n++;
+        skip_ws(p);
+        if (peek(p) == ',') {
+            p->pos++;
+            skip_ws(p);
+            continue;
+        }
+        if (peek(p) == '}') {
+            p->pos++;
+            if ((rc = check_duplicates(p, obj, at, n)) == SIGNER_OK) {
+                free(at);
+                *out = obj;
+                return SIGNER_OK;
+            }
+            break;
+        }
+        rc = fail(p, p->pos, peek(p) < 0 ? "unexpected end of input"
+                                         : "',' or '}' expected");
+        break;
+    }
+    free(at);
+    eng_json_free(obj);
+    return rc;
+}
+
+static int string_node(parser *p, cJSON **out)
+{
+    char *s = NULL;
+    size_t n = 0;
+    int rc = string_value(p, &s, &n);
+    if (rc != SIGNER_OK)
+        return rc;
+    *out = cJSON_CreateString(s);
+    eng_wipe(s, n);
+    free(s);
+    return *out != NULL ? SIGNER_OK : SIGNER_ERR_NOMEM;
+}
+
+static int value(parser *p, cJSON **out)
+{
+    int c, rc;
+    *out = NULL;
+    skip_ws(p);
+    c = peek(p);
+    if (c == '{' || c == '[') {
+        if (++p->depth > p->max_depth)
+            return fail(p, p->pos, "JSON nested deeper than %d levels",
+                        p->max_depth);
+        rc = c == '{' ? object_value(p, out) : array_value(p, out);
+        p->depth--;
+        return rc;
+    }
+    if (c == '"')
+        return string_node(p, out);
+    if (c == '-' || (c >= '0' && c <= '9'))
+        return number_value(p, out);
+    if (c == 't')
+        return literal(p, "true", cJSON_True, out);
+    if (c == 'f')
+        return literal(p, "false", cJSON_False, out);
+    if (c == 'n')
+        return literal(p, "null", cJSON_NULL, out);
+    if (c < 0)
+        return fail(p, p->pos, "unexpected end of input");
+    return fail(p, p->pos, "unexpected character '%c'",
+                c >= 0x20 && c < 0x7f ? c : '?');
+}
+
+int eng_json_parse(cJSON **out, eng_json_span *capture, const char *buf,
+                   size_t len, int max_depth, eng_json_error *err)
+{
+    parser p;
+    size_t bad;
+    const char *nul;
+    int rc;
+    *out = NULL;
+    memset(&p, 0, sizeof p);
+    p.b = buf;
+    p.len = len;
+    p.max_depth = max_depth;
+    p.err = err;
+    p.capture = capture;
+    if (capture != NULL) {
+        capture->text = NULL;
+        capture->len = 0;
+    }
+    if ((nul = memchr(buf, 0, len)) != NULL)
+        return fail(&p, (size_t)(nul - buf), "contains a NUL character");
+    if ((bad = eng_utf8_check((const unsigned char *)buf, len)) != len)
+        return fail(&p, bad, "not valid UTF-8");
+    if ((rc = value(&p, out)) != SIGNER_OK)
+        return rc;
+    skip_ws(&p);
+    if (p.pos != len) {
+        eng_json_free(*out);
+        *out = NULL;
+        return fail(&p, p.pos, "trailing data after the JSON value");
+    }
+    return SIGNER_OK;
+}
+
+/* ---- the one release path -------------------------------------------------- */
+
+/* Wipes v's own strings and number, then its children's (the parser
+ * bounds the depth).  References are left alone: their target is not
+ * ours. */
+static void wipe_node(cJSON *v)
+{
+    cJSON *c;
+    /* Whole blocks, sized without reading them: no branch on secrets. */
+    if (v->string != NULL && !(v->type & cJSON_StringIsConst))
+        eng_wipe(v->string, malloc_usable_size(v->string));
+    if (v->type & cJSON_IsReference)
+        return;
+    if (v->valuestring != NULL)
+        eng_wipe(v->valuestring, malloc_usable_size(v->valuestring));
+    v->valuedouble = 0;
+    v->valueint = 0;
+    for (c = v->child; c != NULL; c = c->next)
+        wipe_node(c);
+}
+
+void eng_json_free(cJSON *v)
+{
+    if (v == NULL)
+        return;
+    wipe_node(v);
+    cJSON_Delete(v);
+}
