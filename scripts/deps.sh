@@ -7,7 +7,8 @@ PKGS=(build-essential autoconf automake libtool pkg-config
       libsecp256k1-dev libssl-dev libconfig-dev libcjson-dev libevent-dev
       libcunit1-dev libsqlite3-dev libcurl4-openssl-dev
       curl jq sqlite3 valgrind clang
-      python3-cryptography python3-cbor2)
+      python3-cryptography python3-cbor2
+      qemu-system-x86 cpio)   # the enclave image's boot test (tests/enclave)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -6,6 +6,7 @@
 # difference, the per-file SHA-256 manifests are compared to name the file.
 #
 # Only committed work is built (git clone of HEAD).  Needs git, gcc, cpio.
+# ENCLAVE_KEEP_OUT=DIR keeps the first build's out/ there.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 src=$PWD
@@ -50,6 +51,10 @@ if [ "$failed" -eq 0 ]; then
     else
         ok "no shell, no package manager ($(tar -tf "$oa/rootfs.tar" | grep -vc '/$') files)"
     fi
+fi
+# Keep the first build's output for the boot test (scripts/test.sh deploy).
+if [ "$failed" -eq 0 ] && [ -n "${ENCLAVE_KEEP_OUT:-}" ]; then
+    rm -rf "$ENCLAVE_KEEP_OUT" && mkdir -p "$ENCLAVE_KEEP_OUT" && cp -a "$oa"/. "$ENCLAVE_KEEP_OUT"/
 fi
 echo "reproducible: two builds took $(( $(date +%s) - start )) s"
 echo "reproducible: $passed passed, $failed failed"

@@ -1,0 +1,65 @@
+#!/bin/sh
+# docs/operations.md cannot drift from the code:
+#  1. the config keys it lists (between the config-keys markers, first
+#     column, last dotted component) are exactly the keys the parser
+#     accepts;
+#  2. the metrics it lists are exactly the `# TYPE` names in engine/.
+# Keys accepted by the parser are read from the sources named in
+# CONF_SOURCES: every string in a `keys[] = {...}` array (the allowed keys
+# of a group) and the first string of each `{"name", lo, hi, ...}` row (the
+# integer tables).  When a new parser file or pattern appears, extend
+# CONF_SOURCES or the two patterns in keys_from_source below.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+src=${SIGNER_SRCDIR:-$(cd "$here/../.." && pwd)}
+CONF_SOURCES=${CONF_SOURCES:-"engine/conf.c"}
+command -v python3 >/dev/null 2>&1 || { echo "opsdoc: python3 not found; skipping"; exit 77; }
+cd "$src" && exec python3 - "$CONF_SOURCES" <<'PY'
+import glob, re, sys
+
+def keys_from_source(paths):
+    keys = set()
+    for path in paths:
+        s = open(path).read()
+        for m in re.finditer(r'keys\[\]\s*=\s*\{(.*?)\}', s, re.S):
+            keys.update(re.findall(r'"([A-Za-z0-9_]+)"', m.group(1)))
+        for m in re.finditer(r'^\s*\{"([A-Za-z0-9_]+)",\s*-?\d', s, re.M):
+            keys.add(m.group(1))
+    return keys
+
+def keys_from_doc(text):
+    block = text.split('<!-- config-keys:begin -->')[1].split('<!-- config-keys:end -->')[0]
+    keys = set()
+    for m in re.finditer(r'^\|\s*`([^`]+)`\s*\|', block, re.M):
+        keys.add(m.group(1).split('.')[-1].replace('[]', ''))
+    return keys
+
+passed = failed = 0
+def check(ok, what):
+    global passed, failed
+    print(("ok   " if ok else "FAIL ") + what)
+    if ok: passed += 1
+    else: failed += 1
+
+doc = open('docs/operations.md').read()
+code = keys_from_source(sys.argv[1].split())
+listed = keys_from_doc(doc)
+check(len(code) > 10, "the parser's keys were found (%d)" % len(code))
+check(not (code - listed), "every key the parser accepts is in docs/operations.md%s" %
+      ("" if not (code - listed) else ": missing " + ", ".join(sorted(code - listed))))
+check(not (listed - code), "every key docs/operations.md lists is accepted by the parser%s" %
+      ("" if not (listed - code) else ": unknown " + ", ".join(sorted(listed - code))))
+
+declared = set()
+for path in glob.glob('engine/**/*.c', recursive=True):
+    declared.update(re.findall(r'# TYPE (signer_[a-z0-9_]+) ', open(path).read()))
+section = doc.split('## 2. Metrics')[1].split('## 3.')[0]
+documented = set(re.findall(r'^\|\s*`(signer_[a-z0-9_]+)`', section, re.M))
+check(len(declared) > 5, "the engine's metrics were found (%d)" % len(declared))
+check(not (declared - documented), "every metric is documented%s" %
+      ("" if not (declared - documented) else ": missing " + ", ".join(sorted(declared - documented))))
+check(not (documented - declared), "every documented metric exists%s" %
+      ("" if not (documented - declared) else ": unknown " + ", ".join(sorted(documented - declared))))
+print("opsdoc: %d passed, %d failed" % (passed, failed))
+sys.exit(0 if failed == 0 else 1)
+PY
