@@ -10,8 +10,11 @@
  * with a virtio NIC; it passes `enclave_signer.qemu_net=1` on the kernel
  * command line and appends a second archive holding the virtio modules of
  * its kernel.  Only then does init load them (in dependency order, with
- * finit_module) and give eth0 the user-networking address 10.0.2.15/24.
- * Without the flag none of that code runs.  See docs/deploy-eks.md.
+ * finit_module), give eth0 the user-networking address 10.0.2.15/24, and
+ * add `--listen frames=0.0.0.0:5000` to signerd's command line, so the test
+ * reaches the frames listener over TCP even when enclave.conf listens on
+ * vsock only (the enclave role).  Without the flag none of that code runs.
+ * See docs/deploy-eks.md.
  *
  * Built with `gcc -static` by scripts/build_enclave_image.sh; no libc
  * functions that need NSS or locale files.
@@ -172,7 +175,7 @@ static void qemu_network(int s)
 /* Boots the image: mounts, loopback, optional test network, exec signerd. */
 int main(void)
 {
-    char *const argv[] = { SIGNERD, "-c", CONF, NULL };
+    char *argv[] = { SIGNERD, "-c", CONF, NULL, NULL, NULL };
     char *const envp[] = { "PATH=/usr/bin", "TZ=UTC", NULL };
     int s, rc;
 
@@ -187,8 +190,11 @@ int main(void)
     } else {
         rc = link_up(s, "lo");
         say(rc == 0 ? "lo up" : "lo", -rc);
-        if (qemu_requested())
+        if (qemu_requested()) {
             qemu_network(s);
+            argv[3] = "--listen";
+            argv[4] = "frames=0.0.0.0:5000";
+        }
         close(s);
     }
     execve(SIGNERD, argv, envp);

@@ -17,6 +17,10 @@
 #   where the image's signerd serves frames; tests/enclave/frames_check.mjs
 #   sends generate_key, set_key, sign_transaction and sign_userop frames and
 #   checks the answers with ethers v6.
+# - With the flag, /init also adds `--listen frames=0.0.0.0:5000`, so this
+#   test reaches signerd over TCP when enclave.conf listens on vsock only.
+# - BOOT_ATTESTATION=1 (default: on when enclave.conf says role = "enclave")
+#   also sends an `attestation` frame and checks the document carries the nonce.
 # Bounded: BOOT_TIMEOUT seconds (default 180); qemu is stopped by its PID.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -76,6 +80,9 @@ cat "$img" "$work/mods.cpio.gz" >"$work/initrd"
 # The pinned ethers (tests/deploy/package-lock.json).
 tests/deploy/npm_ci.sh || fail "npm ci in tests/deploy failed"
 
+if [ -z "${BOOT_ATTESTATION:-}" ] && grep -Eq '^[[:space:]]*role[[:space:]]*=[[:space:]]*"enclave"' enclave/enclave.conf; then
+    export BOOT_ATTESTATION=1
+fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 start=$(date +%s)
 qemu-system-x86_64 -accel tcg -m 512 -smp 2 -nographic -no-reboot \

@@ -11,6 +11,8 @@
 // 3. set_key with a known key; sign_transaction; the bytes must equal
 //    ethers' Wallet.signTransaction (RFC 6979, so deterministic).
 // 4. sign_userop; ethers' SigningKey must produce the same signature.
+// 5. a wrong secret is refused.
+// 6. BOOT_ATTESTATION=1: an attestation frame (see below).
 // Prints "enclave-boot: N passed, M failed" and exits non-zero on failure.
 import net from 'node:net';
 import crypto from 'node:crypto';
@@ -107,9 +109,22 @@ async function main() {
   check(u?.enclave_status === 200 && JSON.stringify(u.enclave_result).toLowerCase().includes(sig.slice(2).toLowerCase()),
     'sign_userop: the signature ethers makes', JSON.stringify({ got: u?.enclave_result, want: sig }));
 
-  // 5. A wrong secret is refused inside the image too.
+  // 6. (BOOT_ATTESTATION=1, once the image runs the enclave role with the
+//    emulated NSM) an `attestation` frame with a fresh nonce answers a
+//    COSE_Sign1 document (CBOR tag 18 or a 4-element array) carrying it.
+async function attestation() {
+  const nonce = crypto.randomBytes(32);
+  const a = await call('attestation', { nonce: nonce.toString('hex') });
+  const docs = Object.values(a?.enclave_result || {}).filter((v) => typeof v === 'string')
+    .map((v) => Buffer.from(v, 'base64')).filter((b) => b.length > 100);
+  check(a?.enclave_status === 200 && docs.some((d) => (d[0] === 0xd2 || d[0] === 0x84) && d.includes(nonce)),
+    'attestation: a COSE_Sign1 document carrying our nonce', JSON.stringify(a)?.slice(0, 300));
+}
+
+// 5. A wrong secret is refused inside the image too.
   const bad = await call('sign_transaction', { key_id: keyId, secret: secret + 'x', transaction_payload: tx });
   check(bad && bad.enclave_status >= 400 && bad.enclave_status < 500, 'wrong secret: a 4xx answer', JSON.stringify(bad));
+  if (process.env.BOOT_ATTESTATION === '1') await attestation();
 }
 
 const watchdog = setTimeout(() => { console.log('FAIL watchdog: deadline passed'); failed++; done(); }, deadline - Date.now() + 60000);
