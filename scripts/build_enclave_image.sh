@@ -25,7 +25,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$PWD
 want_eif=1
-[ "${1:-}" = "--no-eif" ] && want_eif=0
+case "${1:-}" in
+    "") ;;
+    --no-eif) want_eif=0 ;;
+    *) echo "usage: $0 [--no-eif]   (environment: SOURCE_DATE_EPOCH, ENCLAVE_BUILD_DIR)" >&2; exit 2 ;;
+esac
 
 if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
     SOURCE_DATE_EPOCH=$(git -C "$src" log -1 --format=%ct 2>/dev/null) || {
