@@ -4,24 +4,26 @@
 #     column, last dotted component) are exactly the keys the parser
 #     accepts;
 #  2. the metrics it lists are exactly the `# TYPE` names in engine/.
-# Keys accepted by the parser are read from the sources named in
-# CONF_SOURCES: every string in a `keys[] = {...}` array (the allowed keys
-# of a group) and the first string of each `{"name", lo, hi, ...}` row (the
-# integer tables).  When a new parser file or pattern appears, extend
-# CONF_SOURCES or the two patterns in keys_from_source below.
+# Keys accepted by the parser are read from every engine/**/*.c (override
+# with CONF_SOURCES): every string in a `keys[] = {...}` or
+# `*settings[] = {...}` array (the allowed keys of a group, or of a sealer
+# or keystore type) and the first string of each `{"name", lo, hi, ...}` row
+# (the integer tables); plus EXTRA_KEYS, keys the code adds at run time.
+# When a new parser pattern appears, extend the patterns in
+# keys_from_source below or EXTRA_KEYS.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 src=${SIGNER_SRCDIR:-$(cd "$here/../.." && pwd)}
-CONF_SOURCES=${CONF_SOURCES:-"engine/conf.c"}
+EXTRA_KEYS=${EXTRA_KEYS:-"type"}
 command -v python3 >/dev/null 2>&1 || { echo "opsdoc: python3 not found; skipping"; exit 77; }
-cd "$src" && exec python3 - "$CONF_SOURCES" <<'PY'
+cd "$src" && exec python3 - "${CONF_SOURCES:-}" "$EXTRA_KEYS" <<'PY'
 import glob, re, sys
 
 def keys_from_source(paths):
     keys = set()
     for path in paths:
         s = open(path).read()
-        for m in re.finditer(r'keys\[\]\s*=\s*\{(.*?)\}', s, re.S):
+        for m in re.finditer(r'(?:\bkeys|[a-z_]*settings)\[\]\s*=\s*\{(.*?)\}', s, re.S):
             keys.update(re.findall(r'"([A-Za-z0-9_]+)"', m.group(1)))
         for m in re.finditer(r'^\s*\{"([A-Za-z0-9_]+)",\s*-?\d', s, re.M):
             keys.add(m.group(1))
@@ -42,7 +44,8 @@ def check(ok, what):
     else: failed += 1
 
 doc = open('docs/operations.md').read()
-code = keys_from_source(sys.argv[1].split())
+sources = sys.argv[1].split() or glob.glob('engine/**/*.c', recursive=True)
+code = keys_from_source(sources) | set(sys.argv[2].split())
 listed = keys_from_doc(doc)
 check(len(code) > 10, "the parser's keys were found (%d)" % len(code))
 check(not (code - listed), "every key the parser accepts is in docs/operations.md%s" %
