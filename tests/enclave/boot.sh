@@ -21,6 +21,8 @@
 #   test reaches signerd over TCP when enclave.conf listens on vsock only.
 # - BOOT_ATTESTATION=1 (default: on when enclave.conf says role = "enclave")
 #   also sends an `attestation` frame and checks the document carries the nonce.
+# - A second boot without the flag (as on Nitro; modules and NIC present)
+#   must bring up lo, load nothing, and leave signerd unreachable.
 # Bounded: BOOT_TIMEOUT seconds (default 180); qemu is stopped by its PID.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -84,15 +86,26 @@ if [ -z "${BOOT_ATTESTATION:-}" ] && grep -Eq '^[[:space:]]*role[[:space:]]*=[[:
     export BOOT_ATTESTATION=1
 fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-start=$(date +%s)
-qemu-system-x86_64 -accel tcg -m 512 -smp 2 -nographic -no-reboot \
-    -kernel "$vmlinuz" -initrd "$work/initrd" \
-    -append "console=ttyS0 panic=-1 quiet enclave_signer.qemu_net=1" \
-    -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:5000" \
-    -device virtio-net-pci,netdev=n0 \
-    -serial "file:$work/console.log" -monitor none -display none </dev/null >"$work/qemu.out" 2>&1 &
-QEMU_PID=$!
 
+boot() { # $1 = extra kernel arguments; $2 = console log
+    qemu-system-x86_64 -accel tcg -m 512 -smp 2 -nographic -no-reboot \
+        -kernel "$vmlinuz" -initrd "$work/initrd" \
+        -append "console=ttyS0 panic=-1 quiet $1" \
+        -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:5000" \
+        -device virtio-net-pci,netdev=n0 \
+        -serial "file:$2" -monitor none -display none </dev/null >"$work/qemu.out" 2>&1 &
+    QEMU_PID=$!
+}
+stop_qemu() {
+    kill "$QEMU_PID" 2>/dev/null
+    for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$QEMU_PID" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$QEMU_PID" 2>/dev/null
+    QEMU_PID=
+}
+
+# 1. With the test flag: sign through the image.
+start=$(date +%s)
+boot enclave_signer.qemu_net=1 "$work/console.log"
 NODE_PATH=$src/tests/deploy/node_modules timeout $((limit + 30)) \
     node tests/enclave/frames_check.mjs "$port" "$limit"
 rc=$?
@@ -100,5 +113,32 @@ echo "enclave-boot: qemu ran $(( $(date +%s) - start )) s; SHA-384 of the image:
 if [ $rc -ne 0 ]; then
     echo "==== guest console"; tail -n 60 "$work/console.log"
     echo "==== qemu"; tail -n 20 "$work/qemu.out"
+    exit $rc
 fi
-exit $rc
+stop_qemu
+
+# 2. Without the flag (as on Nitro), with the same modules and NIC present:
+#    init brings up lo only and signerd starts, unreachable from outside.
+boot "" "$work/console2.log"
+t=0
+until grep -q 'listening on frames' "$work/console2.log" 2>/dev/null || [ $t -ge 600 ]; do sleep 0.2; t=$((t + 1)); done
+answered=$(python3 - "$port" <<'PY'
+import socket, struct, sys
+try:
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=3)
+    s.sendall(struct.pack(">I", 2) + b"{}")
+    print("yes" if s.recv(4) else "no")
+except OSError:
+    print("no")
+PY
+)
+if grep -q 'listening on frames' "$work/console2.log" && grep -q 'init: lo up' "$work/console2.log" &&
+   ! grep -q 'qemu test network\|/lib/modules' "$work/console2.log" && [ "$answered" = no ]; then
+    echo "ok   without enclave_signer.qemu_net=1: lo up, no modules loaded, no network, signerd listening"
+    echo "enclave-boot-nonet: 1 passed, 0 failed"
+else
+    echo "FAIL without the flag (answered from outside: $answered)"; tail -n 30 "$work/console2.log"
+    echo "enclave-boot-nonet: 0 passed, 1 failed"
+    exit 1
+fi
+exit 0
