@@ -2,7 +2,9 @@
 # docs/operations.md cannot drift from the code:
 #  1. the config keys it lists (between the config-keys markers, first
 #     column, last dotted component) are exactly the keys the parser
-#     accepts;
+#     accepts -- except that keys listed between the config-keys-pending
+#     markers (documented ahead of a parser still being merged) may be
+#     missing from the parser; once the parser accepts them, this says so;
 #  2. the metrics it lists are exactly the `# TYPE` names in engine/.
 # Keys accepted by the parser are read from every engine/**/*.c (override
 # with CONF_SOURCES): every string in a `keys[] = {...}` or
@@ -29,8 +31,10 @@ def keys_from_source(paths):
             keys.add(m.group(1))
     return keys
 
-def keys_from_doc(text):
-    block = text.split('<!-- config-keys:begin -->')[1].split('<!-- config-keys:end -->')[0]
+def keys_from_doc(text, marker='config-keys'):
+    if '<!-- %s:begin -->' % marker not in text:
+        return set()
+    block = text.split('<!-- %s:begin -->' % marker)[1].split('<!-- %s:end -->' % marker)[0]
     keys = set()
     for m in re.finditer(r'^\|\s*`([^`]+)`\s*\|', block, re.M):
         keys.add(m.group(1).split('.')[-1].replace('[]', ''))
@@ -47,9 +51,14 @@ doc = open('docs/operations.md').read()
 sources = sys.argv[1].split() or glob.glob('engine/**/*.c', recursive=True)
 code = keys_from_source(sources) | set(sys.argv[2].split())
 listed = keys_from_doc(doc)
+pending = keys_from_doc(doc, 'config-keys-pending')
 check(len(code) > 10, "the parser's keys were found (%d)" % len(code))
-check(not (code - listed), "every key the parser accepts is in docs/operations.md%s" %
-      ("" if not (code - listed) else ": missing " + ", ".join(sorted(code - listed))))
+missing = code - listed - pending
+check(not missing, "every key the parser accepts is in docs/operations.md%s" %
+      ("" if not missing else ": missing " + ", ".join(sorted(missing))))
+if pending & code - listed:
+    print("note: pending keys the parser now accepts (move them to the main table): "
+          + ", ".join(sorted(pending & code - listed)))
 check(not (listed - code), "every key docs/operations.md lists is accepted by the parser%s" %
       ("" if not (listed - code) else ": unknown " + ", ".join(sorted(listed - code))))
 
