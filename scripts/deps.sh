@@ -12,7 +12,8 @@ PKGS=(build-essential autoconf automake libtool pkg-config
       libsecp256k1-dev libssl-dev libconfig-dev libcjson-dev libevent-dev libcbor-dev openssl
       libcunit1-dev libsqlite3-dev libcurl4-openssl-dev
       curl jq sqlite3 valgrind clang
-      python3-cryptography python3-cbor2)
+      python3-cryptography python3-cbor2
+      qemu-system-x86 cpio)   # the enclave image's boot test (tests/enclave)
 
 LOCK_FILES=${DEPS_LOCK_FILES:-/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock
 /var/lib/apt/lists/lock /var/cache/apt/archives/lock}

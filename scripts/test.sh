@@ -7,7 +7,10 @@
 #   valgrind  build/       the CUnit programs under valgrind --leak-check=full
 #                          (zero errors, nothing definitely lost)
 #   fuzz      build/       each libFuzzer target for FUZZ_SECONDS (default 10)
-# Usage: scripts/test.sh [normal|asan|valgrind|fuzz|all]   (default: all)
+#   deploy    build/       the enclave image built twice from clean clones
+#                          (identical bytes), booted under qemu and signing;
+#                          the Postman collection with newman; a load test
+# Usage: scripts/test.sh [normal|asan|valgrind|fuzz|deploy|all]   (default: all)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh || exit 1
@@ -92,13 +95,24 @@ run_fuzz() {
     fi
 }
 
+run_deploy() {
+    ./scripts/build.sh || { failed_modes+=(build); total_fail=$((total_fail+1)); return; }
+    if tests/deploy/run.sh >build/deploy.out 2>&1; then
+        tail -n 1 build/deploy.out; total_pass=$((total_pass+1))
+    else
+        cat build/deploy.out | tail -n 120
+        total_fail=$((total_fail+1)); failed_modes+=(deploy)
+    fi
+}
+
 case "$mode" in
     normal) run_normal ;;
     asan) run_asan ;;
     valgrind) run_valgrind ;;
     fuzz) run_fuzz ;;
-    all) run_normal; run_asan; run_valgrind; run_fuzz ;;
-    *) echo "usage: $0 [normal|asan|valgrind|fuzz|all]" >&2; exit 2 ;;
+    deploy) run_deploy ;;
+    all) run_normal; run_asan; run_valgrind; run_fuzz; run_deploy ;;
+    *) echo "usage: $0 [normal|asan|valgrind|fuzz|deploy|all]" >&2; exit 2 ;;
 esac
 
 echo "all tests: $total_pass passed, $total_fail failed"
