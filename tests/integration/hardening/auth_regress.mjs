@@ -95,7 +95,7 @@ async function replay() {
   let n = 0, refused = 0;
   const t0 = Date.now();
   await Promise.all(Array.from({ length: 32 }, async () => {
-    while (n < TOTAL && Date.now() - t0 < 50000) {
+    while (n < TOTAL && Date.now() - t0 < 35000) {
       n++;
       const r = await signH(A, SA).catch(() => ({ status: 0 }));
       if (r.status !== 200) refused++;
