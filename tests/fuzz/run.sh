@@ -124,7 +124,7 @@ chmod 0755 "$WORK/plugins/eth.so"
 for t in $TARGETS; do
     [ -f "$WORK/obj/fuzz_$t.o" ] || { echo "run.sh: fuzz_$t.c failed to compile" >&2; exit 1; }
     case $t in
-        tx) objs="$ETH_OBJS $WORK/obj/mock_host.o" ;;
+        tx) objs="$ETH_OBJS $WORK/obj/mock_host.o $ENGINE_OBJS" ;; # the mock host runs the real key service
         *) objs="$ENGINE_OBJS" ;;
     esac
     # shellcheck disable=SC2086
