@@ -237,6 +237,12 @@ static int check_table(const eng_registry *r, const eng_plugin *p,
     return SIGNER_OK;
 }
 
+int eng_op_is_raw(const eng_plugin *p, const signer_op *op)
+{
+    return p != NULL && op != NULL && p->def->abi_minor >= 2 &&
+           (op->flags & SIGNER_OP_RAW) != 0;
+}
+
 const char *const *eng_op_hmac_fields(const eng_plugin *p,
                                       const signer_op *op)
 {
