@@ -880,10 +880,11 @@ static int answer_body(rpc_req *r, signer_reply *reply, const signer_json *b)
     } else {
         ok = put(&out, "[");
         for (i = 0; ok && i < n; i++) {
-            if (wrote_n > 0 && wrote && !put(&out, ","))
-                ok = 0;
-            if (ok)
-                ok = answer_item(r, &out, h->json_at(b, i, NULL), &wrote);
+            size_t mark = out.len; /* a notification leaves no comma */
+            ok = (wrote_n == 0 || put(&out, ",")) &&
+                 answer_item(r, &out, h->json_at(b, i, NULL), &wrote);
+            if (ok && !wrote)
+                out.len = mark;
             wrote_n += (size_t)wrote;
         }
         /* only notifications: nothing at all */

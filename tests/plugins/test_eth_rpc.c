@@ -168,6 +168,12 @@ static void test_batch(void)
     CU_ASSERT_EQUAL(err_code(cJSON_GetArrayItem(a, 3)), -32600);
     CU_ASSERT_PTR_NOT_NULL(strstr(err_msg(cJSON_GetArrayItem(a, 3)), "id"));
     cJSON_Delete(a);
+    /* a notification last leaves no trailing comma */
+    a = rpc("[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"eth_accounts\"},"
+            "{\"jsonrpc\":\"2.0\",\"method\":\"eth_accounts\"}]",
+            KID, SECRET, &status);
+    CU_ASSERT(cJSON_IsArray(a) && cJSON_GetArraySize(a) == 1);
+    cJSON_Delete(a);
     /* only notifications: no answer at all */
     a = rpc("[{\"jsonrpc\":\"2.0\",\"method\":\"eth_accounts\"}]", KID, SECRET,
             &status);
