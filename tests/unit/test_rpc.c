@@ -97,6 +97,28 @@ static void test_peer_name(void)
     CU_ASSERT_STRING_EQUAL(out, "http://127.0.0.1:1");
 }
 
+/* The transport keeps the Authorization value of a request head. */
+static void test_http_head(void)
+{
+    static const char head[] = "POST /rpc HTTP/1.1\r\nHost: x\r\n"
+                               "authorization:  Bearer k:s s \r\n"
+                               "Content-Length: 2\r\n\r\n";
+    char big[1400];
+    eng_http_head h;
+    int n;
+
+    CU_ASSERT_EQUAL(eng_http_parse_head(&h, head, strlen(head), 8192),
+                    (long)strlen(head));
+    CU_ASSERT_STRING_EQUAL(h.authorization, "Bearer k:s s");
+    CU_ASSERT_EQUAL(eng_http_parse_head(&h, "GET / HTTP/1.1\r\n\r\n", 18,
+                                        8192),
+                    18);
+    CU_ASSERT_STRING_EQUAL(h.authorization, "");
+    n = snprintf(big, sizeof big, "POST /rpc HTTP/1.1\r\nAuthorization: %0*d"
+                 "\r\n\r\n", 1100, 7);
+    CU_ASSERT_EQUAL(eng_http_parse_head(&h, big, (size_t)n, 8192), -431);
+}
+
 static void test_post_refused(void)
 {
     char *resp = NULL, err[200];
@@ -125,6 +147,7 @@ int main(void)
     CU_add_test(s, "Authorization credentials", test_credentials);
     CU_add_test(s, "raw op payload", test_payload);
     CU_add_test(s, "peer names", test_peer_name);
+    CU_add_test(s, "Authorization in the HTTP head", test_http_head);
     CU_add_test(s, "POST to a closed port", test_post_refused);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
