@@ -32,6 +32,7 @@ static int add_pair(cJSON *payload, char *s, size_t n)
     return 1;
 }
 
+/* Credentials of an Authorization value into payload (see rpc.h). */
 int eng_rpc_credentials(cJSON *payload, const char *authorization)
 {
     unsigned char raw[RPC_CRED_MAX + 1];
@@ -64,6 +65,7 @@ int eng_rpc_credentials(cJSON *payload, const char *authorization)
     return rc;
 }
 
+/* {body, key_id, secret} of a raw op's request (see rpc.h). */
 int eng_rpc_payload(cJSON **payload, signer_reply *reply,
                     const eng_request *req, size_t max_body)
 {
@@ -81,6 +83,7 @@ int eng_rpc_payload(cJSON **payload, signer_reply *reply,
     return SIGNER_OK;
 }
 
+/* scheme://host[:port] of url, for messages (see rpc.h). */
 void eng_rpc_peer_name(char *out, size_t cap, const char *url)
 {
     const char *s = strstr(url, "://"), *h, *at, *end;
@@ -145,6 +148,7 @@ static CURL *post_handle(const char *url, struct curl_slist *hdrs,
     return c;
 }
 
+/* One JSON POST under one timeout (host->http_post, see rpc.h). */
 int eng_rpc_http_post(char **resp, size_t *resp_len, long *status, char *err,
                       size_t errcap, const char *url, const char *body,
                       size_t len, long timeout_ms, size_t max_resp)

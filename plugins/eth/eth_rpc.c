@@ -19,8 +19,9 @@
  * The downstream node is settings.rpc_downstream_url, overridden by the
  * environment variable SIGNER_RPC_DOWNSTREAM; every exchange with it is
  * bounded by settings.rpc_timeout_ms.  JSON is parsed and printed by the
- * host; answers are written here (eth_rpc_out.c would be the next unit if
- * this one grows).
+ * host (ABI 1.2), answers are written here, and transactions are encoded
+ * and signed by eth_tx.c as for sign_transaction.  Error codes are listed
+ * in docs/api.md.
  */
 #include <stdarg.h>
 #include <stdio.h>
