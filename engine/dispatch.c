@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "log.h"
+#include "rpc.h"
 #include "util.h"
 
 char *eng_error_body(int status, const char *message, const char *id_json,
@@ -43,6 +44,7 @@ typedef struct dispatch {
     const char *opname;
     const eng_op_entry *entry;
     size_t op_index;
+    int raw;        /* a raw op (ABI 1.2): payload is {body, credentials} */
     signer_reply reply;
     struct signer_call call;
     char rid[17];
@@ -60,6 +62,20 @@ static void printable(char *out, size_t cap, const char *s)
         out[j++] = '.';
     }
     out[j] = '\0';
+}
+
+/* Step 0: is the routed operation a raw op (SIGNER_OP_RAW, ABI 1.2)?
+ * Its body is handed over as text, with the Authorization credentials
+ * (engine/rpc.c). */
+static int step_is_raw(dispatch *d)
+{
+    const eng_op_entry *e;
+
+    if (d->req->operation == NULL || d->req->framed)
+        return 0;
+    e = eng_registry_find(&d->e->reg, d->req->operation);
+    d->raw = e != NULL && eng_op_is_raw(e->plugin, e->op);
+    return d->raw;
 }
 
 /* Step 1: the body is one strict JSON object (and a frame has an id). */
@@ -174,6 +190,13 @@ static int step_find_op(dispatch *d)
         return eng_reply_error(&d->reply, SIGNER_ERR_BAD_REQUEST,
                                "operation: unknown operation '%s'", name);
     }
+    if (eng_op_is_raw(d->entry->plugin, d->entry->op) != d->raw) {
+        printable(name, sizeof name, d->opname);
+        return eng_reply_error(&d->reply, SIGNER_ERR_BAD_REQUEST,
+                               "operation: '%s' is served at its own route "
+                               "only",
+                               name);
+    }
     d->op_index = (size_t)(d->entry - reg->ops);
     if (d->entry->is_alias)
         for (i = 0; i < reg->n_ops; i++)
@@ -222,8 +245,18 @@ static cJSON *answer_id(const dispatch *d)
 static int step_answer(dispatch *d, int err, char **resp, size_t *resp_len)
 {
     int status = signer_err_http_status(err);
-    cJSON *out = cJSON_CreateObject(), *r;
+    cJSON *out, *r;
     *resp = NULL;
+    if (d->reply.raw && d->reply.result != NULL &&
+        (r = cJSON_GetObjectItemCaseSensitive(d->reply.result, "raw")) !=
+            NULL) { /* host->reply_raw: the whole answer */
+        *resp = r->valuestring;
+        r->valuestring = NULL;
+        *resp_len = *resp ? strlen(*resp) : 0;
+        if (*resp != NULL)
+            return signer_err_http_status(d->reply.raw_err);
+    }
+    out = cJSON_CreateObject();
     if (out != NULL) {
         if (d->req->framed)
             cJSON_AddItemToObject(out, "id", answer_id(d));
@@ -282,11 +315,19 @@ int eng_dispatch(void *engine, const eng_request *req, char **resp,
     d.call.eng = d.e;
     d.call.request_id = d.rid;
     d.call.peer = req->peer;
-    if ((err = step_parse(&d)) == SIGNER_OK &&
-        (err = req->operation != NULL ? step_route_path(&d)
-                                      : step_route_body(&d)) == SIGNER_OK &&
-        (err = step_find_op(&d)) == SIGNER_OK)
+    if (step_is_raw(&d)) {
+        d.opname = req->operation;
+        if ((err = eng_rpc_payload(&d.payload, &d.reply, req,
+                                   d.e->cfg->limits.max_body)) == SIGNER_OK &&
+            (err = step_find_op(&d)) == SIGNER_OK)
+            err = step_run(&d);
+    } else if ((err = step_parse(&d)) == SIGNER_OK &&
+               (err = req->operation != NULL ? step_route_path(&d)
+                                             : step_route_body(&d)) ==
+                   SIGNER_OK &&
+               (err = step_find_op(&d)) == SIGNER_OK) {
         err = step_run(&d);
+    }
     status = step_answer(&d, err, resp, resp_len);
     step_account(&d, err, status, t0);
     /* The one release path: every string of the request wiped. */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "rpc.h"
 #include "util.h"
 
 /* ---- logging, entropy, memory ------------------------------------------ */
@@ -272,6 +273,75 @@ static int h_key_open(signer_call *call, signer_reply *reply,
                            address_cap, chain, payload);
 }
 
+/* ---- ABI 1.2: JSON text, raw answers, outbound HTTP ---------------------- */
+
+static int h_json_parse(signer_call *call, const signer_json **out, char *err,
+                        size_t errcap, const char *text, size_t len)
+{
+    eng_json_error jerr;
+    cJSON *tree = NULL;
+    int rc;
+
+    *out = NULL;
+    if (call->parsed == NULL && (call->parsed = cJSON_CreateArray()) == NULL)
+        return SIGNER_ERR_NOMEM;
+    rc = eng_json_parse(&tree, NULL, text, len, CJSON_NESTING_LIMIT, &jerr);
+    if (rc == SIGNER_ERR_BAD_REQUEST)
+        snprintf(err, errcap, "malformed JSON at byte %zu: %s", jerr.offset,
+                 jerr.cause);
+    if (rc != SIGNER_OK)
+        return rc;
+    cJSON_AddItemToArray(call->parsed, tree);
+    *out = (const signer_json *)tree;
+    return SIGNER_OK;
+}
+
+static char *h_json_print(const signer_json *v, size_t *len)
+{
+    char *s = v != NULL ? cJSON_PrintUnformatted(J(v)) : NULL;
+
+    if (len != NULL)
+        *len = s != NULL ? strlen(s) : 0;
+    return s;
+}
+
+static int h_reply_raw(signer_reply *reply, int err, const char *json,
+                       size_t len)
+{
+    char *copy = malloc(len + 1);
+    cJSON *item;
+
+    if (copy == NULL)
+        return eng_reply_error(reply, SIGNER_ERR_NOMEM, "out of memory");
+    memcpy(copy, json, len);
+    copy[len] = '\0';
+    item = cJSON_CreateRaw(copy);
+    free(copy);
+    if (item == NULL)
+        return eng_reply_error(reply, SIGNER_ERR_NOMEM, "out of memory");
+    cJSON_Delete(reply->result);
+    if ((reply->result = cJSON_CreateObject()) == NULL) {
+        cJSON_Delete(item);
+        return eng_reply_error(reply, SIGNER_ERR_NOMEM, "out of memory");
+    }
+    cJSON_AddItemToObject(reply->result, "raw", item);
+    reply->raw = 1;
+    reply->raw_err = err;
+    if (err != SIGNER_OK && reply->error[0] == '\0')
+        snprintf(reply->error, sizeof reply->error, "%s", signer_err_str(err));
+    return err;
+}
+
+static int h_http_post(signer_call *call, char **resp, size_t *resp_len,
+                       long *status, char *err, size_t errcap, const char *url,
+                       const char *body, size_t len, long timeout_ms,
+                       size_t max_resp)
+{
+    (void)call;
+    return eng_rpc_http_post(resp, resp_len, status, err, errcap, url, body,
+                             len, timeout_ms, max_resp);
+}
+
 void eng_host_init(eng_engine *e)
 {
     signer_host *h = &e->host;
@@ -303,4 +373,8 @@ void eng_host_init(eng_engine *e)
     h->free = free;
     h->key_create = h_key_create;
     h->key_open = h_key_open;
+    h->json_parse = h_json_parse;
+    h->json_print = h_json_print;
+    h->reply_raw = h_reply_raw;
+    h->http_post = h_http_post;
 }

@@ -43,12 +43,16 @@ struct signer_call {
     const signer_op *op;    /* the operation running; may be NULL */
     const char *const *hmac_fields; /* what its HMAC covers (ABI 1.1) */
     cJSON *located;         /* what the key locator took from the payload */
+    cJSON *parsed;          /* 1.2: trees of host->json_parse (an array) */
 };
 
 struct signer_reply {
     cJSON *result; /* object */
     int err;       /* 0 or the signer_err set by reply_error */
     char error[512];
+    int raw;       /* 1.2: result holds one raw JSON item, the whole answer,
+                    * sent with the status of raw_err */
+    int raw_err;
 };
 
 /* Fills the host template with the engine's services. */

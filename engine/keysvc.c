@@ -186,6 +186,8 @@ void eng_keysvc_call_done(signer_call *call)
 {
     eng_json_free(call->located);
     call->located = NULL;
+    eng_json_free(call->parsed); /* host->json_parse's trees (ABI 1.2) */
+    call->parsed = NULL;
 }
 
 /* ---- sealing ----------------------------------------------------------------- */

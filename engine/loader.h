@@ -68,6 +68,8 @@ const eng_op_entry *eng_registry_find(const eng_registry *r,
  * shorter. */
 const char *const *eng_op_hmac_fields(const eng_plugin *p,
                                       const signer_op *op);
+/* 1 if op is a raw HTTP op (SIGNER_OP_RAW, honoured from ABI 1.2 on). */
+int eng_op_is_raw(const eng_plugin *p, const signer_op *op);
 
 /* Calls every plugin's cleanup, dlcloses, frees. */
 void eng_registry_free(eng_registry *r);

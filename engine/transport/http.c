@@ -165,6 +165,11 @@ static long parse_header(eng_http_head *h, const char *p, size_t n,
             *conn_close = 1;
         if (list_has(v, ve - vs, "keep-alive"))
             *conn_keep = 1;
+    } else if (name_is(p, i, "Authorization")) {
+        if (ve - vs >= sizeof h->authorization)
+            return -431;
+        memcpy(h->authorization, v, ve - vs);
+        h->authorization[ve - vs] = '\0';
     } else if (name_is(p, i, "Expect")) {
         if (ve - vs == 12 && strncasecmp(v, "100-continue", 12) == 0)
             h->expect_continue = 1;
@@ -456,8 +461,10 @@ static void http_request(eng_conn *c, eng_http_head *h, char *body,
     r = cb->route != NULL
             ? cb->route(cb->ctx, h->method, h->path, body, len, &m)
             : default_route(h->method, h->path, &m);
-    if (r == 0)
+    if (r == 0) {
+        m.authorization = h->authorization[0] ? h->authorization : NULL;
         r = eng_conn_submit(c, body, len, &m, a.head, a.keep_alive, rid);
+    }
     if (r == 0)
         return;
     a.status = r > 0 ? r : 503;
@@ -569,6 +576,7 @@ static void http_on_read(eng_conn *c)
         c->req_start = 0;
         http_request(c, &h, body, h.content_length);
     }
+    eng_wipe(&h, sizeof h); /* the Authorization header */
 }
 
 /* The handler's answer, in order (one request in flight). */

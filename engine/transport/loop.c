@@ -68,6 +68,10 @@ static void completion_free(eng_completion *d)
         eng_wipe(d->body, d->body_len);
         free(d->body);
     }
+    if (d->auth != NULL) {
+        eng_wipe(d->auth, strlen(d->auth));
+        free(d->auth);
+    }
     free(d->resp);
     free(d);
 }
@@ -138,6 +142,11 @@ void eng_complete(eng_completion *d, int status, char *body, size_t len)
         free(d->body);
         d->body = NULL;
     }
+    if (d->auth != NULL) {
+        eng_wipe(d->auth, strlen(d->auth));
+        free(d->auth);
+        d->auth = NULL;
+    }
     d->status = status;
     d->resp = body;
     d->resp_len = body != NULL ? len : 0;
@@ -203,6 +212,13 @@ static eng_completion *completion_new(eng_conn *c, char *body, size_t len,
     d->req.framed = c->ops == &eng_frames_ops;
     d->req.peer = d->peer;
     d->req.request_id = d->rid;
+    if (route != NULL && route->authorization != NULL) {
+        if ((d->auth = strdup(route->authorization)) == NULL) {
+            free(d);
+            return NULL;
+        }
+        d->req.authorization = d->auth;
+    }
     if (route != NULL) {
         d->req.operation = route->operation;
         if (route->key_id[0] != '\0') {

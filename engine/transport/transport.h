@@ -62,6 +62,8 @@ typedef struct eng_request {
     const char *peer;        /* printable peer address, for logs          */
     const char *request_id;  /* 16 hex digits; HTTP answers carry it as
                               * X-Request-Id; use it in the access log    */
+    const char *authorization; /* HTTP Authorization header value, or NULL;
+                              * a secret: wiped with the body            */
 } eng_request;
 
 /* What callbacks.route resolved an HTTP request to. */
@@ -71,6 +73,8 @@ typedef struct eng_route_match {
                             * valid while the server runs */
     char key_id[65];       /* "" unless the path carries one */
     const char *allow;     /* 405: the methods allowed on the path */
+    const char *authorization; /* set by the transport after routing: the
+                            * Authorization header, or NULL */
 } eng_route_match;
 
 /* The completion handle of one request (opaque). */
@@ -192,6 +196,8 @@ typedef struct eng_http_head {
     int chunked;     /* Transfer-Encoding: chunked was sent (refused) */
     int expect_continue; /* HTTP/1.1 "Expect: 100-continue" (not 1.0) */
     int minor;       /* HTTP/1.x minor version */
+    char authorization[1024]; /* Authorization value ("" if absent): a
+                               * secret, wiped by the caller */
 } eng_http_head;
 
 /* Parses an HTTP/1.x request head in buf[0..len).  Returns the number of

@@ -107,6 +107,7 @@ struct eng_completion {
     eng_request req;     /* points into this struct */
     char *body;          /* wiped and freed by eng_complete */
     size_t body_len;
+    char *auth;          /* Authorization header: wiped with the body */
     char key_id[65];
     char peer[80];
     char rid[17];

@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define SIGNER_ABI_MAJOR 1
-#define SIGNER_ABI_MINOR 1
+#define SIGNER_ABI_MINOR 2
 
 #if defined(__GNUC__)
 #define SIGNER_WARN_UNUSED __attribute__((warn_unused_result))
@@ -60,7 +60,8 @@ enum signer_err {
     SIGNER_ERR_UNAVAILABLE = -8, /* 503: overloaded or shutting down       */
     SIGNER_ERR_NOMEM = -9,       /* 500: out of memory                     */
     SIGNER_ERR_ABI = -10,        /* loader: incompatible plugin            */
-    SIGNER_ERR_CONFIG = -11      /* loader: bad plugin settings            */
+    SIGNER_ERR_CONFIG = -11,     /* loader: bad plugin settings            */
+    SIGNER_ERR_UNAUTHENTICATED = -12 /* 401 (ABI 1.2): no valid credentials */
 };
 
 /* HTTP status for an error code (200 for SIGNER_OK). */
@@ -75,6 +76,7 @@ static inline int signer_err_http_status(int err)
     case SIGNER_ERR_TOO_LARGE: return 413;
     case SIGNER_ERR_THROTTLED: return 429;
     case SIGNER_ERR_UNAVAILABLE: return 503;
+    case SIGNER_ERR_UNAUTHENTICATED: return 401;
     default: return 500;
     }
 }
@@ -95,6 +97,7 @@ static inline const char *signer_err_str(int err)
     case SIGNER_ERR_NOMEM: return "out of memory";
     case SIGNER_ERR_ABI: return "incompatible plugin ABI";
     case SIGNER_ERR_CONFIG: return "bad plugin configuration";
+    case SIGNER_ERR_UNAUTHENTICATED: return "unauthenticated";
     default: return "unknown error";
     }
 }
@@ -150,6 +153,13 @@ typedef int (*signer_op_handler)(void *plugin_ctx, signer_call *call,
 /* The payload carries key material or secrets: the engine never logs the
  * operation's error messages (they may quote fields), only their class. */
 #define SIGNER_OP_SECRET 0x1u
+/* ABI 1.2: a raw HTTP op (a JSON-RPC endpoint, docs/api.md): the body is
+ * not parsed; the handler's payload is {"body": the request body as text,
+ * "key_id", "secret": from the request's Authorization header ("Basic
+ * base64(key_id:secret)" or "Bearer key_id:secret"), absent when it has
+ * none or a malformed one}; it answers through host->reply_raw.  Reached
+ * by its routes only. */
+#define SIGNER_OP_RAW 0x2u
 
 /* ABI 1.1: a REST route to an operation (docs/plugins.md). */
 typedef struct signer_route {
@@ -179,7 +189,8 @@ typedef struct signer_op {
 } signer_op;
 
 /* Bytes of one signer_op entry as laid out by a plugin of ABI 1.minor;
- * the engine walks a plugin's op table with this stride. */
+ * the engine walks a plugin's op table with this stride.  1.2 added a flag
+ * (SIGNER_OP_RAW), no member: 1.1 and 1.2 entries have the same size. */
 static inline size_t signer_op_stride(unsigned abi_minor)
 {
     return abi_minor == 0 ? 3 * sizeof(void *) : sizeof(signer_op);
@@ -315,6 +326,33 @@ struct signer_host {
                     unsigned char *key, size_t key_cap, size_t *key_len,
                     char *address, size_t address_cap, const char *chain,
                     const signer_json *payload) SIGNER_WARN_UNUSED;
+
+    /* ---- ABI 1.2: raw answers, JSON text, outbound HTTP ---------------- */
+    /* Parses text[0..len) (strict JSON, any value) into *out: a tree owned
+     * by call, wiped and freed when the call ends.  SIGNER_ERR_BAD_REQUEST
+     * with the byte offset and cause in err; SIGNER_ERR_NOMEM. */
+    int (*json_parse)(signer_call *call, const signer_json **out, char *err,
+                      size_t errcap, const char *text, size_t len)
+        SIGNER_WARN_UNUSED;
+    /* Compact JSON text of v (NUL-terminated, *len set when len is not
+     * NULL; release with host->free), or NULL. */
+    char *(*json_print)(const signer_json *v, size_t *len);
+    /* Makes json[0..len) the whole answer body, instead of the result
+     * object, sent with the HTTP status of err (SIGNER_OK: 200).  Returns
+     * err.  For SIGNER_OP_RAW ops. */
+    int (*reply_raw)(signer_reply *reply, int err, const char *json,
+                     size_t len);
+    /* POSTs body[0..len) as application/json to an http:// or https:// url
+     * (no redirects) and waits at most timeout_ms for the whole exchange.
+     * SIGNER_OK with *resp (NUL-terminated, release with host->free),
+     * *resp_len and the HTTP *status; SIGNER_ERR_UNAVAILABLE when the peer
+     * cannot be reached, fails or does not answer in time, and
+     * SIGNER_ERR_TOO_LARGE above max_resp bytes, with the cause in err
+     * (naming the peer by scheme, host and port only). */
+    int (*http_post)(signer_call *call, char **resp, size_t *resp_len,
+                     long *status, char *err, size_t errcap, const char *url,
+                     const char *body, size_t len, long timeout_ms,
+                     size_t max_resp) SIGNER_WARN_UNUSED;
 };
 
 /* Refuses a host or plugin table of another major version or too small to

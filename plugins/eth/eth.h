@@ -286,6 +286,7 @@ typedef struct eth_ctx {
     const signer_host *host;
     secp256k1_context *secp;
     int verify; /* settings.verify_signatures: recover and compare */
+    struct eth_rpc_conf *rpc; /* eth_rpc.c's settings, NULL without ABI 1.2 */
 } eth_ctx;
 
 /* Checks that payload is an object whose members are all in the common set
@@ -307,5 +308,14 @@ int eth_sign_typed_data(void *pctx, signer_call *call, signer_reply *reply,
                         const signer_json *payload);
 int eth_sign_authorization(void *pctx, signer_call *call, signer_reply *reply,
                            const signer_json *payload);
+/* The JSON-RPC endpoint POST /rpc (eth_rpc.c, a SIGNER_OP_RAW op). */
+int eth_rpc(void *pctx, signer_call *call, signer_reply *reply,
+            const signer_json *payload);
+/* Reads settings rpc_downstream_url (SIGNER_RPC_DOWNSTREAM overrides it),
+ * chain_id and rpc_timeout_ms into c->rpc.  SIGNER_OK or
+ * SIGNER_ERR_CONFIG / SIGNER_ERR_NOMEM (logged). */
+int eth_rpc_init(eth_ctx *c);
+/* Frees what eth_rpc_init allocated. */
+void eth_rpc_free(eth_ctx *c);
 
 #endif /* ETH_H */

@@ -507,6 +507,8 @@ static const signer_route eth_sign_tx_routes[] = {
     {"POST", "/key/{key_id}/tx_signature", NULL}, {NULL, NULL, NULL}};
 static const signer_route eth_sign_userop_routes[] = {
     {"POST", "/key/{key_id}/userop_signature", NULL}, {NULL, NULL, NULL}};
+static const signer_route eth_rpc_routes[] = {
+    {"POST", "/rpc", NULL}, {NULL, NULL, NULL}};
 static const char *const eth_generate_aliases[] = {
     "ethereum-key-generator_generate_key", NULL};
 static const char *const eth_set_key_aliases[] = {"ethereum-signer_set_key",
@@ -532,6 +534,8 @@ static const signer_op eth_ops[] = {
      .flags = SIGNER_OP_SECRET, .hmac_fields = eth_hmac_typed},
     {.name = "sign_authorization", .handler = eth_sign_authorization,
      .flags = SIGNER_OP_SECRET, .hmac_fields = eth_hmac_auth},
+    {.name = "rpc", .handler = eth_rpc,
+     .flags = SIGNER_OP_SECRET | SIGNER_OP_RAW, .routes = eth_rpc_routes},
     {.name = NULL}};
 
 static void eth_cleanup(void *pctx)
@@ -542,6 +546,7 @@ static void eth_cleanup(void *pctx)
         return;
     if (c->secp != NULL)
         secp256k1_context_destroy(c->secp);
+    eth_rpc_free(c);
     free(c);
 }
 
@@ -590,6 +595,9 @@ SIGNER_EXPORT int signer_plugin_init(const signer_host *host,
         host->log(host, SIGNER_LOG_WARN,
                   "verify_signatures = false: signatures are not checked by "
                   "recovery before they are returned");
+    if ((rc = eth_rpc_init(c)) != SIGNER_OK)
+        goto cleanup;
+    rc = SIGNER_ERR_INTERNAL;
     c->secp = secp256k1_context_create(ETH_SECP_CONTEXT_FLAGS);
     if (c->secp == NULL) {
         rc = SIGNER_ERR_NOMEM;

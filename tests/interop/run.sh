@@ -11,7 +11,7 @@
 #
 # Environment: SIGNER_SRCDIR, SIGNER_BUILDDIR (set by make check; default: the
 # tree this script is in), INTEROP_SEED, INTEROP_CASES, INTEROP_VERBOSE=1,
-# INTEROP_ONLY=ethers_compare|anvil_e2e|eth_breadth|anvil_breadth|userop_vectors|userop_e2e|jcs_hmac.
+# INTEROP_ONLY=ethers_compare|anvil_e2e|eth_breadth|anvil_breadth|userop_vectors|userop_e2e|jcs_hmac|rpc_ethers|rpc_viem.
 
 set -u
 
@@ -40,7 +40,7 @@ if [ ! -w "$here" ]; then
     mkdir -p "$workdir" || exit 1
     for f in package.json package-lock.json lib.mjs ethers_compare.mjs anvil_e2e.mjs \
              eth_breadth.mjs anvil_breadth.mjs userop_lib.mjs userop_vectors.mjs userop_e2e.mjs \
-             jcs_hmac.mjs hmac_client.py; do
+             jcs_hmac.mjs hmac_client.py rpc_lib.mjs rpc_ethers.mjs rpc_viem.mjs; do
         cp -f "$here/$f" "$workdir/$f" || exit 1
     done
 fi
@@ -52,7 +52,7 @@ fi
 lock_sum=$(cksum < "$workdir/package-lock.json" | tr -d ' \t')
 stamp=$workdir/node_modules/.interop-lock-cksum
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$lock_sum" ] ||
-   [ ! -d "$workdir/node_modules/ethers" ]; then
+   [ ! -d "$workdir/node_modules/ethers" ] || [ ! -d "$workdir/node_modules/viem" ]; then
     if ! command -v npm >/dev/null 2>&1; then
         echo "interop: npm not found and $workdir/node_modules is missing or stale"
         echo "interop: 0 passed, 1 failed"
@@ -70,7 +70,8 @@ fi
 
 . "$here/../lib/suite.sh"
 suite_init interop
-for t in ethers_compare anvil_e2e eth_breadth anvil_breadth userop_vectors userop_e2e jcs_hmac; do
+for t in ethers_compare anvil_e2e eth_breadth anvil_breadth userop_vectors userop_e2e jcs_hmac \
+         rpc_ethers rpc_viem; do
     if [ -n "${INTEROP_ONLY:-}" ] && [ "$INTEROP_ONLY" != "$t" ]; then
         continue
     fi

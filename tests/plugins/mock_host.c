@@ -380,7 +380,7 @@ static char *mock_answer(const signer_reply *reply, int rc)
     cJSON *out;
     char *text;
 
-    if (rc == SIGNER_OK)
+    if (rc == SIGNER_OK || reply->raw) /* reply_raw: {"raw": answer} */
         return cJSON_PrintUnformatted(reply->result);
     if ((out = cJSON_CreateObject()) == NULL)
         return NULL;
