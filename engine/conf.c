@@ -134,6 +134,8 @@ static int parse_proto(const char *p)
         return ENG_PROTO_HTTP;
     if (strcmp(p, "frames") == 0)
         return ENG_PROTO_FRAMES;
+    if (strcmp(p, "https") == 0) /* the tls group has its settings */
+        return ENG_PROTO_HTTPS;
     return 0;
 }
 
@@ -463,7 +465,7 @@ static int parse_root(eng_config *c, char *err, size_t err_len)
     static const char *const keys[] = {
         "role",   "data_dir", "plugin_dir", "log_level", "workers",
         "io_loops", "listen", "limits",   "sealer",     "keystore",  "auth",
-        "key_cache", "plugins", "aliases",  "gateway", NULL};
+        "key_cache", "plugins", "aliases",  "gateway", "tls", NULL};
     const config_setting_t *root = config_root_setting(&c->lc);
     char *s = NULL;
     long long v;

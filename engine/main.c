@@ -15,6 +15,7 @@
 #include "dispatch.h"
 #include "gateway/gateway.h"
 #include "gateway/gwconf.h"
+#include "transport/tls.h"
 #include "log.h"
 #include "startup.h"
 #include "route.h"
@@ -253,6 +254,11 @@ static int serve(eng_config *cfg, const struct cli *c)
         return 1;
     }
     memset(&scfg, 0, sizeof scfg);
+    if (eng_gw_tls_open(&scfg.tls_ctx, cfg, err, sizeof err) != 0) {
+        fatal(err);
+        eng_engine_abandon(&engine);
+        return 1;
+    }
     scfg.listen = cfg->listen;
     scfg.n_listen = cfg->n_listen;
     scfg.limits = cfg->limits;
@@ -267,6 +273,7 @@ static int serve(eng_config *cfg, const struct cli *c)
     if (strcmp(cfg->role, "gateway") == 0 &&
         (dctx.gw = eng_gateway_open(&engine, err, sizeof err)) == NULL) {
         fatal(err);
+        eng_tls_ctx_free(scfg.tls_ctx);
         eng_engine_abandon(&engine);
         return 1;
     }
@@ -287,6 +294,7 @@ static int serve(eng_config *cfg, const struct cli *c)
         fatal(server == NULL ? "out of memory" : err);
         eng_server_free(server);
         eng_gateway_close(dctx.gw);
+        eng_tls_ctx_free(scfg.tls_ctx);
         /* A failed start leaves no new data dir, master key or keystore. */
         eng_engine_abandon(&engine);
         return 1;
@@ -298,6 +306,7 @@ static int serve(eng_config *cfg, const struct cli *c)
     eng_log(SIGNER_LOG_INFO, "signerd stopped");
     eng_server_free(server);
     eng_gateway_close(dctx.gw);
+    eng_tls_ctx_free(scfg.tls_ctx);
     eng_engine_close(&engine);
     return rc;
 }

@@ -334,7 +334,9 @@ void eng_gateway_submit(void *ctx, const eng_request *req,
         free(c);
         return;
     }
-    if ((wait_s = eng_gw_throttle_take(g->throttle, req->peer)) > 0) {
+    if ((wait_s = eng_gw_throttle_take(g->throttle, req->peer_id != NULL
+                                                        ? req->peer_id
+                                                        : req->peer)) > 0) {
         atomic_fetch_add(&g->throttled, 1);
         call_fail(c, SIGNER_ERR_THROTTLED,
                   "throttled: too many requests from this client; retry in "

@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "transport/tls.h"
+#include "util.h"
+
 /* "FILE:LINE: message" for setting s (or the file). */
 static int gw_fail(const eng_config *cfg, const config_setting_t *s,
                    char *err, size_t err_len, const char *fmt, ...)
@@ -181,4 +184,112 @@ char *eng_gw_append(char *out, size_t *len, size_t *cap, const char *s,
     *len += n;
     out[*len] = '\0';
     return out;
+}
+
+/* ---- the tls group ------------------------------------------------------ */
+
+/* A path member resolved against the config's directory. */
+static int tls_path(const eng_config *cfg, const config_setting_t *g,
+                    const char *name, int required, char **out, char *err,
+                    size_t err_len)
+{
+    const config_setting_t *s = config_setting_get_member(g, name);
+    const char *v = s ? config_setting_get_string(s) : NULL;
+    if (s == NULL && !required)
+        return 0;
+    if (v == NULL)
+        return gw_fail(cfg, s ? s : g, err, err_len,
+                       "tls.%s: a file name is required", name);
+    if ((*out = eng_path_join(cfg->dir, v)) == NULL)
+        return gw_fail(cfg, s, err, err_len, "out of memory");
+    return 0;
+}
+
+static int tls_allow(eng_gw_tls *t, const eng_config *cfg,
+                     const config_setting_t *g, char *err, size_t err_len)
+{
+    const config_setting_t *l = config_setting_get_member(g, "allow");
+    int i, n = l ? config_setting_length(l) : 0;
+    if (l != NULL && !config_setting_is_array(l) && !config_setting_is_list(l))
+        return gw_fail(cfg, l, err, err_len,
+                       "tls.allow: a list of subjects or \"sha256:HEX\"");
+    if ((t->allow = calloc((size_t)n + 1, sizeof *t->allow)) == NULL)
+        return gw_fail(cfg, g, err, err_len, "out of memory");
+    for (i = 0; i < n; i++) {
+        const char *v = config_setting_get_string_elem(l, i);
+        if (v == NULL || (t->allow[i] = strdup(v)) == NULL)
+            return gw_fail(cfg, l, err, err_len,
+                           "tls.allow[%d]: must be a string", i);
+    }
+    return 0;
+}
+
+int eng_gw_tls_load(eng_gw_tls *t, const eng_config *cfg, char *err,
+                    size_t err_len)
+{
+    static const char *const keys[] = {"cert", "key", "client_ca", "allow",
+                                       NULL};
+    const config_setting_t *g = config_lookup(&cfg->lc, "tls");
+    int i, n;
+    memset(t, 0, sizeof *t);
+    if (g == NULL)
+        return 0;
+    if (!config_setting_is_group(g))
+        return gw_fail(cfg, g, err, err_len, "tls: must be a group");
+    n = config_setting_length(g);
+    for (i = 0; i < n; i++) {
+        const config_setting_t *m = config_setting_get_elem(g, (unsigned)i);
+        const char *const *k = keys;
+        while (*k != NULL && strcmp(*k, config_setting_name(m)) != 0)
+            k++;
+        if (*k == NULL)
+            return gw_fail(cfg, m, err, err_len, "unknown setting 'tls.%s'",
+                           config_setting_name(m));
+    }
+    if (tls_path(cfg, g, "cert", 1, &t->cert, err, err_len) != 0 ||
+        tls_path(cfg, g, "key", 1, &t->key, err, err_len) != 0 ||
+        tls_path(cfg, g, "client_ca", 0, &t->client_ca, err, err_len) != 0 ||
+        tls_allow(t, cfg, g, err, err_len) != 0)
+        return -1;
+    return 1;
+}
+
+void eng_gw_tls_free(eng_gw_tls *t)
+{
+    size_t i;
+    free(t->cert);
+    free(t->key);
+    free(t->client_ca);
+    for (i = 0; t->allow != NULL && t->allow[i] != NULL; i++)
+        free(t->allow[i]);
+    free(t->allow);
+    memset(t, 0, sizeof *t);
+}
+
+int eng_gw_tls_open(void **ctx, const eng_config *cfg, char *err,
+                    size_t err_len)
+{
+    eng_gw_tls t;
+    eng_tls_conf tc;
+    size_t i;
+    int https = 0, r;
+    *ctx = NULL;
+    for (i = 0; i < cfg->n_listen; i++)
+        https |= cfg->listen[i].proto == ENG_PROTO_HTTPS;
+    if (!https)
+        return 0;
+    if ((r = eng_gw_tls_load(&t, cfg, err, err_len)) <= 0) {
+        if (r == 0)
+            snprintf(err, err_len, "%s: an https listener needs a tls = { "
+                     "cert = \"...\"; key = \"...\"; } group", cfg->file);
+        eng_gw_tls_free(&t);
+        return -1;
+    }
+    tc.cert_file = t.cert;
+    tc.key_file = t.key;
+    tc.client_ca = t.client_ca;
+    tc.allow = (const char *const *)t.allow;
+    *ctx = eng_tls_ctx_new(&tc, err, err_len);
+    eng_gw_tls_free(&t);
+    return *ctx != NULL ? 0 : -1;
 }

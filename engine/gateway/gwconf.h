@@ -24,6 +24,23 @@ int eng_gw_conf_load(eng_gw_conf *gc, const eng_config *cfg, char *err,
                      size_t err_len);
 void eng_gw_conf_free(eng_gw_conf *gc);
 
+/* The config's tls group: { cert; key; client_ca; allow = [...]; } with
+ * paths resolved against the config's directory. */
+typedef struct eng_gw_tls {
+    char *cert, *key, *client_ca; /* malloc'd; client_ca may be NULL */
+    char **allow;                 /* NULL-ended, malloc'd */
+} eng_gw_tls;
+
+/* 1 with t filled, 0 when there is no tls group, -1 with err. */
+int eng_gw_tls_load(eng_gw_tls *t, const eng_config *cfg, char *err,
+                    size_t err_len);
+void eng_gw_tls_free(eng_gw_tls *t);
+
+/* Opens the SSL_CTX for https listeners when cfg has any (else *ctx is
+ * NULL).  0, or -1 with err. */
+int eng_gw_tls_open(void **ctx, const eng_config *cfg, char *err,
+                    size_t err_len);
+
 /* Appends s[0..n) to the malloc'd string out (length *len, capacity
  * *cap); NULL (out freed) on ENOMEM. */
 char *eng_gw_append(char *out, size_t *len, size_t *cap, const char *s,

@@ -28,6 +28,7 @@
 
 #include "util.h"
 #include "transport_internal.h"
+#include "tls.h"
 
 static void done_cb(evutil_socket_t fd, short what, void *arg);
 static void adopt_cb(evutil_socket_t fd, short what, void *arg);
@@ -203,6 +204,12 @@ static eng_completion *completion_new(eng_conn *c, char *body, size_t len,
     d->req.framed = c->ops == &eng_frames_ops;
     d->req.peer = d->peer;
     d->req.request_id = d->rid;
+    if (c->lsn != NULL && c->lsn->tls_ctx != NULL) {
+        if (c->peer_id[0] == '\0')
+            eng_tls_peer_id(c->bev, c->peer_id, sizeof c->peer_id);
+        snprintf(d->peer_id, sizeof d->peer_id, "%s", c->peer_id);
+        d->req.peer_id = d->peer_id[0] != '\0' ? d->peer_id : NULL;
+    }
     if (route != NULL) {
         d->req.operation = route->operation;
         if (route->key_id[0] != '\0') {

@@ -21,7 +21,8 @@
 
 enum eng_proto {
     ENG_PROTO_HTTP = 1,  /* HTTP/1.1, keep-alive, see docs/api.md        */
-    ENG_PROTO_FRAMES = 2 /* 4-byte big-endian length + JSON, docs/frames.md */
+    ENG_PROTO_FRAMES = 2, /* 4-byte big-endian length + JSON, docs/frames.md */
+    ENG_PROTO_HTTPS = 3  /* HTTP/1.1 over TLS, optional mTLS (tls.c)     */
 };
 
 /* A listen address:
@@ -62,6 +63,8 @@ typedef struct eng_request {
     const char *peer;        /* printable peer address, for logs          */
     const char *request_id;  /* 16 hex digits; HTTP answers carry it as
                               * X-Request-Id; use it in the access log    */
+    const char *peer_id;     /* https with a client certificate:
+                              * "tls:sha256:HEX" of it, else NULL        */
 } eng_request;
 
 /* What callbacks.route resolved an HTTP request to. */
@@ -121,6 +124,8 @@ typedef struct eng_server_config {
     /* Deprecated (the worker pool is gone): used as io_loops when io_loops
      * is 0, so old configs keep their thread count. */
     int workers;
+    /* SSL_CTX of the https listeners (eng_tls_ctx_new), NULL if none. */
+    void *tls_ctx;
 } eng_server_config;
 
 typedef struct eng_server eng_server;
