@@ -7,6 +7,10 @@
 #   scripts/topology.sh up     starts everything, waits for /readyz, prints
 #                              NAME=value lines (GATEWAY_URL, CA_FILE, ...)
 #   scripts/topology.sh down   stops every process by the PID it recorded
+#   scripts/topology.sh restart NAME
+#                              starts enclave1, enclave2 or gateway again
+#                              from its config (after a kill), recording
+#                              its new PID
 #
 # Environment:
 #   TOPOLOGY_DIR      state directory (default /tmp/enclave-signer-topology)
@@ -208,8 +212,16 @@ EOF
     cat "$dir/env"
 }
 
+restart() {
+    local name=$1
+    case $name in enclave1|enclave2|gateway) ;; *) say "restart: enclave1, enclave2 or gateway"; exit 64 ;; esac
+    [ -f "$dir/$name.conf" ] || { say "no $dir/$name.conf: run up first"; exit 1; }
+    start "$name" "$dir/$name.log.restart" "$build/signerd" -c "$dir/$name.conf" --io-loops 2 >/dev/null
+}
+
 case ${1:-} in
 up) up ;;
 down) down ;;
-*) echo "usage: $0 up|down" >&2; exit 64 ;;
+restart) restart "${2:-}" ;;
+*) echo "usage: $0 up|down|restart NAME" >&2; exit 64 ;;
 esac

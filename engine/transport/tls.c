@@ -130,6 +130,9 @@ void *eng_tls_ctx_new(const eng_tls_conf *conf, char *err, size_t err_len)
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    /* Resumed sessions (with a verified client certificate) need an id
+     * context, or OpenSSL fails the resumption with an internal error. */
+    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"signerd", 7);
     if (SSL_CTX_use_certificate_chain_file(ctx, conf->cert_file) != 1) {
         snprintf(err, err_len, "tls.cert %s: cannot be read as a PEM "
                                "certificate chain", conf->cert_file);
