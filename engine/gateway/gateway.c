@@ -5,6 +5,7 @@
 #include "gateway/gateway.h"
 
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "util.h"
 
 #define GW_BUCKETS 12
+#define GW_STORERS 2
 static const double gw_bounds_ms[GW_BUCKETS] = {
     1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000};
 static const int gw_statuses[] = {200, 400, 401, 403, 404, 409,
@@ -39,6 +41,14 @@ struct eng_gateway {
     eng_gw_throttle *throttle;
     eng_aws_creds_chain *creds;
     gw_hist hist[ENG_MAX_OP_METRICS + 1][GW_N_STATUS];
+    /* Key-creating answers are stored by these threads, so a slow keystore
+     * never stalls the enclave pool's loop. */
+    pthread_t storers[GW_STORERS];
+    int n_storers;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct gw_call *store_head, *store_tail;
+    int stopping;
     atomic_ullong keystore_errors, creds_errors, throttled, stored;
 };
 
@@ -50,6 +60,8 @@ typedef struct gw_call {
     eng_parsed parsed;
     uint64_t t0;
     int creates; /* no key_id: the answer may carry a new sealed record */
+    cJSON *answer; /* waiting for a storer */
+    struct gw_call *next;
 } gw_call;
 
 /* ---- answering -------------------------------------------------------- */
@@ -160,13 +172,63 @@ static int store_created(gw_call *c, cJSON *result)
     return rc;
 }
 
+/* Stores a key-creating answer's record, then answers (storer thread). */
+static void store_and_answer(gw_call *c, cJSON *ans)
+{
+    cJSON *res = cJSON_GetObjectItemCaseSensitive(ans, "enclave_result");
+    int rc = store_created(c, res);
+    if (rc != SIGNER_OK) {
+        cJSON_Delete(ans); /* the unstored key is never acknowledged */
+        atomic_fetch_add(&c->g->keystore_errors, 1);
+        call_fail(c, rc == SIGNER_ERR_CONFLICT ? rc : SIGNER_ERR_UNAVAILABLE,
+                  "keystore: the new key could not be stored (%s)",
+                  signer_err_str(rc));
+        return;
+    }
+    call_answer(c, ans, 200, NULL);
+}
+
+static void store_enqueue(gw_call *c, cJSON *ans)
+{
+    eng_gateway *g = c->g;
+    c->answer = ans;
+    pthread_mutex_lock(&g->mu);
+    if (g->store_tail != NULL)
+        g->store_tail->next = c;
+    else
+        g->store_head = c;
+    g->store_tail = c;
+    pthread_cond_signal(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* A storer: takes queued answers until stopped and the queue is empty. */
+static void *storer_main(void *arg)
+{
+    eng_gateway *g = arg;
+    for (;;) {
+        gw_call *c;
+        pthread_mutex_lock(&g->mu);
+        while (g->store_head == NULL && !g->stopping)
+            pthread_cond_wait(&g->cv, &g->mu);
+        if ((c = g->store_head) == NULL) {
+            pthread_mutex_unlock(&g->mu);
+            return NULL;
+        }
+        if ((g->store_head = c->next) == NULL)
+            g->store_tail = NULL;
+        pthread_mutex_unlock(&g->mu);
+        store_and_answer(c, c->answer);
+    }
+}
+
 /* The pool's answer (pool thread). */
 static void on_answer(void *arg, cJSON *ans, int err, const char *why)
 {
     gw_call *c = arg;
     const cJSON *st;
     cJSON *res;
-    int status, rc;
+    int status;
     if (err != SIGNER_OK) {
         call_fail(c, err, "%s", why != NULL ? why : "enclave unavailable");
         return;
@@ -182,15 +244,8 @@ static void on_answer(void *arg, cJSON *ans, int err, const char *why)
     status = st->valueint;
     if (status == 200 &&
         cJSON_GetObjectItemCaseSensitive(res, "sealed_key") != NULL) {
-        if ((rc = store_created(c, res)) != SIGNER_OK) {
-            cJSON_Delete(ans); /* the unstored key is never acknowledged */
-            atomic_fetch_add(&c->g->keystore_errors, 1);
-            call_fail(c, rc == SIGNER_ERR_CONFLICT ? rc
-                                                   : SIGNER_ERR_UNAVAILABLE,
-                      "keystore: the new key could not be stored (%s)",
-                      signer_err_str(rc));
-            return;
-        }
+        store_enqueue(c, ans);
+        return;
     }
     call_answer(c, ans, status, NULL);
 }
@@ -358,6 +413,14 @@ eng_gateway *eng_gateway_open(eng_engine *e, char *err, size_t err_len)
         return NULL;
     }
     g->e = e;
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    for (; g->n_storers < GW_STORERS; g->n_storers++)
+        if (pthread_create(&g->storers[g->n_storers], NULL, storer_main, g) !=
+            0) {
+            snprintf(err, err_len, "gateway: cannot start a thread");
+            goto fail;
+        }
     if (eng_gw_conf_load(&g->conf, e->cfg, err, err_len) != 0)
         goto fail;
     if (strcmp(e->cfg->sealer.type, "none") != 0) {
@@ -472,9 +535,18 @@ char *eng_gateway_metrics(eng_gateway *g)
 
 void eng_gateway_close(eng_gateway *g)
 {
+    int i;
     if (g == NULL)
         return;
-    eng_gw_pool_free(g->pool);
+    eng_gw_pool_free(g->pool); /* answers (and queues) what is pending */
+    pthread_mutex_lock(&g->mu);
+    g->stopping = 1;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    for (i = 0; i < g->n_storers; i++)
+        pthread_join(g->storers[i], NULL);
+    pthread_cond_destroy(&g->cv);
+    pthread_mutex_destroy(&g->mu);
     eng_aws_creds_chain_free(g->creds);
     eng_gw_throttle_free(g->throttle);
     eng_gw_conf_free(&g->conf);
