@@ -89,7 +89,9 @@ static void observe(eng_gateway *g, size_t op_index, int status, uint64_t us)
 }
 
 /* Completes the request with answer (an {enclave_status, enclave_result}
- * object, consumed) and frees the call. */
+ * object, consumed) and frees the call.  msg, logged, is the gateway's own
+ * error (never request content); an enclave's error is not logged here
+ * (the enclave logs it, by class for secret operations). */
 static void call_answer(gw_call *c, cJSON *answer, int status,
                         const char *msg)
 {
@@ -106,10 +108,7 @@ static void call_answer(gw_call *c, cJSON *answer, int status,
     observe(c->g, c->parsed.op_index, status, eng_now_us() - c->t0);
     eng_dispatch_account(c->g->e, c->req, c->parsed.op_index,
                          c->parsed.opname, status, c->t0,
-                         status == 200 ? NULL
-                         : c->parsed.secret_op && msg != NULL
-                             ? "error answered by the enclave"
-                             : msg);
+                         status == 200 ? NULL : msg);
     eng_complete(c->done, status, body, body ? strlen(body) : 0);
     free(c->parsed.opname);
     free(c->parsed.id_raw);

@@ -403,6 +403,24 @@ static void test_conf(void)
     eng_gw_conf_free(&gc);
 }
 
+/* conf/gateway.conf as shipped. */
+static void test_shipped_conf(void)
+{
+    eng_config cfg;
+    eng_gw_conf gc;
+    char path[1024], err[512];
+    const char *src = getenv("SIGNER_SRCDIR");
+    snprintf(path, sizeof path, "%s/conf/gateway.conf", src ? src : ".");
+    CU_ASSERT_EQUAL_FATAL(eng_config_load(&cfg, path, err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(cfg.role, "gateway");
+    CU_ASSERT_STRING_EQUAL(cfg.sealer.type, "none");
+    CU_ASSERT_EQUAL(eng_gw_conf_load(&gc, &cfg, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(gc.n_enclaves, 1);
+    CU_ASSERT_EQUAL(gc.forward_credentials, 0);
+    eng_gw_conf_free(&gc);
+    eng_config_free(&cfg);
+}
+
 static void test_tls_conf(void)
 {
     eng_config cfg;
@@ -454,5 +472,6 @@ int main(void)
     TU_ADD(s, test_throttle);
     TU_ADD(s, test_conf);
     TU_ADD(s, test_tls_conf);
+    TU_ADD(s, test_shipped_conf);
     return tu_run();
 }
