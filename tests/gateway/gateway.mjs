@@ -14,7 +14,8 @@
 //    acknowledged key_id is in DynamoDB and signs after the restart
 //  - dynalite unreachable: 503 naming the keystore within the deadline,
 //    /readyz false, recovery
-//  - signer-bench through the gateway for a few seconds: zero errors
+//  - signer-bench through the gateway over HTTPS with mTLS for a few
+//    seconds: zero errors
 //
 // Environment: SIGNER_SRCDIR, SIGNER_BUILDDIR (default: the source tree's
 // build/), GATEWAY_TEST_TIME_LIMIT (seconds, default 240).
@@ -364,11 +365,12 @@ async function bench(keyId) {
   const tool = path.join(BUILD, 'signer-bench');
   try { execFileSync('make', ['-C', BUILD, 'signer-bench'], { stdio: 'ignore' }); } catch { /* checked below */ }
   if (!fs.existsSync(tool)) { check(false, 'signer-bench built'); return; }
-  const r = await execFileP(tool, ['--url', env.GATEWAY_HTTP_URL, '-c', '8', '-d', '3', '--key-id', keyId, '--secret', SECRET, '--json'],
+  const r = await execFileP(tool, ['--url', env.GATEWAY_URL, '--cacert', env.CA_FILE, '--cert', env.CLIENT_CERT,
+    '--key', env.CLIENT_KEY, '-c', '8', '-d', '3', '--key-id', keyId, '--secret', SECRET, '--json'],
     { timeout: 30000 }).then((o) => ({ code: 0, out: o.stdout, err: o.stderr }), (e) => ({ code: e.code, out: e.stdout, err: e.stderr }));
   let j = null;
   try { j = JSON.parse(r.out); } catch { /* below */ }
-  check(r.code === 0 && j, `signer-bench through the gateway for 3 s: zero errors (${j ? JSON.stringify(j).slice(0, 200) : r.err})`);
+  check(r.code === 0 && j && j.errors === 0 && j.requests > 0, `signer-bench through the gateway over HTTPS (mTLS, keep-alive) for 3 s: zero errors (${j ? JSON.stringify(j).slice(0, 200) : r.err})`);
 }
 
 async function main() {
