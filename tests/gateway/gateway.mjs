@@ -14,6 +14,7 @@
 //    acknowledged key_id is in DynamoDB and signs after the restart
 //  - dynalite unreachable: 503 naming the keystore within the deadline,
 //    /readyz false, recovery
+//  - per-client throttling: 429 with Retry-After over the bucket
 //  - signer-bench through the gateway over HTTPS with mTLS for a few
 //    seconds: zero errors
 //
@@ -361,6 +362,38 @@ async function keystoreDown(keyId) {
   check(ok, 'the keystore back: signatures succeed again');
 }
 
+// A second gateway on the same enclaves with a small per-client bucket:
+// the client over its budget gets 429 with Retry-After; /readyz is never
+// throttled.
+async function throttling() {
+  const dir = path.join(TOPO_DIR, 'throttled');
+  fs.mkdirSync(dir, { recursive: true });
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  fs.writeFileSync(path.join(dir, 'gw.conf'), `role = "gateway";
+data_dir = "${dir}/data";
+listen = ( { address = "127.0.0.1:${port}"; protocol = "http"; } );
+sealer = { type = "none"; };
+plugins = ( { name = "eth"; path = "eth.so"; } );
+gateway = { enclaves = [ "${env.ENCLAVE1}", "${env.ENCLAVE2}" ]; client_rate = 1; client_burst = 3; };
+`);
+  const log = fs.openSync(path.join(dir, 'log'), 'a');
+  children.push(spawn(path.join(BUILD, 'signerd'), ['-c', path.join(dir, 'gw.conf'), '--io-loops', '1'],
+    { stdio: ['ignore', log, log] }));
+  const url = `http://127.0.0.1:${port}/`;
+  let ready = false;
+  for (let i = 0; i < 100 && !ready; i++) { ready = (await request(url + 'readyz', { method: 'GET' })).status === 200; if (!ready) await sleep(100); }
+  check(ready, 'a second gateway (SQLite keystore, client_rate = 1, client_burst = 3) is ready');
+  const res = [];
+  for (let i = 0; i < 6; i++) res.push(await request(url, { body: { operation: 'generate_key', payload: { secret: SECRET } } }));
+  const codes = res.map((r) => r.status);
+  const t = res.find((r) => r.status === 429);
+  check(codes.slice(0, 3).every((c) => c === 200) && t && Number(t.headers['retry-after']) >= 1 && /throttled/.test(t.result?.error ?? ''),
+    `per-client token bucket: 3 answered, then 429 with Retry-After (${codes.join(',')})`, () => t?.text);
+  await sleep(1100);
+  const again = await request(url, { body: { operation: 'generate_key', payload: { secret: SECRET } } });
+  check(again.status === 200, 'the bucket refills: served again after a second', () => again.text);
+}
+
 async function bench(keyId) {
   const tool = path.join(BUILD, 'signer-bench');
   try { execFileSync('make', ['-C', BUILD, 'signer-bench'], { stdio: 'ignore' }); } catch { /* checked below */ }
@@ -390,6 +423,7 @@ async function main() {
   const ids = await scanTable([ethKey, SECRET, seed.seedSecret, seed.seedKey, env.AWS_SECRET_ACCESS_KEY]);
   check(acked.every((a) => ids.includes(a.key_id)), 'every acknowledged key_id is an item in DynamoDB');
   await keystoreDown(keyId);
+  await throttling();
   await bench(keyId);
 }
 
