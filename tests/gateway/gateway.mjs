@@ -14,6 +14,8 @@
 //    acknowledged key_id is in DynamoDB and signs after the restart
 //  - dynalite unreachable: 503 naming the keystore within the deadline,
 //    /readyz false, recovery
+//  - forward_credentials against a fake enclave: credentials, sealed record
+//    and request id in the frame; nothing secret in the gateway's log
 //  - per-client throttling: 429 with Retry-After over the bucket
 //  - signer-bench through the gateway over HTTPS with mTLS for a few
 //    seconds: zero errors
@@ -394,6 +396,75 @@ gateway = { enclaves = [ "${env.ENCLAVE1}", "${env.ENCLAVE2}" ]; client_rate = 1
   check(again.status === 200, 'the bucket refills: served again after a second', () => again.text);
 }
 
+// A gateway with forward_credentials = true in front of a fake enclave that
+// records the frames: what the gateway adds (credentials from the AWS
+// chain, the sealed record, the request id), what it strips, and that
+// neither the client's secret nor the credentials reach its log.
+async function framesSeen() {
+  const net = await import('node:net');
+  const frames = [];
+  const SEALED = Buffer.from('sealed blob for the test').toString('base64');
+  const ADDR = '0x' + '11'.repeat(20);
+  const server = net.createServer((sock) => {
+    let buf = Buffer.alloc(0);
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
+        const f = JSON.parse(buf.subarray(4, 4 + buf.readUInt32BE(0)).toString());
+        buf = buf.subarray(4 + buf.readUInt32BE(0));
+        if (f.operation === 'health') continue;
+        frames.push(f);
+        const result = f.operation === 'generate_key'
+          ? { key_id: '0f8fad5b-d9cb-469f-a165-70867728950e', address: ADDR, sealed_key: SEALED, key_chain: 'eth' }
+          : { signature: '0x00' };
+        const out = Buffer.from(JSON.stringify({ id: f.id, enclave_status: 200, enclave_result: result }));
+        const hdr = Buffer.alloc(4); hdr.writeUInt32BE(out.length);
+        sock.write(Buffer.concat([hdr, out]));
+      }
+    });
+    sock.on('error', () => {});
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const dir = path.join(TOPO_DIR, 'fwd');
+  fs.mkdirSync(dir, { recursive: true });
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  fs.writeFileSync(path.join(dir, 'gw.conf'), `role = "gateway";
+data_dir = "${dir}/data";
+listen = ( { address = "127.0.0.1:${port}"; protocol = "http"; } );
+sealer = { type = "none"; };
+plugins = ( { name = "eth"; path = "eth.so"; } );
+gateway = { enclaves = [ "127.0.0.1:${server.address().port}" ]; forward_credentials = true; };
+`);
+  const logFile = path.join(dir, 'log');
+  const log = fs.openSync(logFile, 'a');
+  const creds = { AWS_ACCESS_KEY_ID: 'AKIDFORWARDTEST', AWS_SECRET_ACCESS_KEY: 'forward/secret+key', AWS_SESSION_TOKEN: 'forward-session-token' };
+  const child = spawn(path.join(BUILD, 'signerd'), ['-c', path.join(dir, 'gw.conf'), '--io-loops', '1'],
+    { stdio: ['ignore', log, log], env: { ...process.env, ...creds, AWS_EC2_METADATA_DISABLED: 'true' } });
+  children.push(child);
+  const url = `http://127.0.0.1:${port}/`;
+  let ready = false;
+  for (let i = 0; i < 100 && !ready; i++) { ready = (await request(url + 'readyz', { method: 'GET' })).status === 200; if (!ready) await sleep(100); }
+  const g = await request(url, { body: { operation: 'generate_key', payload: { secret: SECRET } } });
+  const m = await request(url, { body: { operation: 'sign_message', payload: { key_id: g.result?.key_id, secret: SECRET, message: 'hi' } } });
+  const [f1, f2] = frames;
+  check(ready && g.status === 200 && g.result.sealed_key === undefined && g.result.key_chain === undefined && g.result.address === ADDR,
+    'fake enclave: the created key is answered without sealed_key/key_chain', () => g.text);
+  const c = f1?.payload?.credentials;
+  check(c && c.access_key_id === creds.AWS_ACCESS_KEY_ID && c.secret_access_key === creds.AWS_SECRET_ACCESS_KEY
+    && c.session_token === creds.AWS_SESSION_TOKEN && 'expiration' in c,
+  'forward_credentials: the frame carries credentials {access_key_id, secret_access_key, session_token, expiration}', () => f1);
+  check(f1?.request_id === g.headers['x-request-id'] && f1?.payload?.secret === SECRET && f1?.payload?.sealed_key === undefined,
+    'the frame carries the X-Request-Id and the client\'s secret, and no sealed_key for a new key', () => f1);
+  check(m.status === 200 && f2?.payload?.sealed_key === SEALED && f2.payload.key_chain === 'eth' && f2.payload.key_address === ADDR,
+    'a key-using frame carries the stored sealed_key, key_chain and key_address', () => f2);
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
+  server.close();
+  const text = fs.readFileSync(logFile, 'utf8');
+  check(!text.includes(SECRET) && !text.includes(creds.AWS_SECRET_ACCESS_KEY) && !text.includes(creds.AWS_SESSION_TOKEN) && !text.includes(SEALED),
+    'the gateway log holds no secret, credential or sealed key');
+}
+
 async function bench(keyId) {
   const tool = path.join(BUILD, 'signer-bench');
   try { execFileSync('make', ['-C', BUILD, 'signer-bench'], { stdio: 'ignore' }); } catch { /* checked below */ }
@@ -424,6 +495,7 @@ async function main() {
   check(acked.every((a) => ids.includes(a.key_id)), 'every acknowledged key_id is an item in DynamoDB');
   await keystoreDown(keyId);
   await throttling();
+  await framesSeen();
   await bench(keyId);
 }
 
