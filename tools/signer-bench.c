@@ -1349,6 +1349,7 @@ int main(int argc, char **argv)
     free(b->req_head_fixed);
     free(b->body);
     free(b->c);
+    SSL_CTX_free(b->tls);
     free(b);
     return rc;
 }
