@@ -78,6 +78,26 @@ static int step_is_raw(dispatch *d)
     return d->raw;
 }
 
+/* A frame may carry the request id its sender gave the request (the
+ * gateway's X-Request-Id, docs/frames.md): the log line then has it. */
+static int step_frame_rid(dispatch *d)
+{
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(d->root, "request_id");
+    size_t i;
+    if (r == NULL)
+        return SIGNER_OK;
+    if (!cJSON_IsString(r) || strlen(r->valuestring) != 16)
+        return eng_reply_error(&d->reply, SIGNER_ERR_BAD_REQUEST,
+                               "request_id: must be 16 hex digits");
+    for (i = 0; i < 16; i++)
+        if (!strchr("0123456789abcdefABCDEF", r->valuestring[i]))
+            return eng_reply_error(&d->reply, SIGNER_ERR_BAD_REQUEST,
+                                   "request_id: must be 16 hex digits");
+    memcpy(d->rid, r->valuestring, 17);
+    cJSON_DeleteItemFromObjectCaseSensitive(d->root, "request_id");
+    return SIGNER_OK;
+}
+
 /* Step 1: the body is one strict JSON object (and a frame has an id). */
 static int step_parse(dispatch *d)
 {
@@ -116,7 +136,7 @@ static int step_parse(dispatch *d)
                                "id: must be a string or a number");
     }
     cJSON_DeleteItemFromObjectCaseSensitive(d->root, "id");
-    return SIGNER_OK;
+    return step_frame_rid(d);
 }
 
 /* Step 2a, a convenience route: the body is the payload itself, and a
@@ -336,4 +356,57 @@ int eng_dispatch(void *engine, const eng_request *req, char **resp,
     eng_json_free(d.payload);
     cJSON_Delete(d.reply.result);
     return status;
+}
+
+/* ---- the gateway's front half ----------------------------------------------- */
+
+int eng_dispatch_parse(void *engine, const eng_request *req,
+                       eng_parsed *out, char **resp, size_t *resp_len)
+{
+    uint64_t t0 = eng_now_us();
+    dispatch d;
+    int err, status;
+
+    memset(out, 0, sizeof *out);
+    memset(&d, 0, sizeof d);
+    d.e = engine;
+    d.req = req;
+    d.op_index = (size_t)-1;
+    snprintf(d.rid, sizeof d.rid, "%s",
+             req->request_id != NULL ? req->request_id : "");
+    if ((err = step_parse(&d)) == SIGNER_OK &&
+        (err = req->operation != NULL ? step_route_path(&d)
+                                      : step_route_body(&d)) == SIGNER_OK &&
+        (err = step_find_op(&d)) == SIGNER_OK &&
+        (out->opname = strdup(d.opname)) == NULL)
+        err = eng_reply_error(&d.reply, SIGNER_ERR_NOMEM, "out of memory");
+    if (err == SIGNER_OK && req->framed && d.id.text != NULL &&
+        (out->id_raw = strndup(d.id.text, d.id.len)) == NULL)
+        err = eng_reply_error(&d.reply, SIGNER_ERR_NOMEM, "out of memory");
+    if (err == SIGNER_OK) {
+        out->payload = d.payload;
+        out->op_index = d.op_index;
+        out->secret_op = (d.entry->op->flags & SIGNER_OP_SECRET) != 0;
+        d.payload = NULL;
+        eng_json_free(d.root);
+        return SIGNER_OK;
+    }
+    free(out->opname);
+    out->opname = NULL;
+    status = step_answer(&d, err, resp, resp_len);
+    step_account(&d, err, status, t0);
+    eng_json_free(d.root);
+    eng_json_free(d.payload);
+    cJSON_Delete(d.reply.result);
+    return err;
+}
+
+void eng_dispatch_account(void *engine, const eng_request *req,
+                          size_t op_index, const char *opname, int status,
+                          uint64_t t0, const char *msg)
+{
+    uint64_t dt = eng_now_us() - t0;
+    eng_metrics_count(engine, op_index, status, dt);
+    eng_log_request(req->request_id != NULL ? req->request_id : "-", opname,
+                    status, (double)dt / 1000.0, req->peer, msg);
 }

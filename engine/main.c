@@ -13,6 +13,9 @@
 
 #include "conf.h"
 #include "dispatch.h"
+#include "gateway/gateway.h"
+#include "gateway/gwconf.h"
+#include "transport/tls.h"
 #include "log.h"
 #include "startup.h"
 #include "route.h"
@@ -60,11 +63,21 @@ struct daemon_ctx {
     eng_server *server;
     const char *config_file;
     int cli_log_level; /* --log-level, which a reload must not undo; or -1 */
+    eng_gateway *gw;   /* role gateway: forwards instead of handling */
 };
 
 static int ready_cb(void *ctx)
 {
-    return eng_engine_ready(((struct daemon_ctx *)ctx)->engine);
+    struct daemon_ctx *d = ctx;
+    return d->gw != NULL ? eng_gateway_ready(d->gw)
+                         : eng_engine_ready(d->engine);
+}
+
+/* Role gateway: every operation is forwarded to an enclave. */
+static void gateway_submit_cb(void *ctx, const eng_request *req,
+                              eng_completion *done)
+{
+    eng_gateway_submit(((struct daemon_ctx *)ctx)->gw, req, done);
 }
 
 static int handle_cb(void *ctx, const eng_request *req, char **resp,
@@ -92,7 +105,9 @@ static char *error_body_cb(void *ctx, int status, const char *msg,
 
 static char *metrics_cb(void *ctx)
 {
-    return eng_metrics_text(((struct daemon_ctx *)ctx)->engine);
+    struct daemon_ctx *d = ctx;
+    return d->gw != NULL ? eng_gateway_metrics(d->gw)
+                         : eng_metrics_text(d->engine);
 }
 
 /* SIGHUP: re-read the file and apply what can change live. */
@@ -239,6 +254,11 @@ static int serve(eng_config *cfg, const struct cli *c)
         return 1;
     }
     memset(&scfg, 0, sizeof scfg);
+    if (eng_gw_tls_open(&scfg.tls_ctx, cfg, err, sizeof err) != 0) {
+        fatal(err);
+        eng_engine_abandon(&engine);
+        return 1;
+    }
     scfg.listen = cfg->listen;
     scfg.n_listen = cfg->n_listen;
     scfg.limits = cfg->limits;
@@ -249,6 +269,14 @@ static int serve(eng_config *cfg, const struct cli *c)
                 "pool any more): read as io_loops = %d", cfg->workers,
                 cfg->workers);
     memset(&cb, 0, sizeof cb);
+    memset(&dctx, 0, sizeof dctx);
+    if (strcmp(cfg->role, "gateway") == 0 &&
+        (dctx.gw = eng_gateway_open(&engine, err, sizeof err)) == NULL) {
+        fatal(err);
+        eng_tls_ctx_free(scfg.tls_ctx);
+        eng_engine_abandon(&engine);
+        return 1;
+    }
     dctx.engine = &engine;
     dctx.config_file = c->file;
     dctx.cli_log_level = c->level != NULL ? cfg->log_level : -1;
@@ -259,10 +287,14 @@ static int serve(eng_config *cfg, const struct cli *c)
     cb.reload = reload_cb;
     cb.route = route_cb;
     cb.error_body = error_body_cb;
+    if (dctx.gw != NULL)
+        cb.submit = gateway_submit_cb;
     if ((dctx.server = server = eng_server_new(&scfg, &cb)) == NULL ||
         eng_server_start(server, err, sizeof err) != 0) {
         fatal(server == NULL ? "out of memory" : err);
         eng_server_free(server);
+        eng_gateway_close(dctx.gw);
+        eng_tls_ctx_free(scfg.tls_ctx);
         /* A failed start leaves no new data dir, master key or keystore. */
         eng_engine_abandon(&engine);
         return 1;
@@ -273,6 +305,8 @@ static int serve(eng_config *cfg, const struct cli *c)
     rc = eng_server_run(server) == 0 ? 0 : 1;
     eng_log(SIGNER_LOG_INFO, "signerd stopped");
     eng_server_free(server);
+    eng_gateway_close(dctx.gw);
+    eng_tls_ctx_free(scfg.tls_ctx);
     eng_engine_close(&engine);
     return rc;
 }
@@ -298,6 +332,11 @@ int main(int argc, char **argv)
     if (c.check_only) {
         rc = eng_engine_check_config(&cfg, stdout, err, sizeof err) == 0 ? 0
                                                                          : 1;
+        if (rc == 0 && strcmp(cfg.role, "gateway") == 0) {
+            eng_gw_conf gc;
+            rc = eng_gw_conf_load(&gc, &cfg, err, sizeof err) == 0 ? 0 : 1;
+            eng_gw_conf_free(&gc);
+        }
         if (rc != 0)
             fatal(err);
         goto out;

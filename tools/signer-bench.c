@@ -46,6 +46,8 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/ssl.h>
 
 #define EXIT_USAGE 64
 #define MAX_CONNS 4096
@@ -151,6 +153,7 @@ typedef struct opts {
     const char *label;
     const char *method;
     int json;
+    const char *cacert, *cert, *key; /* https:// URLs */
 } opts;
 
 enum { C_CONNECTING, C_IDLE, C_WAITING, C_BUSY, C_DEAD };
@@ -178,6 +181,7 @@ typedef struct conn {
 
 typedef struct bench {
     opts o;
+    SSL_CTX *tls;         /* https:// URLs, else NULL */
     struct event_base *base;
     struct sockaddr_storage addr;
     socklen_t addrlen;
@@ -825,7 +829,11 @@ static void conn_connect(conn *c)
     struct timeval tmo;
     c->state = C_CONNECTING;
     c->have_head = 0;
-    c->bev = bufferevent_socket_new(b->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    c->bev = b->tls != NULL
+                 ? bufferevent_openssl_socket_new(b->base, -1, SSL_new(b->tls),
+                                                  BUFFEREVENT_SSL_CONNECTING,
+                                                  BEV_OPT_CLOSE_ON_FREE)
+                 : bufferevent_socket_new(b->base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (c->bev == NULL) {
         note_bad(b, "cannot create a socket");
         b->errors++;
@@ -877,11 +885,16 @@ static int parse_url(bench *b, const char *url)
     char host[256], port[16] = "80";
     struct addrinfo hints, *res = NULL;
     int rc;
-    if (strncmp(url, "http://", 7) != 0) {
-        fprintf(stderr, "signer-bench: --url must start with http://\n");
+    if (strncmp(url, "https://", 8) == 0) {
+        strcpy(port, "443");
+        p = url + 8;
+    } else if (strncmp(url, "http://", 7) == 0) {
+        p = url + 7;
+    } else {
+        fprintf(stderr, "signer-bench: --url must start with http:// or "
+                        "https://\n");
         return -1;
     }
-    p = url + 7;
     path = strchr(p, '/');
     if (path == NULL)
         path = p + strlen(p);
@@ -927,6 +940,25 @@ static int parse_url(bench *b, const char *url)
     memcpy(&b->addr, res->ai_addr, res->ai_addrlen);
     b->addrlen = res->ai_addrlen;
     freeaddrinfo(res);
+    return 0;
+}
+
+/* https://: a client context verifying the server against --cacert (the
+ * system store without it), presenting --cert/--key when given (mTLS). */
+static int tls_setup(bench *b)
+{
+    const opts *o = &b->o;
+    if ((b->tls = SSL_CTX_new(TLS_client_method())) == NULL)
+        return -1;
+    SSL_CTX_set_verify(b->tls, SSL_VERIFY_PEER, NULL);
+    if ((o->cacert ? SSL_CTX_load_verify_locations(b->tls, o->cacert, NULL)
+                   : SSL_CTX_set_default_verify_paths(b->tls)) != 1 ||
+        (o->cert && SSL_CTX_use_certificate_chain_file(b->tls, o->cert) != 1) ||
+        (o->key && SSL_CTX_use_PrivateKey_file(b->tls, o->key,
+                                               SSL_FILETYPE_PEM) != 1)) {
+        fprintf(stderr, "signer-bench: cannot load --cacert/--cert/--key\n");
+        return -1;
+    }
     return 0;
 }
 
@@ -1020,6 +1052,9 @@ static void usage(FILE *f)
         "  -m, --method M        HTTP method (POST)\n"
         "  -l, --label NAME      name shown in the output\n"
         "  -j, --json            one JSON object on stdout\n"
+        "      --cacert FILE     https://: CA bundle to verify the server\n"
+        "      --cert FILE       https://: client certificate (mTLS)\n"
+        "      --key FILE        https://: its private key\n"
         "  -h, --help\n"
         "Exit: 0 all answers 200 (and matching), 1 otherwise, 64 usage.\n");
 }
@@ -1128,6 +1163,9 @@ int main(int argc, char **argv)
         {"method", required_argument, NULL, 'm'},
         {"label", required_argument, NULL, 'l'},
         {"json", no_argument, NULL, 'j'},
+        {"cacert", required_argument, NULL, 1001},
+        {"cert", required_argument, NULL, 1002},
+        {"key", required_argument, NULL, 1003},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     bench *b = calloc(1, sizeof *b);
@@ -1195,6 +1233,9 @@ int main(int argc, char **argv)
         case 'm': o->method = optarg; break;
         case 'l': o->label = optarg; break;
         case 'j': o->json = 1; break;
+        case 1001: o->cacert = optarg; break;
+        case 1002: o->cert = optarg; break;
+        case 1003: o->key = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return EXIT_USAGE;
         }
@@ -1224,6 +1265,8 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (parse_url(b, o->url) != 0)
+        return EXIT_USAGE;
+    if (strncmp(o->url, "https://", 8) == 0 && tls_setup(b) != 0)
         return EXIT_USAGE;
     if (o->body_file) {
         if ((b->body = read_file(o->body_file, &b->body_len)) == NULL) {
@@ -1306,6 +1349,7 @@ int main(int argc, char **argv)
     free(b->req_head_fixed);
     free(b->body);
     free(b->c);
+    SSL_CTX_free(b->tls);
     free(b);
     return rc;
 }

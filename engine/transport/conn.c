@@ -37,6 +37,7 @@
 
 #include "util.h"
 #include "transport_internal.h"
+#include "tls.h"
 
 #define LINGER_MS 2000
 #define LINGER_MAX_BYTES (8u * 1024u * 1024u)
@@ -443,8 +444,11 @@ void eng_conn_new(eng_loop *l, int fd, eng_lsn *lsn,
     c = calloc(1, sizeof *c);
     if (c == NULL ||
         (c->timer = evtimer_new(l->base, timer_cb, c)) == NULL ||
-        (c->bev = bufferevent_socket_new(l->base, fd,
-                                         BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+        (c->bev = lsn != NULL && lsn->tls_ctx != NULL
+                      ? eng_tls_bev_new(l->base, fd, lsn->tls_ctx)
+                      : bufferevent_socket_new(l->base, fd,
+                                               BEV_OPT_CLOSE_ON_FREE)) ==
+            NULL) {
         tlog(TLOG_ERROR, "out of memory accepting a connection");
         if (c != NULL && c->timer != NULL)
             event_free(c->timer);

@@ -585,6 +585,10 @@ static void http_on_complete(eng_conn *c, eng_completion *d)
     http_answer a = {d->status, "application/json", d->keep_alive, d->head,
                      d->rid, NULL};
 
+    /* A backend down (503) or a client throttled (429): retry later. */
+    if (d->status == 503 || d->status == 429)
+        a.extra = "Retry-After: 1\r\n";
+
     if (d->resp == NULL || d->status < 200 || d->status > 599) {
         a.status = 500;
         http_error(c, &a, "internal error");

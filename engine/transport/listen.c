@@ -448,8 +448,15 @@ int eng_lsn_open(eng_server *s, eng_lsn *ls, const eng_listen_spec *sp,
     ls->proto = sp->proto;
     ls->port = -1;
     ls->ops = sp->proto == ENG_PROTO_HTTP     ? &eng_http_ops
+              : sp->proto == ENG_PROTO_HTTPS  ? &eng_http_ops
               : sp->proto == ENG_PROTO_FRAMES ? &eng_frames_ops
                                               : NULL;
+    ls->tls_ctx = sp->proto == ENG_PROTO_HTTPS ? eng_server_tls(s) : NULL;
+    if (sp->proto == ENG_PROTO_HTTPS && ls->tls_ctx == NULL) {
+        snprintf(err, err_len, "listen %s: https needs a tls = { cert; key; "
+                 "} group", sp->address);
+        return -1;
+    }
     if (ls->ops == NULL) {
         snprintf(err, err_len, "listen %s: unknown protocol %d", sp->address,
                  sp->proto);

@@ -28,6 +28,7 @@
 
 #include "util.h"
 #include "transport_internal.h"
+#include "tls.h"
 
 static void done_cb(evutil_socket_t fd, short what, void *arg);
 static void adopt_cb(evutil_socket_t fd, short what, void *arg);
@@ -192,6 +193,18 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
     eng_loop_maybe_finish(l);
 }
 
+/* An https client's certificate identity ("tls:sha256:HEX"), read once per
+ * connection, for throttling and allowlists. */
+static void completion_peer_id(eng_completion *d, eng_conn *c)
+{
+    if (c->lsn == NULL || c->lsn->tls_ctx == NULL)
+        return;
+    if (c->peer_id[0] == '\0')
+        eng_tls_peer_id(c->bev, c->peer_id, sizeof c->peer_id);
+    snprintf(d->peer_id, sizeof d->peer_id, "%s", c->peer_id);
+    d->req.peer_id = d->peer_id[0] != '\0' ? d->peer_id : NULL;
+}
+
 /* Builds the completion of a request of c (takes body). */
 static eng_completion *completion_new(eng_conn *c, char *body, size_t len,
                                       const eng_route_match *route,
@@ -219,6 +232,7 @@ static eng_completion *completion_new(eng_conn *c, char *body, size_t len,
         }
         d->req.authorization = d->auth;
     }
+    completion_peer_id(d, c);
     if (route != NULL) {
         d->req.operation = route->operation;
         if (route->key_id[0] != '\0') {

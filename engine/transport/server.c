@@ -44,6 +44,7 @@ typedef struct peer_count {
 } peer_count;
 
 struct eng_server {
+    void *tls_ctx;            /* SSL_CTX of https listeners, or NULL */
     eng_listen_spec *specs;
     size_t n_specs;
     int n_loops_cfg;
@@ -120,6 +121,7 @@ static void limits_normalise(eng_limits *out, const eng_limits *in)
 /* Accessors for the other transport units. */
 const eng_server_callbacks *eng_server_cb(const eng_server *s) { return &s->cb; }
 struct event_base *eng_server_base(const eng_server *s) { return s->base; }
+void *eng_server_tls(const eng_server *s) { return s->tls_ctx; }
 const eng_limits *eng_server_limits(const eng_server *s) { return &s->limits; }
 atomic_int *eng_server_inflight(eng_server *s) { return &s->inflight; }
 eng_counters *eng_server_counters(eng_server *s) { return &s->st; }
@@ -380,6 +382,7 @@ static int specs_copy(eng_server *s, const eng_server_config *cfg)
     if (s->specs == NULL)
         return -1;
     s->n_specs = cfg->n_listen;
+    s->tls_ctx = cfg->tls_ctx;
     for (size_t i = 0; i < cfg->n_listen; i++) {
         s->specs[i].proto = cfg->listen[i].proto;
         s->specs[i].address = strdup(cfg->listen[i].address

@@ -21,7 +21,8 @@
 
 enum eng_proto {
     ENG_PROTO_HTTP = 1,  /* HTTP/1.1, keep-alive, see docs/api.md        */
-    ENG_PROTO_FRAMES = 2 /* 4-byte big-endian length + JSON, docs/frames.md */
+    ENG_PROTO_FRAMES = 2, /* 4-byte big-endian length + JSON, docs/frames.md */
+    ENG_PROTO_HTTPS = 3  /* HTTP/1.1 over TLS, optional mTLS (tls.c)     */
 };
 
 /* A listen address:
@@ -64,6 +65,8 @@ typedef struct eng_request {
                               * X-Request-Id; use it in the access log    */
     const char *authorization; /* HTTP Authorization header value, or NULL;
                               * a secret: wiped with the body            */
+    const char *peer_id;     /* https with a client certificate:
+                              * "tls:sha256:HEX" of it, else NULL        */
 } eng_request;
 
 /* What callbacks.route resolved an HTTP request to. */
@@ -125,6 +128,8 @@ typedef struct eng_server_config {
     /* Deprecated (the worker pool is gone): used as io_loops when io_loops
      * is 0, so old configs keep their thread count. */
     int workers;
+    /* SSL_CTX of the https listeners (eng_tls_ctx_new), NULL if none. */
+    void *tls_ctx;
 } eng_server_config;
 
 typedef struct eng_server eng_server;

@@ -110,6 +110,7 @@ struct eng_completion {
     char *auth;          /* Authorization header: wiped with the body */
     char key_id[65];
     char peer[80];
+    char peer_id[80];         /* https: client certificate id */
     char rid[17];
     int head;            /* HTTP HEAD: the answer carries no body */
     int keep_alive;      /* HTTP */
@@ -150,6 +151,7 @@ struct eng_conn {
     unsigned char peer_ip[16];/* TCP peer address bytes (per-peer cap) */
     int peer_ip_len;          /* 4, 16 or 0 (not TCP) */
     char peer[80];
+    char peer_id[80];         /* https: client certificate id, "" if none */
 };
 
 /* Milliseconds of CLOCK_MONOTONIC. */
@@ -264,6 +266,7 @@ struct eng_lsn {
     struct evconnlistener *l;
     struct event *retry;
     int proto;
+    void *tls_ctx;            /* https: the server's SSL_CTX */
     const eng_proto_ops *ops;
     int port;
     char addr[160];           /* printable bound address */
@@ -319,6 +322,7 @@ void eng_peer_release(eng_server *s, const eng_lsn *ls,
 
 const eng_server_callbacks *eng_server_cb(const eng_server *s);
 struct event_base *eng_server_base(const eng_server *s);
+void *eng_server_tls(const eng_server *s); /* SSL_CTX or NULL */
 const eng_limits *eng_server_limits(const eng_server *s);
 atomic_int *eng_server_inflight(eng_server *s);
 eng_counters *eng_server_counters(eng_server *s);

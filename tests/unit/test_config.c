@@ -94,7 +94,7 @@ static void test_errors(void)
     expect_error(MIN_OK "workers = 1000;\n", "out of range");
     expect_error(MIN_OK "log_level = \"loud\";\n",
                  "<string>:2: log_level 'loud'");
-    expect_error(MIN_OK "role = \"gateway\";\n", "role 'gateway'");
+    expect_error(MIN_OK "role = \"bogus\";\n", "role 'bogus'");
     expect_error(MIN_OK "data_dir = 5;\n", "'data_dir' must be a string");
     expect_error(MIN_OK "limits = { max_bodyy = 1; };\n",
                  "unknown setting 'limits.max_bodyy'");

@@ -1,0 +1,553 @@
+/* The gateway role (gateway.h, docs/gateway.md): parse and route like a
+ * standalone signer, attach the key's sealed record, forward to an enclave,
+ * store what a key-creating answer returns before answering. */
+#include "config.h"
+#include "gateway/gateway.h"
+
+#include <stdarg.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aws/buf.h"
+#include "aws/creds.h"
+#include "dispatch.h"
+#include "gateway/gwconf.h"
+#include "gateway/pool.h"
+#include "gateway/throttle.h"
+#include "log.h"
+#include "util.h"
+
+#define GW_BUCKETS 12
+#define GW_STORERS 2
+static const double gw_bounds_ms[GW_BUCKETS] = {
+    1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000};
+static const int gw_statuses[] = {200, 400, 401, 403, 404, 409,
+                                  413, 429, 500, 503, 0};
+#define GW_N_STATUS (sizeof gw_statuses / sizeof gw_statuses[0])
+
+/* Latency histogram of one (operation, status). */
+typedef struct gw_hist {
+    atomic_ullong bucket[GW_BUCKETS];
+    atomic_ullong count, sum_us;
+} gw_hist;
+
+struct eng_gateway {
+    eng_engine *e;
+    eng_gw_conf conf;
+    eng_gw_pool *pool;
+    eng_gw_throttle *throttle;
+    eng_aws_creds_chain *creds;
+    gw_hist hist[ENG_MAX_OP_METRICS + 1][GW_N_STATUS];
+    /* Key-creating answers are stored by these threads, so a slow keystore
+     * never stalls the enclave pool's loop. */
+    pthread_t storers[GW_STORERS];
+    int n_storers;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct gw_call *store_head, *store_tail;
+    int stopping;
+    atomic_ullong keystore_errors, creds_errors, throttled, stored;
+};
+
+/* One request on its way through the gateway. */
+typedef struct gw_call {
+    eng_gateway *g;
+    const eng_request *req;
+    eng_completion *done;
+    eng_parsed parsed;
+    uint64_t t0;
+    int creates; /* no key_id: the answer may carry a new sealed record */
+    cJSON *answer; /* waiting for a storer */
+    struct gw_call *next;
+} gw_call;
+
+/* ---- answering -------------------------------------------------------- */
+
+static size_t status_slot(int status)
+{
+    size_t i;
+    for (i = 0; gw_statuses[i] != 0; i++)
+        if (gw_statuses[i] == status)
+            return i;
+    return GW_N_STATUS - 1;
+}
+
+static void observe(eng_gateway *g, size_t op_index, int status, uint64_t us)
+{
+    size_t op = op_index < ENG_MAX_OP_METRICS ? op_index : ENG_MAX_OP_METRICS;
+    gw_hist *h = &g->hist[op][status_slot(status)];
+    double ms = (double)us / 1000.0;
+    int i;
+    for (i = 0; i < GW_BUCKETS; i++)
+        if (ms <= gw_bounds_ms[i])
+            atomic_fetch_add(&h->bucket[i], 1);
+    atomic_fetch_add(&h->count, 1);
+    atomic_fetch_add(&h->sum_us, us);
+}
+
+/* Completes the request with answer (an {enclave_status, enclave_result}
+ * object, consumed) and frees the call.  msg, logged, is the gateway's own
+ * error (never request content); an enclave's error is not logged here
+ * (the enclave logs it, by class for secret operations). */
+static void call_answer(gw_call *c, cJSON *answer, int status,
+                        const char *msg)
+{
+    char *body;
+    if (c->req->framed)
+        cJSON_AddItemToObject(answer, "id",
+                              c->parsed.id_raw != NULL
+                                  ? cJSON_CreateRaw(c->parsed.id_raw)
+                                  : cJSON_CreateNull());
+    body = cJSON_PrintUnformatted(answer);
+    cJSON_Delete(answer);
+    if (body == NULL)
+        status = 500;
+    observe(c->g, c->parsed.op_index, status, eng_now_us() - c->t0);
+    eng_dispatch_account(c->g->e, c->req, c->parsed.op_index,
+                         c->parsed.opname, status, c->t0,
+                         status == 200 ? NULL : msg);
+    eng_complete(c->done, status, body, body ? strlen(body) : 0);
+    free(c->parsed.opname);
+    free(c->parsed.id_raw);
+    eng_json_free(c->parsed.payload);
+    free(c);
+}
+
+/* Answers an error of the gateway's own (status, message). */
+static void call_fail(gw_call *c, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void call_fail(gw_call *c, int err, const char *fmt, ...)
+{
+    char msg[300];
+    int status = signer_err_http_status(err);
+    cJSON *a = cJSON_CreateObject(), *r;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cJSON_AddNumberToObject(a, "enclave_status", status);
+    r = cJSON_AddObjectToObject(a, "enclave_result");
+    cJSON_AddStringToObject(r, "error", msg);
+    call_answer(c, a, status, msg);
+}
+
+/* A key-creating answer: the sealed record is stored durably, then
+ * removed from what the client sees.  SIGNER_OK or an error answered. */
+static int store_created(gw_call *c, cJSON *result)
+{
+    const cJSON *sk = cJSON_GetObjectItemCaseSensitive(result, "sealed_key");
+    const cJSON *ch = cJSON_GetObjectItemCaseSensitive(result, "key_chain");
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(result, "key_id");
+    const cJSON *ad = cJSON_GetObjectItemCaseSensitive(result, "address");
+    signer_key_meta meta;
+    unsigned char *blob;
+    size_t cap, len = 0;
+    int rc;
+    if (!cJSON_IsString(sk) || !cJSON_IsString(ch) || !cJSON_IsString(id) ||
+        !cJSON_IsString(ad))
+        return SIGNER_ERR_INTERNAL;
+    cap = strlen(sk->valuestring) / 4 * 3 + 3;
+    if ((blob = malloc(cap)) == NULL)
+        return SIGNER_ERR_NOMEM;
+    rc = eng_aws_b64_decode(blob, cap, &len, sk->valuestring,
+                            strlen(sk->valuestring)) == 0
+             ? SIGNER_OK
+             : SIGNER_ERR_INTERNAL;
+    meta.key_id = id->valuestring;
+    meta.chain = ch->valuestring;
+    meta.address = ad->valuestring;
+    if (rc == SIGNER_OK)
+        rc = eng_keystore_put(c->g->e->ks, &meta, blob, len);
+    eng_wipe(blob, cap);
+    free(blob);
+    if (rc == SIGNER_OK) {
+        atomic_fetch_add(&c->g->stored, 1);
+        cJSON_DeleteItemFromObjectCaseSensitive(result, "sealed_key");
+        cJSON_DeleteItemFromObjectCaseSensitive(result, "key_chain");
+    }
+    return rc;
+}
+
+/* Stores a key-creating answer's record, then answers (storer thread). */
+static void store_and_answer(gw_call *c, cJSON *ans)
+{
+    cJSON *res = cJSON_GetObjectItemCaseSensitive(ans, "enclave_result");
+    int rc = store_created(c, res);
+    if (rc != SIGNER_OK) {
+        cJSON_Delete(ans); /* the unstored key is never acknowledged */
+        atomic_fetch_add(&c->g->keystore_errors, 1);
+        call_fail(c, rc == SIGNER_ERR_CONFLICT ? rc : SIGNER_ERR_UNAVAILABLE,
+                  "keystore: the new key could not be stored (%s)",
+                  signer_err_str(rc));
+        return;
+    }
+    call_answer(c, ans, 200, NULL);
+}
+
+static void store_enqueue(gw_call *c, cJSON *ans)
+{
+    eng_gateway *g = c->g;
+    c->answer = ans;
+    pthread_mutex_lock(&g->mu);
+    if (g->store_tail != NULL)
+        g->store_tail->next = c;
+    else
+        g->store_head = c;
+    g->store_tail = c;
+    pthread_cond_signal(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* A storer: takes queued answers until stopped and the queue is empty. */
+static void *storer_main(void *arg)
+{
+    eng_gateway *g = arg;
+    for (;;) {
+        gw_call *c;
+        pthread_mutex_lock(&g->mu);
+        while (g->store_head == NULL && !g->stopping)
+            pthread_cond_wait(&g->cv, &g->mu);
+        if ((c = g->store_head) == NULL) {
+            pthread_mutex_unlock(&g->mu);
+            return NULL;
+        }
+        if ((g->store_head = c->next) == NULL)
+            g->store_tail = NULL;
+        pthread_mutex_unlock(&g->mu);
+        store_and_answer(c, c->answer);
+    }
+}
+
+/* The pool's answer (pool thread). */
+static void on_answer(void *arg, cJSON *ans, int err, const char *why)
+{
+    gw_call *c = arg;
+    const cJSON *st;
+    cJSON *res;
+    int status;
+    if (err != SIGNER_OK) {
+        call_fail(c, err, "%s", why != NULL ? why : "enclave unavailable");
+        return;
+    }
+    st = cJSON_GetObjectItemCaseSensitive(ans, "enclave_status");
+    res = cJSON_GetObjectItemCaseSensitive(ans, "enclave_result");
+    if (!cJSON_IsNumber(st) || st->valueint < 200 || st->valueint > 599 ||
+        !cJSON_IsObject(res)) {
+        cJSON_Delete(ans);
+        call_fail(c, SIGNER_ERR_INTERNAL, "enclave: malformed answer");
+        return;
+    }
+    status = st->valueint;
+    if (status == 200 &&
+        cJSON_GetObjectItemCaseSensitive(res, "sealed_key") != NULL) {
+        store_enqueue(c, ans);
+        return;
+    }
+    call_answer(c, ans, status, NULL);
+}
+
+/* ---- forwarding ------------------------------------------------------- */
+
+/* Attaches key_id's sealed record to the payload.  SIGNER_OK, or an error
+ * answered. */
+static int attach_record(gw_call *c, const char *key_id)
+{
+    char chain[64], address[SIGNER_MAX_ADDRESS], *text;
+    unsigned char *blob = NULL;
+    size_t blen = 0;
+    int rc = eng_keystore_get(c->g->e->ks, chain, sizeof chain, address,
+                              sizeof address, &blob, &blen, key_id);
+    if (rc == SIGNER_ERR_NOT_FOUND) {
+        call_fail(c, rc, "key_id: no such key");
+        return rc;
+    }
+    if (rc != SIGNER_OK) {
+        atomic_fetch_add(&c->g->keystore_errors, 1);
+        call_fail(c, SIGNER_ERR_UNAVAILABLE, "keystore: unavailable (%s)",
+                  signer_err_str(rc));
+        return rc;
+    }
+    text = eng_aws_b64_encode(blob, blen);
+    eng_wipe(blob, blen);
+    free(blob);
+    if (text == NULL ||
+        !cJSON_AddStringToObject(c->parsed.payload, "sealed_key", text) ||
+        !cJSON_AddStringToObject(c->parsed.payload, "key_chain", chain) ||
+        !cJSON_AddStringToObject(c->parsed.payload, "key_address", address)) {
+        free(text);
+        call_fail(c, SIGNER_ERR_NOMEM, "out of memory");
+        return SIGNER_ERR_NOMEM;
+    }
+    free(text);
+    return SIGNER_OK;
+}
+
+/* Adds the AWS credentials for the enclave's KMS calls.  SIGNER_OK, or an
+ * error answered (never naming a credential). */
+static int attach_creds(gw_call *c)
+{
+    eng_aws_creds cr;
+    char source[32], why[256];
+    cJSON *o;
+    int rc;
+    if (c->g->creds == NULL)
+        return SIGNER_OK;
+    rc = eng_aws_creds_chain_get(c->g->creds, &cr, source, sizeof source, why,
+                                 sizeof why);
+    if (rc != SIGNER_OK) {
+        atomic_fetch_add(&c->g->creds_errors, 1);
+        call_fail(c, SIGNER_ERR_UNAVAILABLE, "credentials: %s", why);
+        return rc;
+    }
+    o = cJSON_AddObjectToObject(c->parsed.payload, "credentials");
+    rc = o != NULL &&
+                 cJSON_AddStringToObject(o, "access_key_id",
+                                         cr.access_key_id) &&
+                 cJSON_AddStringToObject(o, "secret_access_key",
+                                         cr.secret_access_key) &&
+                 cJSON_AddStringToObject(o, "session_token",
+                                         cr.session_token) &&
+                 cJSON_AddNumberToObject(o, "expiration",
+                                         (double)cr.expiration)
+             ? SIGNER_OK
+             : SIGNER_ERR_NOMEM;
+    eng_wipe(&cr, sizeof cr);
+    if (rc != SIGNER_OK)
+        call_fail(c, rc, "out of memory");
+    return rc;
+}
+
+/* Refuses payload fields only the gateway may set. */
+static int refuse_reserved(gw_call *c)
+{
+    static const char *const reserved[] = {"sealed_key", "key_chain",
+                                           "key_address", "credentials",
+                                           NULL};
+    const char *const *f;
+    for (f = reserved; *f != NULL; f++)
+        if (cJSON_GetObjectItemCaseSensitive(c->parsed.payload, *f) != NULL) {
+            call_fail(c, SIGNER_ERR_BAD_REQUEST,
+                      "%s: set by the gateway, not accepted from clients", *f);
+            return SIGNER_ERR_BAD_REQUEST;
+        }
+    return SIGNER_OK;
+}
+
+/* Builds the frame and hands it to the pool. */
+static void forward(gw_call *c)
+{
+    const cJSON *kid =
+        cJSON_GetObjectItemCaseSensitive(c->parsed.payload, "key_id");
+    cJSON *frame;
+    if (refuse_reserved(c) != SIGNER_OK)
+        return;
+    c->creates = kid == NULL;
+    if (kid != NULL && !cJSON_IsString(kid)) {
+        call_fail(c, SIGNER_ERR_BAD_REQUEST, "key_id: must be a string");
+        return;
+    }
+    if ((kid != NULL && attach_record(c, kid->valuestring) != SIGNER_OK) ||
+        attach_creds(c) != SIGNER_OK)
+        return;
+    if ((frame = cJSON_CreateObject()) == NULL) {
+        call_fail(c, SIGNER_ERR_NOMEM, "out of memory");
+        return;
+    }
+    cJSON_AddStringToObject(frame, "operation", c->parsed.opname);
+    if (c->req->request_id != NULL)
+        cJSON_AddStringToObject(frame, "request_id", c->req->request_id);
+    cJSON_AddItemToObject(frame, "payload", c->parsed.payload);
+    c->parsed.payload = NULL;
+    /* Using an existing key changes nothing: safe to run on another
+     * enclave after a connection loss.  Creating one is not. */
+    eng_gw_pool_forward(c->g->pool, frame, !c->creates, on_answer, c);
+}
+
+void eng_gateway_submit(void *ctx, const eng_request *req,
+                        eng_completion *done)
+{
+    eng_gateway *g = ctx;
+    gw_call *c = calloc(1, sizeof *c);
+    char *resp = NULL;
+    size_t len = 0;
+    int err, wait_s;
+    if (c == NULL) {
+        eng_complete(done, 500, NULL, 0);
+        return;
+    }
+    c->g = g;
+    c->req = req;
+    c->done = done;
+    c->t0 = eng_now_us();
+    if ((err = eng_dispatch_parse(g->e, req, &c->parsed, &resp, &len)) !=
+        SIGNER_OK) {
+        eng_complete(done, signer_err_http_status(err), resp, len);
+        free(c);
+        return;
+    }
+    if ((wait_s = eng_gw_throttle_take(g->throttle, req->peer_id != NULL
+                                                        ? req->peer_id
+                                                        : req->peer)) > 0) {
+        atomic_fetch_add(&g->throttled, 1);
+        call_fail(c, SIGNER_ERR_THROTTLED,
+                  "throttled: too many requests from this client; retry in "
+                  "%d s",
+                  wait_s);
+        return;
+    }
+    forward(c);
+}
+
+/* ---- lifecycle and observability -------------------------------------- */
+
+eng_gateway *eng_gateway_open(eng_engine *e, char *err, size_t err_len)
+{
+    eng_gateway *g = calloc(1, sizeof *g);
+    eng_gw_pool_conf pc;
+    if (g == NULL) {
+        snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    g->e = e;
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    for (; g->n_storers < GW_STORERS; g->n_storers++)
+        if (pthread_create(&g->storers[g->n_storers], NULL, storer_main, g) !=
+            0) {
+            snprintf(err, err_len, "gateway: cannot start a thread");
+            goto fail;
+        }
+    if (eng_gw_conf_load(&g->conf, e->cfg, err, err_len) != 0)
+        goto fail;
+    if (strcmp(e->cfg->sealer.type, "none") != 0) {
+        snprintf(err, err_len, "role gateway: sealer must be \"none\" (the "
+                               "gateway never holds key material)");
+        goto fail;
+    }
+    if (g->conf.forward_credentials &&
+        (g->creds = eng_aws_creds_chain_new(g->conf.region, 0)) == NULL) {
+        snprintf(err, err_len, "out of memory");
+        goto fail;
+    }
+    if ((g->throttle = eng_gw_throttle_new(g->conf.client_rate,
+                                           g->conf.client_burst)) == NULL) {
+        snprintf(err, err_len, "out of memory");
+        goto fail;
+    }
+    memset(&pc, 0, sizeof pc);
+    pc.endpoints = (const char *const *)g->conf.enclaves;
+    pc.n_endpoints = g->conf.n_enclaves;
+    pc.deadline_ms = g->conf.deadline_ms;
+    pc.max_pipeline = e->cfg->limits.max_pipeline;
+    pc.reconnect_ms = g->conf.reconnect_ms;
+    pc.health_ms = g->conf.health_ms;
+    pc.max_frame = e->cfg->limits.max_body + 65536;
+    if ((g->pool = eng_gw_pool_start(&pc, err, err_len)) == NULL)
+        goto fail;
+    return g;
+fail:
+    eng_gateway_close(g);
+    return NULL;
+}
+
+int eng_gateway_ready(eng_gateway *g)
+{
+    return eng_gw_pool_up(g->pool) > 0 && eng_engine_ready(g->e);
+}
+
+/* One histogram's series. */
+static char *hist_text(char *out, size_t *len, size_t *cap, const char *op,
+                       int status, const gw_hist *h)
+{
+    char line[256];
+    int i, n;
+    for (i = 0; i <= GW_BUCKETS && out != NULL; i++) {
+        char le[16];
+        if (i < GW_BUCKETS)
+            snprintf(le, sizeof le, "%g", gw_bounds_ms[i] / 1000.0);
+        else
+            snprintf(le, sizeof le, "+Inf");
+        n = snprintf(line, sizeof line,
+                     "signer_gateway_request_seconds_bucket{operation=\"%s\","
+                     "status=\"%d\",le=\"%s\"} %llu\n",
+                     op, status, le,
+                     i < GW_BUCKETS ? atomic_load(&h->bucket[i])
+                                    : atomic_load(&h->count));
+        out = eng_gw_append(out, len, cap, line, (size_t)n);
+    }
+    n = snprintf(line, sizeof line,
+                 "signer_gateway_request_seconds_sum{operation=\"%s\","
+                 "status=\"%d\"} %.6f\n"
+                 "signer_gateway_request_seconds_count{operation=\"%s\","
+                 "status=\"%d\"} %llu\n",
+                 op, status, (double)atomic_load(&h->sum_us) / 1e6, op, status,
+                 atomic_load(&h->count));
+    return out ? eng_gw_append(out, len, cap, line, (size_t)n) : NULL;
+}
+
+/* The latency histograms with observations. */
+static char *hists_text(eng_gateway *g, char *out, size_t *len, size_t *cap)
+{
+    size_t op, s;
+    for (op = 0; op <= ENG_MAX_OP_METRICS && out != NULL; op++)
+        for (s = 0; s < GW_N_STATUS && out != NULL; s++) {
+            const gw_hist *h = &g->hist[op][s];
+            const char *name = op < g->e->reg.n_ops
+                                   ? g->e->reg.ops[op].name
+                                   : "unknown";
+            if (atomic_load(&h->count) == 0)
+                continue;
+            out = hist_text(out, len, cap, name, gw_statuses[s], h);
+        }
+    return out;
+}
+
+char *eng_gateway_metrics(eng_gateway *g)
+{
+    char *out = eng_metrics_text(g->e), line[512];
+    size_t len = out ? strlen(out) : 0, cap = len + 1;
+    int n = snprintf(line, sizeof line,
+                     "# TYPE signer_gateway_build_info gauge\n"
+                     "signer_gateway_build_info{version=\"%s\",role=\"gateway\"}"
+                     " 1\nsigner_gateway_keystore_errors_total %llu\n"
+                     "signer_gateway_credentials_errors_total %llu\n"
+                     "signer_gateway_throttled_total %llu\n"
+                     "signer_gateway_keys_stored_total %llu\n"
+                     "signer_gateway_keystore_ready %d\n"
+                     "# TYPE signer_gateway_request_seconds histogram\n",
+                     PACKAGE_VERSION, atomic_load(&g->keystore_errors),
+                     atomic_load(&g->creds_errors),
+                     atomic_load(&g->throttled), atomic_load(&g->stored),
+                     eng_keystore_ready(g->e->ks));
+    if (out == NULL)
+        return NULL;
+    out = eng_gw_append(out, &len, &cap, line, (size_t)n);
+    if (out != NULL)
+        out = hists_text(g, out, &len, &cap);
+    if (out != NULL)
+        out = eng_gw_pool_metrics(g->pool, out);
+    return out;
+}
+
+void eng_gateway_close(eng_gateway *g)
+{
+    int i;
+    if (g == NULL)
+        return;
+    eng_gw_pool_free(g->pool); /* answers (and queues) what is pending */
+    pthread_mutex_lock(&g->mu);
+    g->stopping = 1;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    for (i = 0; i < g->n_storers; i++)
+        pthread_join(g->storers[i], NULL);
+    pthread_cond_destroy(&g->cv);
+    pthread_mutex_destroy(&g->mu);
+    eng_aws_creds_chain_free(g->creds);
+    eng_gw_throttle_free(g->throttle);
+    eng_gw_conf_free(&g->conf);
+    free(g);
+}

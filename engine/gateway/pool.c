@@ -1,0 +1,626 @@
+/* The gateway's enclave pool (pool.h): one event loop thread, one
+ * persistent frame connection per enclave endpoint, requests pipelined and
+ * matched by id.  Everything below runs on the pool thread except
+ * eng_gw_pool_forward (any thread), eng_gw_pool_up and the metrics. */
+#include "config.h"
+#include "gateway/pool.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <signer/plugin.h>
+
+#include "log.h"
+#include "transport/transport.h"
+#include "transport/transport_internal.h"
+#include "util.h"
+
+enum { CONN_DOWN = 0, CONN_CONNECTING = 1, CONN_UP = 2 };
+
+#define GW_TICK_MS 20
+#define GW_RT_BUCKETS 12
+static const double rt_bounds_ms[GW_RT_BUCKETS] = {
+    1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000};
+
+/* One forwarded request. */
+typedef struct gw_req {
+    struct gw_req *next;
+    uint64_t id;
+    char *frame; /* the printed frame, id included */
+    size_t len;
+    int retryable, tries;
+    uint64_t deadline_us, sent_us;
+    eng_gw_done done;
+    void *arg;
+} gw_req;
+
+/* One enclave endpoint and its connection. */
+typedef struct gw_conn {
+    eng_gw_pool *p;
+    char *endpoint;
+    struct bufferevent *bev;
+    atomic_int state;
+    atomic_int n_inflight;
+    uint64_t next_try_us, last_rx_us;
+    uint64_t probe_id, probe_sent_us;
+    gw_req *inflight;
+    atomic_ullong answers, losses, timeouts;
+} gw_conn;
+
+struct eng_gw_pool {
+    eng_gw_pool_conf conf;
+    gw_conn *conns;
+    size_t n, rr;
+    struct event_base *base;
+    struct event *wake, *tick;
+    pthread_t thread;
+    int started;
+    pthread_mutex_t mu;
+    gw_req *in_head, *in_tail; /* from other threads, under mu */
+    gw_req *wait_head;         /* pool thread: not sent yet */
+    atomic_ullong next_id;
+    atomic_int stopping, n_up;
+    atomic_ullong forwarded, failovers, no_enclave, rt_count, rt_sum_us;
+    atomic_ullong rt_bucket[GW_RT_BUCKETS];
+};
+
+static void conn_connect(gw_conn *c);
+static void pool_dispatch(eng_gw_pool *p);
+
+/* ---- requests ----------------------------------------------------------- */
+
+static void req_free(gw_req *r)
+{
+    if (r == NULL)
+        return;
+    if (r->frame != NULL) {
+        eng_wipe(r->frame, r->len);
+        free(r->frame);
+    }
+    free(r);
+}
+
+/* Answers r and frees it. */
+static void req_finish(gw_req *r, cJSON *answer, int err, const char *why)
+{
+    r->done(r->arg, answer, err, why);
+    req_free(r);
+}
+
+static void rt_observe(eng_gw_pool *p, uint64_t us)
+{
+    double ms = (double)us / 1000.0;
+    int i;
+    for (i = 0; i < GW_RT_BUCKETS; i++)
+        if (ms <= rt_bounds_ms[i])
+            atomic_fetch_add(&p->rt_bucket[i], 1);
+    atomic_fetch_add(&p->rt_count, 1);
+    atomic_fetch_add(&p->rt_sum_us, us);
+}
+
+/* ---- connections -------------------------------------------------------- */
+
+/* Takes the in-flight request with this id off c's list. */
+static gw_req *conn_take(gw_conn *c, uint64_t id)
+{
+    gw_req **pp;
+    for (pp = &c->inflight; *pp != NULL; pp = &(*pp)->next)
+        if ((*pp)->id == id) {
+            gw_req *r = *pp;
+            *pp = r->next;
+            r->next = NULL;
+            atomic_fetch_sub(&c->n_inflight, 1);
+            return r;
+        }
+    return NULL;
+}
+
+/* The connection is gone: requests that cannot have run, or that are safe
+ * to run again, go back to the queue for another enclave; the others are
+ * answered 503 (they may have executed). */
+static void conn_down(gw_conn *c, const char *why)
+{
+    eng_gw_pool *p = c->p;
+    gw_req *r, *next;
+    if (c->bev != NULL) {
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+    }
+    if (atomic_load(&c->state) == CONN_UP) {
+        atomic_fetch_sub(&p->n_up, 1);
+        eng_log(SIGNER_LOG_WARN, "gateway: enclave %s down: %s", c->endpoint,
+                why);
+    }
+    atomic_store(&c->state, CONN_DOWN);
+    c->next_try_us = eng_now_us() + (uint64_t)p->conf.reconnect_ms * 1000;
+    c->probe_id = 0;
+    for (r = c->inflight; r != NULL; r = next) {
+        next = r->next;
+        atomic_fetch_sub(&c->n_inflight, 1);
+        atomic_fetch_add(&c->losses, 1);
+        if (r->retryable && r->tries < 2 && !atomic_load(&p->stopping)) {
+            atomic_fetch_add(&p->failovers, 1);
+            r->next = p->wait_head;
+            p->wait_head = r;
+        } else {
+            req_finish(r, NULL, SIGNER_ERR_UNAVAILABLE,
+                       "enclave: connection lost while the request was in "
+                       "flight (not retried: it may have run)");
+        }
+    }
+    c->inflight = NULL;
+}
+
+/* One answer frame: matched by id to its request. */
+static void conn_answer(gw_conn *c, const char *json, size_t len)
+{
+    cJSON *ans = cJSON_ParseWithLength(json, len);
+    const cJSON *id = ans ? cJSON_GetObjectItemCaseSensitive(ans, "id") : NULL;
+    gw_req *r;
+    uint64_t uid;
+    if (id == NULL || !cJSON_IsNumber(id) || id->valuedouble < 1) {
+        cJSON_Delete(ans);
+        conn_down(c, "answer without a valid id");
+        return;
+    }
+    uid = (uint64_t)id->valuedouble;
+    if (uid == c->probe_id) {
+        c->probe_id = 0;
+        cJSON_Delete(ans);
+        return;
+    }
+    if ((r = conn_take(c, uid)) == NULL) { /* expired meanwhile */
+        cJSON_Delete(ans);
+        return;
+    }
+    atomic_fetch_add(&c->answers, 1);
+    rt_observe(c->p, eng_now_us() - r->sent_us);
+    cJSON_DeleteItemFromObjectCaseSensitive(ans, "id");
+    req_finish(r, ans, SIGNER_OK, NULL);
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+    gw_conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    for (;;) {
+        size_t avail = evbuffer_get_length(in), plen = 0;
+        const unsigned char *b;
+        long total;
+        if (avail < 4)
+            break;
+        b = evbuffer_pullup(in, 4);
+        total = eng_frame_parse(b, 4, c->p->conf.max_frame, &plen);
+        if (total < 0 || (plen + 4 <= avail &&
+                          (b = evbuffer_pullup(in, (ev_ssize_t)(plen + 4))) ==
+                              NULL)) {
+            conn_down(c, "oversized or unreadable answer frame");
+            return;
+        }
+        if (plen + 4 > avail)
+            break;
+        c->last_rx_us = eng_now_us();
+        conn_answer(c, (const char *)b + 4, plen);
+        if (c->bev != bev)
+            return; /* closed while answering */
+        evbuffer_drain(in, plen + 4);
+    }
+    pool_dispatch(c->p);
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    gw_conn *c = arg;
+    (void)bev;
+    if (what & BEV_EVENT_CONNECTED) {
+        atomic_store(&c->state, CONN_UP);
+        atomic_fetch_add(&c->p->n_up, 1);
+        c->last_rx_us = eng_now_us();
+        eng_log(SIGNER_LOG_INFO, "gateway: enclave %s up", c->endpoint);
+        pool_dispatch(c->p);
+        return;
+    }
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        conn_down(c, (what & BEV_EVENT_EOF) ? "closed by the enclave"
+                                            : "connection error");
+}
+
+/* Starts a non-blocking connect to c's endpoint. */
+static void conn_connect(gw_conn *c)
+{
+    eng_sockaddr sa;
+    char why[256];
+    memset(&sa, 0, sizeof sa);
+    c->next_try_us = eng_now_us() + (uint64_t)c->p->conf.reconnect_ms * 1000;
+    if (eng_listen_parse(c->endpoint, &sa, why, sizeof why) != 0)
+        return;
+    c->bev = bufferevent_socket_new(c->p->base, -1,
+                                    BEV_OPT_CLOSE_ON_FREE |
+                                        BEV_OPT_DEFER_CALLBACKS);
+    if (c->bev == NULL)
+        return;
+    bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    atomic_store(&c->state, CONN_CONNECTING);
+    if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&sa.ss,
+                                   (int)sa.len) != 0) {
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+        atomic_store(&c->state, CONN_DOWN);
+    }
+}
+
+/* Writes one frame on c. */
+static void conn_send(gw_conn *c, const char *frame, size_t len)
+{
+    unsigned char hdr[4];
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    eng_frame_header(hdr, len);
+    evbuffer_add(out, hdr, 4);
+    evbuffer_add(out, frame, len);
+}
+
+/* ---- scheduling --------------------------------------------------------- */
+
+/* An up connection with room, round robin; NULL if none. */
+static gw_conn *pool_pick(eng_gw_pool *p)
+{
+    size_t i;
+    for (i = 0; i < p->n; i++) {
+        gw_conn *c = &p->conns[(p->rr + i) % p->n];
+        if (atomic_load(&c->state) == CONN_UP &&
+            atomic_load(&c->n_inflight) < p->conf.max_pipeline) {
+            p->rr = (p->rr + i + 1) % p->n;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+/* 1 while some enclave is up or being connected to. */
+static int pool_hopeful(eng_gw_pool *p)
+{
+    size_t i;
+    for (i = 0; i < p->n; i++)
+        if (atomic_load(&p->conns[i].state) != CONN_DOWN)
+            return 1;
+    return 0;
+}
+
+/* Sends what waits to connections with room; with no enclave at all, the
+ * waiting requests are answered 503 at once. */
+static void pool_dispatch(eng_gw_pool *p)
+{
+    gw_req *r;
+    gw_conn *c;
+    while ((r = p->wait_head) != NULL) {
+        if ((c = pool_pick(p)) == NULL)
+            break;
+        p->wait_head = r->next;
+        r->next = c->inflight;
+        c->inflight = r;
+        atomic_fetch_add(&c->n_inflight, 1);
+        r->tries++;
+        r->sent_us = eng_now_us();
+        conn_send(c, r->frame, r->len);
+    }
+    if (p->wait_head != NULL && !pool_hopeful(p))
+        while ((r = p->wait_head) != NULL) {
+            p->wait_head = r->next;
+            atomic_fetch_add(&p->no_enclave, 1);
+            req_finish(r, NULL, SIGNER_ERR_UNAVAILABLE,
+                       "enclave: none available");
+        }
+}
+
+/* Takes what other threads queued. */
+static void pool_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    eng_gw_pool *p = arg;
+    gw_req *head, **tail;
+    (void)fd;
+    (void)what;
+    if (atomic_load(&p->stopping)) {
+        event_base_loopbreak(p->base);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    head = p->in_head;
+    p->in_head = p->in_tail = NULL;
+    pthread_mutex_unlock(&p->mu);
+    for (tail = &p->wait_head; *tail != NULL; tail = &(*tail)->next)
+        ;
+    *tail = head;
+    pool_dispatch(p);
+}
+
+/* Expires c's requests past their deadline; a connection that has said
+ * nothing since such a request was sent is taken as hung. */
+static void conn_expire(gw_conn *c, uint64_t now)
+{
+    gw_req **pp = &c->inflight;
+    int hung = 0;
+    while (*pp != NULL) {
+        gw_req *r = *pp;
+        if (r->deadline_us > now) {
+            pp = &r->next;
+            continue;
+        }
+        *pp = r->next;
+        atomic_fetch_sub(&c->n_inflight, 1);
+        atomic_fetch_add(&c->timeouts, 1);
+        if (c->last_rx_us < r->sent_us)
+            hung = 1;
+        req_finish(r, NULL, SIGNER_ERR_UNAVAILABLE,
+                   "enclave: no answer within the deadline");
+    }
+    if (c->probe_id != 0 &&
+        now - c->probe_sent_us > (uint64_t)c->p->conf.deadline_ms * 1000)
+        hung = 1;
+    if (hung)
+        conn_down(c, "no answer within the deadline");
+}
+
+/* An idle connection is probed; any answer to the probe proves it alive. */
+static void conn_probe(gw_conn *c, uint64_t now)
+{
+    char frame[96];
+    int n;
+    if (c->p->conf.health_ms <= 0 || c->probe_id != 0 ||
+        atomic_load(&c->state) != CONN_UP || c->inflight != NULL ||
+        now - c->last_rx_us < (uint64_t)c->p->conf.health_ms * 1000)
+        return;
+    c->probe_id = atomic_fetch_add(&c->p->next_id, 1);
+    c->probe_sent_us = now;
+    n = snprintf(frame, sizeof frame,
+                 "{\"id\":%llu,\"operation\":\"health\",\"payload\":{}}",
+                 (unsigned long long)c->probe_id);
+    conn_send(c, frame, (size_t)n);
+}
+
+/* Deadlines, reconnects and health probes. */
+static void pool_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    eng_gw_pool *p = arg;
+    uint64_t now = eng_now_us();
+    gw_req **pp = &p->wait_head;
+    size_t i;
+    (void)fd;
+    (void)what;
+    while (*pp != NULL) {
+        gw_req *r = *pp;
+        if (r->deadline_us > now) {
+            pp = &r->next;
+            continue;
+        }
+        *pp = r->next;
+        atomic_fetch_add(&p->no_enclave, 1);
+        req_finish(r, NULL, SIGNER_ERR_UNAVAILABLE,
+                   "enclave: none answered within the deadline");
+    }
+    for (i = 0; i < p->n; i++) {
+        gw_conn *c = &p->conns[i];
+        conn_expire(c, now);
+        if (atomic_load(&c->state) == CONN_DOWN && now >= c->next_try_us)
+            conn_connect(c);
+        conn_probe(c, now);
+    }
+    pool_dispatch(p);
+}
+
+static void *pool_main(void *arg)
+{
+    eng_gw_pool *p = arg;
+    event_base_dispatch(p->base);
+    return NULL;
+}
+
+/* ---- public ------------------------------------------------------------- */
+
+static int pool_events(eng_gw_pool *p)
+{
+    struct timeval tv = {0, GW_TICK_MS * 1000};
+    size_t i;
+    if (evthread_use_pthreads() != 0 ||
+        (p->base = event_base_new()) == NULL ||
+        (p->wake = event_new(p->base, -1, EV_PERSIST, pool_wake_cb, p)) ==
+            NULL ||
+        (p->tick = event_new(p->base, -1, EV_PERSIST, pool_tick_cb, p)) ==
+            NULL)
+        return -1;
+    event_add(p->wake, NULL);
+    event_add(p->tick, &tv);
+    for (i = 0; i < p->n; i++)
+        conn_connect(&p->conns[i]);
+    return 0;
+}
+
+eng_gw_pool *eng_gw_pool_start(const eng_gw_pool_conf *conf, char *err,
+                               size_t err_len)
+{
+    eng_gw_pool *p = calloc(1, sizeof *p);
+    size_t i;
+    if (p == NULL || conf->n_endpoints == 0)
+        goto fail;
+    p->conf = *conf;
+    p->n = conf->n_endpoints;
+    atomic_store(&p->next_id, 1);
+    pthread_mutex_init(&p->mu, NULL);
+    if ((p->conns = calloc(p->n, sizeof *p->conns)) == NULL)
+        goto fail;
+    for (i = 0; i < p->n; i++) {
+        eng_sockaddr sa;
+        char why[256];
+        p->conns[i].p = p;
+        if ((p->conns[i].endpoint = strdup(conf->endpoints[i])) == NULL)
+            goto fail;
+        if (eng_listen_parse(conf->endpoints[i], &sa, why, sizeof why) != 0) {
+            snprintf(err, err_len, "gateway.enclaves: '%s': %s",
+                     conf->endpoints[i], why);
+            eng_gw_pool_free(p);
+            return NULL;
+        }
+    }
+    if (pool_events(p) != 0 ||
+        pthread_create(&p->thread, NULL, pool_main, p) != 0)
+        goto fail;
+    p->started = 1;
+    return p;
+fail:
+    snprintf(err, err_len, conf->n_endpoints == 0
+                               ? "gateway.enclaves: at least one endpoint"
+                               : "gateway: cannot start the enclave pool");
+    eng_gw_pool_free(p);
+    return NULL;
+}
+
+void eng_gw_pool_forward(eng_gw_pool *p, cJSON *frame, int retryable,
+                         eng_gw_done done, void *arg)
+{
+    gw_req *r = calloc(1, sizeof *r);
+    if (r == NULL || atomic_load(&p->stopping)) {
+        free(r);
+        cJSON_Delete(frame);
+        done(arg, NULL, SIGNER_ERR_UNAVAILABLE, "gateway: shutting down");
+        return;
+    }
+    r->id = atomic_fetch_add(&p->next_id, 1);
+    r->retryable = retryable;
+    r->done = done;
+    r->arg = arg;
+    r->deadline_us = eng_now_us() + (uint64_t)p->conf.deadline_ms * 1000;
+    cJSON_AddItemToObject(frame, "id", cJSON_CreateNumber((double)r->id));
+    r->frame = cJSON_PrintUnformatted(frame);
+    cJSON_Delete(frame); /* cJSON's free wipes (eng_wiping_allocators) */
+    if (r->frame == NULL) {
+        free(r);
+        done(arg, NULL, SIGNER_ERR_NOMEM, "out of memory");
+        return;
+    }
+    r->len = strlen(r->frame);
+    atomic_fetch_add(&p->forwarded, 1);
+    pthread_mutex_lock(&p->mu);
+    if (p->in_tail != NULL)
+        p->in_tail->next = r;
+    else
+        p->in_head = r;
+    p->in_tail = r;
+    pthread_mutex_unlock(&p->mu);
+    event_active(p->wake, EV_READ, 0);
+}
+
+int eng_gw_pool_up(eng_gw_pool *p)
+{
+    return p != NULL ? atomic_load(&p->n_up) : 0;
+}
+
+/* Appends printf output to a malloc'd string (freed on failure). */
+static char *cat(char *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static char *cat(char *s, const char *fmt, ...)
+{
+    va_list ap;
+    size_t old = s ? strlen(s) : 0;
+    char line[512], *n;
+    int len;
+    if (s == NULL && old == 0 && (s = calloc(1, 1)) == NULL)
+        return NULL;
+    va_start(ap, fmt);
+    len = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (len < 0 || (n = realloc(s, old + (size_t)len + 1)) == NULL) {
+        free(s);
+        return NULL;
+    }
+    memcpy(n + old, line, (size_t)len + 1);
+    return n;
+}
+
+char *eng_gw_pool_metrics(eng_gw_pool *p, char *out)
+{
+    size_t i;
+    out = cat(out, "# TYPE signer_gateway_enclave_up gauge\n");
+    for (i = 0; out != NULL && i < p->n; i++) {
+        gw_conn *c = &p->conns[i];
+        out = cat(out,
+                  "signer_gateway_enclave_up{enclave=\"%s\"} %d\n"
+                  "signer_gateway_enclave_inflight{enclave=\"%s\"} %d\n"
+                  "signer_gateway_enclave_answers_total{enclave=\"%s\"} %llu\n"
+                  "signer_gateway_enclave_lost_total{enclave=\"%s\"} %llu\n"
+                  "signer_gateway_enclave_timeouts_total{enclave=\"%s\"} "
+                  "%llu\n",
+                  c->endpoint, atomic_load(&c->state) == CONN_UP,
+                  c->endpoint, atomic_load(&c->n_inflight), c->endpoint,
+                  atomic_load(&c->answers), c->endpoint,
+                  atomic_load(&c->losses), c->endpoint,
+                  atomic_load(&c->timeouts));
+    }
+    out = cat(out, "signer_gateway_forwarded_total %llu\n"
+                   "signer_gateway_failovers_total %llu\n"
+                   "signer_gateway_no_enclave_total %llu\n"
+                   "# TYPE signer_gateway_enclave_round_trip_seconds "
+                   "histogram\n",
+              atomic_load(&p->forwarded), atomic_load(&p->failovers),
+              atomic_load(&p->no_enclave));
+    for (i = 0; out != NULL && i < GW_RT_BUCKETS; i++)
+        out = cat(out,
+                  "signer_gateway_enclave_round_trip_seconds_bucket{le=\"%g\"}"
+                  " %llu\n",
+                  rt_bounds_ms[i] / 1000.0, atomic_load(&p->rt_bucket[i]));
+    return cat(out,
+               "signer_gateway_enclave_round_trip_seconds_bucket{le=\"+Inf\"}"
+               " %llu\nsigner_gateway_enclave_round_trip_seconds_sum %.6f\n"
+               "signer_gateway_enclave_round_trip_seconds_count %llu\n",
+               atomic_load(&p->rt_count),
+               (double)atomic_load(&p->rt_sum_us) / 1e6,
+               atomic_load(&p->rt_count));
+}
+
+/* Answers every request still queued or in flight with 503. */
+static void pool_drain(eng_gw_pool *p)
+{
+    gw_req *r;
+    size_t i;
+    for (i = 0; p->conns != NULL && i < p->n; i++) {
+        conn_down(&p->conns[i], "gateway stopping");
+        free(p->conns[i].endpoint);
+    }
+    while ((r = p->in_head) != NULL) {
+        p->in_head = r->next;
+        r->next = p->wait_head;
+        p->wait_head = r;
+    }
+    while ((r = p->wait_head) != NULL) {
+        p->wait_head = r->next;
+        req_finish(r, NULL, SIGNER_ERR_UNAVAILABLE, "gateway: shutting down");
+    }
+}
+
+void eng_gw_pool_free(eng_gw_pool *p)
+{
+    if (p == NULL)
+        return;
+    atomic_store(&p->stopping, 1);
+    if (p->started) {
+        event_active(p->wake, EV_READ, 0);
+        pthread_join(p->thread, NULL);
+    }
+    pool_drain(p);
+    if (p->wake != NULL)
+        event_free(p->wake);
+    if (p->tick != NULL)
+        event_free(p->tick);
+    if (p->base != NULL)
+        event_base_free(p->base);
+    pthread_mutex_destroy(&p->mu);
+    free(p->conns);
+    free(p);
+}
