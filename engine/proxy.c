@@ -104,6 +104,7 @@ struct yaml {
     char host[256]; /* the item being read */
     long port;
     int have_host, have_port, in_item;
+    int item_line; /* where the current item began */
 };
 
 static int yerr(struct yaml *y, const char *fmt, ...) SIGNER_PRINTF(2, 3);
@@ -190,9 +191,11 @@ static int yaml_item_end(struct yaml *y)
     if (!y->in_item)
         return 0;
     y->in_item = 0;
-    if (!y->have_host || !y->have_port)
+    if (!y->have_host || !y->have_port) {
+        y->line = y->item_line;
         return yerr(y, "allowlist item without %s",
                     y->have_host ? "a port" : "an address");
+    }
     if (eng_allowlist_add(y->out, y->host, y->port) != 0)
         return yerr(y, "out of memory");
     return 0;
@@ -220,6 +223,7 @@ static int yaml_line(struct yaml *y, char *s, size_t indent)
         if (yaml_item_end(y) != 0)
             return -1;
         y->in_item = 1;
+        y->item_line = y->line;
         y->have_host = y->have_port = 0;
         s = trim(s + 1);
         if (s[0] == '{')
