@@ -590,35 +590,43 @@ char *eng_proxy_metrics(void)
 {
     eng_relay_stats s;
     uint64_t res = 0, fails = 0;
-    char *out = malloc(4096);
+    char *out = malloc(6144);
 
     if (out == NULL)
         return NULL;
     eng_relay_stats_get(&s);
     eng_dns_counts(g_px.dns, &res, &fails);
-#define C(name, help, type) \
-    "# HELP signer_proxy_" name " " help "\n# TYPE signer_proxy_" name " " type "\n"
-    snprintf(out, 4096,
-             C("connections_accepted_total", "Relay connections accepted.", "counter")
+    snprintf(out, 6144,
+             "# HELP signer_proxy_connections_accepted_total Relay connections accepted.\n"
+             "# TYPE signer_proxy_connections_accepted_total counter\n"
              "signer_proxy_connections_accepted_total %llu\n"
-             C("connections_active", "Relay connections open.", "gauge")
+             "# HELP signer_proxy_connections_active Relay connections open.\n"
+             "# TYPE signer_proxy_connections_active gauge\n"
              "signer_proxy_connections_active %llu\n"
-             C("connections_refused_total", "Relay connections refused (destination not allowlisted).", "counter")
+             "# HELP signer_proxy_connections_refused_total Relay connections refused (destination not allowlisted).\n"
+             "# TYPE signer_proxy_connections_refused_total counter\n"
              "signer_proxy_connections_refused_total %llu\n"
-             C("upstream_connect_failures_total", "Upstream connects that failed (refused, unreachable, unresolved).", "counter")
+             "# HELP signer_proxy_upstream_connect_failures_total Upstream connects that failed (refused, unreachable, unresolved).\n"
+             "# TYPE signer_proxy_upstream_connect_failures_total counter\n"
              "signer_proxy_upstream_connect_failures_total %llu\n"
-             C("upstream_connect_timeouts_total", "Upstream connects that took longer than connect_timeout_ms.", "counter")
+             "# HELP signer_proxy_upstream_connect_timeouts_total Upstream connects that took longer than connect_timeout_ms.\n"
+             "# TYPE signer_proxy_upstream_connect_timeouts_total counter\n"
              "signer_proxy_upstream_connect_timeouts_total %llu\n"
-             C("idle_timeouts_total", "Relay connections closed after idle_timeout_ms without a byte.", "counter")
+             "# HELP signer_proxy_idle_timeouts_total Relay connections closed after idle_timeout_ms without a byte.\n"
+             "# TYPE signer_proxy_idle_timeouts_total counter\n"
              "signer_proxy_idle_timeouts_total %llu\n"
-             C("bytes_total", "Bytes relayed (up: client to upstream).", "counter")
+             "# HELP signer_proxy_bytes_total Bytes relayed (up: client to upstream).\n"
+             "# TYPE signer_proxy_bytes_total counter\n"
              "signer_proxy_bytes_total{direction=\"up\"} %llu\n"
              "signer_proxy_bytes_total{direction=\"down\"} %llu\n"
-             C("buffered_bytes_max", "Most bytes one direction of one connection held.", "gauge")
+             "# HELP signer_proxy_buffered_bytes_max Most bytes one direction of one connection held.\n"
+             "# TYPE signer_proxy_buffered_bytes_max gauge\n"
              "signer_proxy_buffered_bytes_max %llu\n"
-             C("dns_resolutions_total", "Successful DNS resolutions.", "counter")
+             "# HELP signer_proxy_dns_resolutions_total Successful DNS resolutions.\n"
+             "# TYPE signer_proxy_dns_resolutions_total counter\n"
              "signer_proxy_dns_resolutions_total %llu\n"
-             C("dns_failures_total", "Failed DNS resolutions.", "counter")
+             "# HELP signer_proxy_dns_failures_total Failed DNS resolutions.\n"
+             "# TYPE signer_proxy_dns_failures_total counter\n"
              "signer_proxy_dns_failures_total %llu\n",
              (unsigned long long)s.accepted, (unsigned long long)s.active,
              (unsigned long long)s.refused,
@@ -628,6 +636,5 @@ char *eng_proxy_metrics(void)
              (unsigned long long)s.bytes_up, (unsigned long long)s.bytes_down,
              (unsigned long long)s.buffered_high, (unsigned long long)res,
              (unsigned long long)fails);
-#undef C
     return out;
 }

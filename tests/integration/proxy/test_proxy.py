@@ -26,6 +26,9 @@ import urllib.request
 BUILD = os.environ.get("SIGNER_BUILDDIR", os.path.join(os.path.dirname(__file__), "../../../build"))
 SIGNERD = os.path.join(BUILD, "signerd")
 SLOW = 3 if os.environ.get("SIGNER_SANITIZED") else 1  # ASan: more time
+# RSS growth allowed while tens of MiB wait: ASan's allocator maps its own
+# regions on first use, so it gets more (still far below what waits).
+RSS_KB = 20480 if os.environ.get("SIGNER_SANITIZED") else 8192
 TMP = tempfile.mkdtemp(prefix="proxy-test-")
 PROCS = []
 CLOSERS = []
@@ -481,8 +484,8 @@ def test_backpressure():
         held = m.get("signer_proxy_buffered_bytes_max", -1)
         check("back-pressure down: a stalled reader holds at most ~2 x 64 KiB in the proxy",
               0 < held <= 2 * 65536, held)
-        check("back-pressure down: RSS grows less than 8 MiB while 48 MiB wait upstream",
-              rss1 - rss0 < 8192, (rss0, rss1))
+        check("back-pressure down: RSS grows by far less than the 48 MiB waiting upstream",
+              rss1 - rss0 < RSS_KB, (rss0, rss1))
         h = hashlib.sha256()
         n = 0
         while True:
@@ -498,7 +501,7 @@ def test_backpressure():
         # Upstream direction: the sink reads nothing for 3 s.
         rss0 = px2.rss_kb()
         s = px2.connect()
-        data = pattern(32 << 20)
+        data = pattern(64 << 20)
         t = threading.Thread(target=lambda: (s.sendall(data), s.shutdown(socket.SHUT_WR)))
         t.start()
         time.sleep(2 * SLOW)
@@ -506,11 +509,12 @@ def test_backpressure():
         held = px2.metrics().get("signer_proxy_buffered_bytes_max", -1)
         check("back-pressure up: a stalled upstream holds at most ~2 x 64 KiB in the proxy",
               0 < held <= 2 * 65536, held)
-        check("back-pressure up: RSS grows less than 8 MiB", rss1 - rss0 < 8192, (rss0, rss1))
+        check("back-pressure up: RSS grows by far less than the 64 MiB waiting",
+              rss1 - rss0 < RSS_KB, (rss0, rss1))
         t.join()
         answer = recv_all(s).decode()
         s.close()
-        check("back-pressure up: the sink got all 32 MiB intact",
+        check("back-pressure up: the sink got all 64 MiB intact",
               answer == hashlib.sha256(data).hexdigest(), answer)
     finally:
         px.stop()
