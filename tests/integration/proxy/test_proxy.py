@@ -252,13 +252,17 @@ class Proxy:
         return 0
 
     def stop(self):
+        """SIGTERM; every started signerd must exit 0 (under ASan: no leak)."""
         if self.p.poll() is None:
             self.p.send_signal(signal.SIGTERM)
         try:
-            return self.p.wait(timeout=30 * SLOW)
+            rc = self.p.wait(timeout=30 * SLOW)
         except subprocess.TimeoutExpired:
             self.p.kill()
-            return self.p.wait()
+            rc = self.p.wait()
+        check("signerd %s exits 0 after SIGTERM" % os.path.basename(self.path), rc == 0,
+              (rc, "\n".join(self.lines[-20:])))
+        return rc
 
 
 def conf(upstream, allow, extra="", http=True):
