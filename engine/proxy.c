@@ -4,7 +4,6 @@
 #include "config.h"
 #include "proxy.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -48,6 +47,7 @@ int eng_allowlist_has(const eng_allowlist *a, const char *host, int port)
     return 0;
 }
 
+/* Frees the entries; a stays usable (empty). */
 void eng_allowlist_free(eng_allowlist *a)
 {
     free(a->v);

@@ -318,10 +318,9 @@ int eng_dns_lookup(eng_dns *d, const char *host, int port, eng_dns_waiter *w,
     if ((e = entry_of(d, host)) == NULL) {
         rc = -1;
     } else if (!e->pending && now_ms() < e->expires) {
-        if (e->failed)
-            rc = -1;
-        else
-            pick(e, port, out, out_len), rc = 0;
+        rc = e->failed ? -1 : 0;
+        if (rc == 0)
+            pick(e, port, out, out_len);
     } else {
         kick = !e->pending;
         e->pending = 1;
