@@ -595,6 +595,35 @@ def test_upstream_down_and_timeouts():
         px.stop()
 
 
+def test_max_connections():
+    srv = Server(echo)
+    c = conf("127.0.0.1:%d" % srv.port, allow("127.0.0.1", srv.port)).replace(
+        "max_connections = 1000;", "max_connections = 2;")
+    px = Proxy(c)
+    try:
+        a, b = px.connect(), px.connect()
+        for s in (a, b):
+            s.sendall(b"x")
+            s.recv(1)  # both relays are open
+        third = px.connect()
+        third.settimeout(5 * SLOW)
+        try:
+            got = third.recv(10)
+        except (ConnectionResetError, socket.timeout) as e:
+            got = e
+        check("max_connections: a connection beyond the limit is closed at once", got == b"", got)
+        third.close()
+        m = px.metrics()
+        check("max_connections: the refusal is counted",
+              m.get("signer_transport_connections_rejected_total") == 1, m)
+        a.sendall(b"y")
+        check("max_connections: the open relays keep working", a.recv(1) == b"y")
+        a.close()
+        b.close()
+    finally:
+        px.stop()
+
+
 def test_allowlist_refused_at_start():
     px = Proxy(conf("127.0.0.1:9", allow("kms.eu-west-1.amazonaws.com", 443)), expect_start=False)
     rc = px.p.wait(timeout=20 * SLOW)
@@ -718,7 +747,8 @@ def main():
         print("proxy: %s not built; skipping" % SIGNERD)
         return 77
     tests = [test_echo_concurrent, test_tls_end_to_end, test_kms_standin, test_backpressure,
-             test_upstream_down_and_timeouts, test_allowlist_refused_at_start,
+             test_upstream_down_and_timeouts, test_max_connections,
+             test_allowlist_refused_at_start,
              test_yaml_allowlist, test_dns_reresolution, test_sigterm_drains]
     only = sys.argv[1:]
     try:
