@@ -136,6 +136,8 @@ static int parse_proto(const char *p)
         return ENG_PROTO_FRAMES;
     if (strcmp(p, "https") == 0) /* the tls group has its settings */
         return ENG_PROTO_HTTPS;
+    if (strcmp(p, "relay") == 0)
+        return ENG_PROTO_RELAY;
     return 0;
 }
 
@@ -147,6 +149,7 @@ static int add_listener(eng_config *c, const char *address, int proto)
     c->listen = n;
     n[c->n_listen].address = strdup(address);
     n[c->n_listen].proto = proto;
+    n[c->n_listen].upstream = NULL;
     if (n[c->n_listen].address == NULL)
         return -1;
     c->n_listen++;
@@ -156,17 +159,40 @@ static int add_listener(eng_config *c, const char *address, int proto)
 static void clear_listeners(eng_config *c)
 {
     size_t i;
-    for (i = 0; i < c->n_listen; i++)
+    for (i = 0; i < c->n_listen; i++) {
         free((char *)c->listen[i].address);
+        free((char *)c->listen[i].upstream);
+    }
     free(c->listen);
     c->listen = NULL;
     c->n_listen = 0;
 }
 
+/* A relay listener (role proxy only) needs an upstream; others have none. */
+static int check_relay(const eng_config *c, const config_setting_t *e, int i,
+                       int proto, const char *up, char *err, size_t err_len)
+{
+    int proxy = strcmp(c->role, "proxy") == 0;
+    if (proto == ENG_PROTO_RELAY && !proxy)
+        return fail(c, e, err, err_len, "listen[%d]: protocol \"relay\" is "
+                    "only for role \"proxy\"", i);
+    if (proxy && proto != ENG_PROTO_HTTP && proto != ENG_PROTO_RELAY)
+        return fail(c, e, err, err_len, "listen[%d]: role \"proxy\" serves "
+                    "\"relay\" and \"http\" (health, metrics) only", i);
+    if (proto == ENG_PROTO_RELAY && up == NULL)
+        return fail(c, e, err, err_len, "listen[%d] (relay) needs upstream = "
+                    "\"HOST:PORT\"", i);
+    if (proto != ENG_PROTO_RELAY && up != NULL)
+        return fail(c, e, err, err_len, "listen[%d]: upstream is only for "
+                    "protocol \"relay\"", i);
+    return 0;
+}
+
 static int parse_listen(eng_config *c, const config_setting_t *root,
                         char *err, size_t err_len)
 {
-    static const char *const keys[] = {"address", "protocol", NULL};
+    static const char *const keys[] = {"address", "protocol", "upstream",
+                                       NULL};
     const config_setting_t *l = config_setting_get_member(root, "listen");
     int i, n;
     if (l == NULL)
@@ -179,7 +205,7 @@ static int parse_listen(eng_config *c, const config_setting_t *root,
     n = config_setting_length(l);
     for (i = 0; i < n; i++) {
         const config_setting_t *e = config_setting_get_elem(l, (unsigned)i);
-        char *addr = NULL, *proto = NULL;
+        char *addr = NULL, *proto = NULL, *up = NULL;
         int p = ENG_PROTO_HTTP, rc = 0;
         if (config_setting_type(e) != CONFIG_TYPE_GROUP)
             return fail(c, e, err, err_len, "listen[%d] must be a group", i);
@@ -195,10 +221,20 @@ static int parse_listen(eng_config *c, const config_setting_t *root,
             rc = -1;
         else if (proto != NULL && (p = parse_proto(proto)) == 0)
             rc = fail(c, e, err, err_len,
-                      "listen[%d].protocol '%s' is not \"http\" or \"frames\"",
+                      "listen[%d].protocol '%s' is not \"http\", \"frames\" "
+                      "or \"relay\"",
                       i, proto);
+        if (rc == 0 && get_str(c, e, "upstream", "listen[]", &up, err,
+                               err_len) < 0)
+            rc = -1;
+        else if (rc == 0)
+            rc = check_relay(c, e, i, p, up, err, err_len);
         if (rc == 0 && add_listener(c, addr, p) < 0)
             rc = fail(c, e, err, err_len, "out of memory");
+        if (rc == 0 && up != NULL)
+            c->listen[c->n_listen - 1].upstream = up;
+        else
+            free(up);
         free(addr);
         free(proto);
         if (rc < 0)
@@ -465,7 +501,8 @@ static int parse_root(eng_config *c, char *err, size_t err_len)
     static const char *const keys[] = {
         "role",   "data_dir", "plugin_dir", "log_level", "workers",
         "io_loops", "listen", "limits",   "sealer",     "keystore",  "auth",
-        "key_cache", "plugins", "aliases",  "gateway", "tls", NULL};
+        "key_cache", "plugins", "aliases",  "gateway", "tls", "proxy",
+        NULL};
     const config_setting_t *root = config_root_setting(&c->lc);
     char *s = NULL;
     long long v;
@@ -477,12 +514,16 @@ static int parse_root(eng_config *c, char *err, size_t err_len)
         return -1;
     if (get_str(c, root, "role", "", &c->role, err, err_len) < 0)
         return -1;
-    if (strcmp(c->role, "standalone") != 0 &&
-        strcmp(c->role, "enclave") != 0 && strcmp(c->role, "gateway") != 0)
+    if (strcmp(c->role, "standalone") != 0 && strcmp(c->role, "enclave") != 0 &&
+        strcmp(c->role, "gateway") != 0 && strcmp(c->role, "proxy") != 0)
         return fail(c, config_setting_get_member(root, "role"), err, err_len,
                     "role '%s' is not available in this build (available: "
-                    "\"standalone\", \"enclave\", \"gateway\")",
+                    "\"standalone\", \"enclave\", \"gateway\", \"proxy\")",
                     c->role);
+    if ((strcmp(c->role, "proxy") == 0) !=
+        (config_setting_get_member(root, "proxy") != NULL))
+        return fail(c, root, err, err_len, "the proxy group is for role "
+                    "\"proxy\" (which needs it) only");
     if ((r = get_str(c, root, "data_dir", "", &s, err, err_len)) < 0)
         return -1;
     if (r > 0) {
@@ -532,7 +573,7 @@ static int parse_root(eng_config *c, char *err, size_t err_len)
     if (c->n_listen == 0 && add_listener(c, "127.0.0.1:8080",
                                          ENG_PROTO_HTTP) < 0)
         return fail(c, NULL, err, err_len, "out of memory");
-    if (c->n_plugins == 0)
+    if (c->n_plugins == 0 && strcmp(c->role, "proxy") != 0)
         return fail(c, root, err, err_len,
                     "no plugins configured: add plugins = ( { name = \"eth\"; "
                     "} );");

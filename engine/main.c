@@ -17,6 +17,7 @@
 #include "gateway/gwconf.h"
 #include "transport/tls.h"
 #include "log.h"
+#include "proxy.h"
 #include "startup.h"
 #include "route.h"
 #include "util.h"
@@ -311,6 +312,74 @@ static int serve(eng_config *cfg, const struct cli *c)
     return rc;
 }
 
+/* role = "proxy": no plugins, sealer or keystore; the transport answers
+ * /healthz, /readyz and /metrics, everything else is 404. */
+static int proxy_ready_cb(void *ctx)
+{
+    (void)ctx;
+    return 1;
+}
+
+static char *proxy_metrics_cb(void *ctx)
+{
+    (void)ctx;
+    return eng_proxy_metrics();
+}
+
+static int proxy_handle_cb(void *ctx, const eng_request *req, char **resp,
+                           size_t *resp_len)
+{
+    (void)ctx;
+    (void)req;
+    *resp = eng_error_body(404, "not found: this is the outbound proxy "
+                           "(GET /healthz, /readyz, /metrics)", NULL,
+                           resp_len);
+    return 404;
+}
+
+/* Serves the proxy role until SIGTERM (or only checks it). */
+static int proxy_main(eng_config *cfg, int check_only)
+{
+    eng_server_config scfg;
+    eng_server_callbacks cb;
+    eng_server *server = NULL;
+    char err[1024];
+    int rc = 1;
+
+    if (eng_proxy_open(cfg, check_only, err, sizeof err) != 0) {
+        fatal(err);
+        return 1;
+    }
+    if (check_only) {
+        printf("%s: ok (role proxy, %zu listeners)\n", cfg->file,
+               cfg->n_listen);
+        eng_proxy_close();
+        return 0;
+    }
+    memset(&scfg, 0, sizeof scfg);
+    scfg.listen = cfg->listen;
+    scfg.n_listen = cfg->n_listen;
+    scfg.limits = cfg->limits;
+    scfg.io_loops = cfg->io_loops > 0 ? cfg->io_loops : cfg->workers;
+    memset(&cb, 0, sizeof cb);
+    cb.handle = proxy_handle_cb;
+    cb.metrics = proxy_metrics_cb;
+    cb.ready = proxy_ready_cb;
+    cb.error_body = error_body_cb;
+    if ((server = eng_server_new(&scfg, &cb)) == NULL ||
+        eng_server_start(server, err, sizeof err) != 0) {
+        fatal(server == NULL ? "out of memory" : err);
+    } else {
+        eng_log(SIGNER_LOG_INFO, "signerd %s ready: role proxy",
+                PACKAGE_VERSION);
+        rc = eng_server_run(server) == 0 ? 0 : 1;
+        eng_log(SIGNER_LOG_INFO, "signerd stopped");
+    }
+    eng_server_free(server);
+    eng_proxy_close();
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     struct cli c;
@@ -329,6 +398,10 @@ int main(int argc, char **argv)
         goto out;
     }
     eng_log_set_level(cfg.log_level);
+    if (strcmp(cfg.role, "proxy") == 0) {
+        rc = proxy_main(&cfg, c.check_only);
+        goto out;
+    }
     if (c.check_only) {
         rc = eng_engine_check_config(&cfg, stdout, err, sizeof err) == 0 ? 0
                                                                          : 1;

@@ -253,7 +253,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 /* Enables or pauses reading as the state allows; returns want_read. */
 static int update_reading(eng_conn *c, size_t out)
 {
-    int want = !c->closing && !c->read_eof && !c->loop->draining &&
+    int stopped = c->closing || c->loop->draining;
+    int want = (!stopped || c->ops->own_lifetime) && !c->read_eof &&
                out < ENG_OUT_HIGH && c->ops->want_read(c);
 
     if (want)
@@ -311,9 +312,11 @@ void eng_conn_after(eng_conn *c)
 /* Lets the protocol take what requests the state allows, then after. */
 void eng_conn_process(eng_conn *c)
 {
+    int stopped = c->closing || c->loop->draining;
+
     if (c->dead)
         return;
-    if (!c->lingering && !c->closing && !c->loop->draining)
+    if (!c->lingering && (!stopped || c->ops->own_lifetime))
         c->ops->on_read(c);
     eng_conn_after(c);
 }
@@ -471,5 +474,9 @@ void eng_conn_new(eng_loop *l, int fd, eng_lsn *lsn,
     l->n_conns++;
     l->st.accepted++;
     c->fresh = c->ops->fresh_is_request;
+    eng_conn_ref(c);
+    if (c->ops->on_open != NULL)
+        c->ops->on_open(c);
     eng_conn_after(c);
+    eng_conn_unref(c);
 }

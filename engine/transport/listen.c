@@ -450,6 +450,7 @@ int eng_lsn_open(eng_server *s, eng_lsn *ls, const eng_listen_spec *sp,
     ls->ops = sp->proto == ENG_PROTO_HTTP     ? &eng_http_ops
               : sp->proto == ENG_PROTO_HTTPS  ? &eng_http_ops
               : sp->proto == ENG_PROTO_FRAMES ? &eng_frames_ops
+              : sp->proto == ENG_PROTO_RELAY  ? &eng_relay_ops
                                               : NULL;
     ls->tls_ctx = sp->proto == ENG_PROTO_HTTPS ? eng_server_tls(s) : NULL;
     if (sp->proto == ENG_PROTO_HTTPS && ls->tls_ctx == NULL) {

@@ -22,7 +22,8 @@
 enum eng_proto {
     ENG_PROTO_HTTP = 1,  /* HTTP/1.1, keep-alive, see docs/api.md        */
     ENG_PROTO_FRAMES = 2, /* 4-byte big-endian length + JSON, docs/frames.md */
-    ENG_PROTO_HTTPS = 3  /* HTTP/1.1 over TLS, optional mTLS (tls.c)     */
+    ENG_PROTO_HTTPS = 3, /* HTTP/1.1 over TLS, optional mTLS (tls.c)     */
+    ENG_PROTO_RELAY = 4  /* bytes to an upstream, docs/proxy.md          */
 };
 
 /* A listen address:
@@ -32,6 +33,7 @@ enum eng_proto {
 typedef struct eng_listen_spec {
     const char *address;
     int proto; /* enum eng_proto */
+    const char *upstream; /* ENG_PROTO_RELAY: "HOST:PORT" (the proxy role) */
 } eng_listen_spec;
 
 typedef struct eng_limits {

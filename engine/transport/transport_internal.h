@@ -84,10 +84,17 @@ typedef struct eng_proto_ops {
     /* 1: a new connection counts as a started request (HTTP), so a silent
      * socket is cut at read_timeout_ms. */
     int fresh_is_request;
+    /* The connection was accepted (before any input).  May be NULL. */
+    void (*on_open)(eng_conn *c);
+    /* 1: the protocol ends the connection itself (a byte relay, holding
+     * c->jobs while it runs): closing and draining neither stop its
+     * on_read nor its reading; shutdown_timeout_ms still bounds it. */
+    int own_lifetime;
 } eng_proto_ops;
 
 extern const eng_proto_ops eng_http_ops;
 extern const eng_proto_ops eng_frames_ops;
+extern const eng_proto_ops eng_relay_ops; /* relay.c, the proxy role */
 
 /* ---- counters --------------------------------------------------------------- */
 
