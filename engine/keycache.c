@@ -20,6 +20,9 @@ struct entry {
     size_t aux_len;
 };
 
+/* 4096 entries (the default) stay one 2 MiB block of the secure heap */
+_Static_assert(sizeof(struct entry) <= 512, "a cache entry outgrew 512 bytes");
+
 struct eng_keycache {
     pthread_mutex_t lock;
     struct entry *slots; /* secure memory */

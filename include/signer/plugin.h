@@ -133,7 +133,7 @@ typedef struct signer_key_meta {
 #define SIGNER_KEY_ID_LEN 36      /* characters, without the NUL */
 #define SIGNER_MAX_ADDRESS 128    /* bytes, including the NUL     */
 #define SIGNER_MAX_KEY 64         /* bytes of private key material */
-#define SIGNER_MAX_KEY_AUX 96     /* bytes of a key's auxiliary slot (1.2) */
+#define SIGNER_MAX_KEY_AUX 64     /* bytes of a key's auxiliary slot (1.2) */
 
 /*
  * An operation handler.  payload is the request's "payload" object (never
