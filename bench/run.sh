@@ -535,13 +535,14 @@ BEGIN {
     print "========================= enclave-signer benchmark (make bench) ========================="
     printf "%-46s %20s %10s %5s\n", "measurement", "value", "target", ""
     print "-----------------------------------------------------------------------------------------"
-    row("(a) secp256k1 sign + verify, 1 core", num(av, "%.0f ops/s") " " num(av_us, "(%.1f us)"))
-    row("(a) secp256k1 sign alone, 1 core", num(a, "%.0f ops/s") " " num(a_us, "(%.1f us)"))
+    row("(a) secp256k1 sign + verify, per CPU-s", num(av, "%.0f ops/s") " " num(av_us, "(%.1f us)"))
+    row("(a) secp256k1 sign alone, per CPU-s", num(a, "%.0f ops/s") " " num(a_us, "(%.1f us)"))
     row("    online CPUs", cpus)
     row("(b) eng_dispatch sign_transaction, verify on", num(bw, "%.0f ops/s"))
+    row("    (a) and (b): per CPU-second of the thread", "")
     row("(b) same, verify_signatures = false", num(bn, "%.0f ops/s"))
     row("(b) cold cache (unseal each time), verify on", num(bc, "%.0f ops/s"))
-    row("    p50 cold / warm", (bc50 == "" ? "n/a" : sprintf("%d / %d us", bc50, bw50)))
+    row("    p50 cold / warm (wall clock)", (bc50 == "" ? "n/a" : sprintf("%d / %d us", bc50, bw50)))
     row(sprintf("(c) signerd HTTP, -c %d, median of %d", conns, rounds), num(c, "%.0f ops/s"))
     row("    p50 / p99", ms(c50) " / " ms(c99))
     row("    signerd CPU per request (all threads)", num(ccpu, "%.1f us"))
@@ -579,6 +580,8 @@ BEGIN {
     row("(i) raw / dispatcher instructions, on / off", (iv == "" ? "n/a" : sprintf("%.2f / %.2f", irsv / iv, irs / in_)))
     printf "%-46s %20s %10s %5s\n", "(f)/(c)   production path vs standalone", f == "" ? "n/a" : ratio(f, c), ">= 0.8", f == "" ? "hook" : ((c > 0 && f / c >= 0.8) ? "PASS" : "FAIL")
     if (f != "" && !(c > 0 && f / c >= 0.8)) nfail++
+    row("(d)/(c) CPU per request: anvil / signerd", (ccpu > 0 && dcpu != "") ? sprintf("%.2f", dcpu / ccpu) : "n/a")
+    row("(d)/(cn) same, verify_signatures = false", (cncpu > 0 && dcpu != "") ? sprintf("%.2f", dcpu / cncpu) : "n/a")
     row("(c)/(a x cores)  HTTP vs all cores raw (info)", (c != "" && av > 0) ? sprintf("%.2f", c / (av * cpus)) : "n/a")
     print "========================================================================================="
     printf "targets: %d not met\n", nfail
