@@ -43,7 +43,7 @@ struct signer_call {
     const signer_op *op;    /* the operation running; may be NULL */
     const char *const *hmac_fields; /* what its HMAC covers (ABI 1.1) */
     cJSON *located;         /* what the key locator took from the payload */
-    eng_keycache_ref key_ref; /* cache entry of the key last opened (1.2) */
+    eng_keycache_ref key_ref; /* cache entry of the key last opened (1.3) */
 };
 
 struct signer_reply {

@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define SIGNER_ABI_MAJOR 1
-#define SIGNER_ABI_MINOR 2
+#define SIGNER_ABI_MINOR 3
 
 #if defined(__GNUC__)
 #define SIGNER_WARN_UNUSED __attribute__((warn_unused_result))
@@ -133,7 +133,7 @@ typedef struct signer_key_meta {
 #define SIGNER_KEY_ID_LEN 36      /* characters, without the NUL */
 #define SIGNER_MAX_ADDRESS 128    /* bytes, including the NUL     */
 #define SIGNER_MAX_KEY 64         /* bytes of private key material */
-#define SIGNER_MAX_KEY_AUX 64     /* bytes of a key's auxiliary slot (1.2) */
+#define SIGNER_MAX_KEY_AUX 64     /* bytes of a key's auxiliary slot (1.3) */
 
 /*
  * An operation handler.  payload is the request's "payload" object (never
@@ -317,7 +317,7 @@ struct signer_host {
                     char *address, size_t address_cap, const char *chain,
                     const signer_json *payload) SIGNER_WARN_UNUSED;
 
-    /* ---- ABI 1.2: the key's auxiliary slot (check SIGNER_HAS_MEMBER) --- */
+    /* ---- ABI 1.3: the key's auxiliary slot (check SIGNER_HAS_MEMBER) --- */
     /*
      * Data a plugin derives from a key (e.g. its parsed public key), kept
      * with the unsealed key in the engine's key cache so it is computed

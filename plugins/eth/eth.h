@@ -294,7 +294,7 @@ typedef struct eth_ctx {
 } eth_ctx;
 
 /* The public key of key, whose stored address is addr, for eth_sign_hash:
- * from the key's auxiliary slot in the host's key cache (ABI 1.2) when it
+ * from the key's auxiliary slot in the host's key cache (ABI 1.3) when it
  * is there, else derived, checked against addr and put in the slot.
  * SIGNER_OK, or SIGNER_ERR_INTERNAL when key does not match addr. */
 int eth_key_pubkey(const eth_ctx *c, signer_call *call, secp256k1_pubkey *pub,

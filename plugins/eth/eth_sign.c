@@ -5,7 +5,7 @@
  * can leak its key, so every signature is verified (settings.
  * verify_signatures, on by default).  The public key is derived once per
  * unseal and kept in the host's key cache (the key's auxiliary slot, ABI
- * 1.2), so the check costs one verification, not a recovery plus a hash.
+ * 1.3), so the check costs one verification, not a recovery plus a hash.
  */
 #include <string.h>
 

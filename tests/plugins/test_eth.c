@@ -1004,7 +1004,7 @@ static void test_sig_verify_corrupted(void)
     CU_ASSERT_EQUAL(memcmp(rs, bad, 64), 0);
 }
 
-/* A host whose key cache hands the plugin a key's auxiliary slot (ABI 1.2):
+/* A host whose key cache hands the plugin a key's auxiliary slot (ABI 1.3):
  * one slot, counting gets and puts; `poison` makes it hold another key's
  * public key (a corrupted cache entry). */
 static struct {

@@ -260,7 +260,7 @@ static void test_key_create_open(void)
     CU_ASSERT_EQUAL(eng_keystore_count(eng.ks), 1);
 }
 
-/* ABI 1.2: the auxiliary slot of the key a call opened, kept with the
+/* ABI 1.3: the auxiliary slot of the key a call opened, kept with the
  * cached key: empty after the unseal, filled by key_aux_put, read back by
  * a later call that opens the same key from the cache; a call that opened
  * nothing reaches no slot. */

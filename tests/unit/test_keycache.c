@@ -1,5 +1,5 @@
 /* Key cache: hit, miss, expiry, eviction by a colliding key_id, the
- * auxiliary slot (ABI 1.2). */
+ * auxiliary slot (ABI 1.3). */
 #include "config.h"
 #include "testutil.h"
 
