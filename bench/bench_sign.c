@@ -1,20 +1,30 @@
 /*
  * bench_sign — in-process benchmarks for `make bench` (see bench/run.sh).
  *
- *   (a) raw libsecp256k1: secp256k1_ecdsa_sign_recoverable on one core over a
- *       fixed 32-byte message with a fixed key, and the number of online CPUs;
+ *   (a) raw libsecp256k1 on one core over a fixed 32-byte message with a
+ *       fixed key: secp256k1_ecdsa_sign_recoverable alone, and sign +
+ *       secp256k1_ecdsa_verify of the serialized signature against the
+ *       public key (what the eth plugin does per signature with
+ *       verify_signatures on); and the number of online CPUs;
  *   (b) sign_transaction through the dispatcher (eng_dispatch), single
  *       threaded, with the key cache off (cold: keystore read + unseal on
  *       every request) and on (warm);
  *   (e) many keys: a keystore with N keys (default 100,000), then sign
  *       latency with N keys (one hot key_id, and key_ids drawn at random)
- *       against the same with 1 key.
+ *       against the same with 1 key;
+ *   (i) instruction counts (--only i, run under valgrind --tool=callgrind
+ *       --collect-atstart=no): raw sign, raw sign + verify, then
+ *       sign_transaction through eng_dispatch (warm cache) with
+ *       verify_signatures on and off, each segment dumped separately
+ *       (CALLGRIND_DUMP_STATS_AT "raw-sign", "raw-sign-verify",
+ *       "dispatch-verify", "dispatch-noverify"); --count N per segment.
  *
  * Output: one JSON object per line on stdout (bench/run.sh parses them), a
  * short human-readable summary on stderr.
  *
  *   bench_sign --plugin-dir BUILDDIR/plugins/.libs [--time SEC] [--keys N]
- *              [--keys-dir DIR] [--key-ids-out FILE] [--only a,b,e]
+ *              [--keys-dir DIR] [--key-ids-out FILE] [--only a,b,e,i]
+ *              [--count N]
  *
  * --keys-dir keeps the N-key data directory (master.key, keys.db) for signerd
  * (run.sh starts signerd on it to measure RSS); --key-ids-out writes every
@@ -44,6 +54,17 @@
 #include <secp256k1.h>
 #include <secp256k1_recovery.h>
 
+#if defined(__has_include)
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#define HAVE_CALLGRIND 1
+#endif
+#endif
+#ifndef HAVE_CALLGRIND
+#define CALLGRIND_TOGGLE_COLLECT
+#define CALLGRIND_DUMP_STATS_AT(s) ((void)(s))
+#endif
+
 #include "conf.h"
 #include "dispatch.h"
 #include "host.h"
@@ -67,6 +88,16 @@ static double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* CPU time of the calling thread: the in-process rates are per CPU-second
+ * of the thread that does the work, so that other jobs on a shared machine
+ * (which take wall-clock time from it, not CPU time) do not move them. */
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
@@ -145,6 +176,25 @@ static uint64_t lat_q(const lat *l, double q)
 
 /* ---- (a) raw libsecp256k1 ------------------------------------------------- */
 
+/* One signature as the eth plugin makes it with verify_signatures on:
+ * sign_recoverable, serialize, parse, verify against pk.  0 or -1. */
+static int sign_verify(const secp256k1_context *ctx, const unsigned char *msg,
+                       const unsigned char *key, const secp256k1_pubkey *pk)
+{
+    secp256k1_ecdsa_recoverable_signature rsig;
+    secp256k1_ecdsa_signature sig;
+    unsigned char rs[64];
+    int recid;
+    if (!secp256k1_ecdsa_sign_recoverable(ctx, &rsig, msg, key, NULL, NULL) ||
+        !secp256k1_ecdsa_recoverable_signature_serialize_compact(ctx, rs,
+                                                                 &recid,
+                                                                 &rsig) ||
+        !secp256k1_ecdsa_signature_parse_compact(ctx, &sig, rs) ||
+        secp256k1_ecdsa_verify(ctx, &sig, msg, pk) != 1)
+        return -1;
+    return 0;
+}
+
 static void bench_secp(void)
 {
     int flags =
@@ -156,7 +206,7 @@ static void bench_secp(void)
     secp256k1_context *ctx = secp256k1_context_create(flags);
     secp256k1_ecdsa_recoverable_signature sig;
     unsigned char key[32], msg[32], seed[32];
-    double t0, t;
+    double t0, t, c0, c;
     uint64_t n = 0;
     int i;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -175,6 +225,7 @@ static void bench_secp(void)
         if (!secp256k1_ecdsa_sign_recoverable(ctx, &sig, msg, key, NULL, NULL))
             exit(1);
     t0 = now_s();
+    c0 = cpu_s();
     do {
         for (i = 0; i < 256; i++) {
             msg[0] = (unsigned char)i; /* a fresh nonce each time */
@@ -185,33 +236,44 @@ static void bench_secp(void)
         n += 256;
         t = now_s() - t0;
     } while (t < g_time);
+    c = cpu_s() - c0;
     printf("{\"bench\":\"secp256k1_sign_recoverable\",\"ops_per_s\":%.1f,"
-           "\"us_per_op\":%.3f,\"n\":%llu,\"seconds\":%.3f,\"cpus\":%ld}\n",
-           (double)n / t, t * 1e6 / (double)n, (unsigned long long)n, t, cpus);
+           "\"us_per_op\":%.3f,\"n\":%llu,\"seconds\":%.3f,\"cpu_s\":%.3f,"
+           "\"cpus\":%ld}\n",
+           (double)n / c, c * 1e6 / (double)n, (unsigned long long)n, t, c,
+           cpus);
     fflush(stdout);
-    fprintf(stderr, "(a) secp256k1_ecdsa_sign_recoverable: %.0f ops/s on one "
-                    "core (%.1f us), %ld online CPUs\n",
-            (double)n / t, t * 1e6 / (double)n, cpus);
+    fprintf(stderr, "(a) secp256k1_ecdsa_sign_recoverable: %.0f ops per "
+                    "CPU-second on one core (%.1f us), %ld online CPUs\n",
+            (double)n / c, c * 1e6 / (double)n, cpus);
 
-    /* For reference: what a signature self-check costs (the eth plugin
-     * recovers the public key of every signature it makes). */
+    /* sign + verify: what one signature costs the eth plugin with
+     * verify_signatures on (the public key is derived once per unseal) */
     {
         secp256k1_pubkey pk;
         uint64_t m = 0;
-        double t1 = now_s(), u;
+        double t1, u, c1;
+        if (!secp256k1_ec_pubkey_create(ctx, &pk, key))
+            exit(1);
+        t1 = now_s();
+        c1 = cpu_s();
         do {
-            for (i = 0; i < 64; i++)
-                if (!secp256k1_ecdsa_recover(ctx, &pk, &sig, msg))
+            for (i = 0; i < 256; i++) {
+                msg[0] = (unsigned char)i;
+                if (sign_verify(ctx, msg, key, &pk) != 0)
                     exit(1);
-            m += 64;
+            }
+            m += 256;
             u = now_s() - t1;
-        } while (u < g_time / 4);
-        printf("{\"bench\":\"secp256k1_ecdsa_recover\",\"ops_per_s\":%.1f,"
+        } while (u < g_time);
+        u = cpu_s() - c1;
+        printf("{\"bench\":\"secp256k1_sign_verify\",\"ops_per_s\":%.1f,"
                "\"us_per_op\":%.3f,\"n\":%llu}\n",
                (double)m / u, u * 1e6 / (double)m, (unsigned long long)m);
         fflush(stdout);
-        fprintf(stderr, "    secp256k1_ecdsa_recover (for reference): %.1f us\n",
-                u * 1e6 / (double)m);
+        fprintf(stderr, "(a) sign + secp256k1_ecdsa_verify: %.0f ops per "
+                        "CPU-second on one core (%.1f us)\n",
+                (double)m / u, u * 1e6 / (double)m);
     }
     secp256k1_context_destroy(ctx);
 }
@@ -336,7 +398,7 @@ static int sign_loop(bengine *b, const char *key_id, char **ids, size_t n_ids,
                      sign_result *r)
 {
     char *fixed = n_ids ? NULL : sign_body(key_id);
-    double t0, t;
+    double t0, t, c0;
     lat l;
     uint64_t rnd = 0x9e3779b97f4a7c15ull;
     int bad = 0;
@@ -358,6 +420,7 @@ static int sign_loop(bengine *b, const char *key_id, char **ids, size_t n_ids,
             break;
     }
     t0 = now_s();
+    c0 = cpu_s();
     t = 0;
     while (!bad && t < g_time) {
         char *resp = NULL, *body = fixed;
@@ -384,8 +447,9 @@ static int sign_loop(bengine *b, const char *key_id, char **ids, size_t n_ids,
         free(resp);
     }
     free(fixed);
+    c0 = cpu_s() - c0;
     r->n = l.n;
-    r->ops = t > 0 ? (double)l.n / t : 0;
+    r->ops = c0 > 0 ? (double)l.n / c0 : 0; /* per CPU-second */
     r->p50 = lat_q(&l, 0.5);
     r->p90 = lat_q(&l, 0.9);
     r->p99 = lat_q(&l, 0.99);
@@ -449,6 +513,91 @@ static int bench_dispatch(const char *base, sign_result *cold_out)
             *cold_out = r;
     }
     return 0;
+}
+
+/* ---- (i) instruction counts under callgrind -------------------------------- */
+
+/* Runs count requests of body through the dispatcher with collection on
+ * (the caller dumps).  0 or -1. */
+static int instr_dispatch(bengine *b, const char *body, long count)
+{
+    long i;
+    int bad = 0;
+    CALLGRIND_TOGGLE_COLLECT;
+    for (i = 0; i < count && !bad; i++) {
+        char *resp = NULL;
+        if (call(b, body, &resp) != 200)
+            bad = 1;
+        free(resp);
+    }
+    CALLGRIND_TOGGLE_COLLECT;
+    return bad ? -1 : 0;
+}
+
+/* Segments "raw-sign", "raw-sign-verify", "dispatch-verify" and
+ * "dispatch-noverify"
+ * (sign_transaction, warm cache), count operations each, one callgrind dump
+ * per segment; bench/run.sh splits them into crypto and the rest. */
+static int bench_instr(const char *base, long count)
+{
+    secp256k1_context *ctx = secp256k1_context_create(SECP256K1_CONTEXT_NONE);
+    secp256k1_pubkey pk;
+    unsigned char key[32], msg[32];
+    char dir[4096], key_id[37], address[SIGNER_MAX_ADDRESS], *body;
+    bengine b;
+    long i;
+    int v, rc = 0;
+
+    unhex(key, KEY_HEX, 32);
+    memset(msg, 0x5a, sizeof msg);
+    if (ctx == NULL || !secp256k1_ec_pubkey_create(ctx, &pk, key))
+        return -1;
+    CALLGRIND_TOGGLE_COLLECT;
+    for (i = 0; i < count; i++) {
+        secp256k1_ecdsa_recoverable_signature rsig;
+        msg[0] = (unsigned char)i;
+        if (!secp256k1_ecdsa_sign_recoverable(ctx, &rsig, msg, key, NULL, NULL))
+            rc = -1;
+    }
+    CALLGRIND_TOGGLE_COLLECT;
+    CALLGRIND_DUMP_STATS_AT("raw-sign");
+    CALLGRIND_TOGGLE_COLLECT;
+    for (i = 0; i < count; i++) {
+        msg[0] = (unsigned char)i;
+        if (sign_verify(ctx, msg, key, &pk) != 0)
+            rc = -1;
+    }
+    CALLGRIND_TOGGLE_COLLECT;
+    CALLGRIND_DUMP_STATS_AT("raw-sign-verify");
+    secp256k1_context_destroy(ctx);
+    snprintf(dir, sizeof dir, "%s/instr", base);
+    for (v = 1; v >= 0 && rc == 0; v--) {
+        if (engine_open(&b, dir, 600, v) != 0)
+            return -1;
+        if (v == 1 && set_key(&b, key_id, address) != 0)
+            rc = -1;
+        body = sign_body(key_id);
+        /* warm: the first request unseals and caches the key */
+        for (i = 0; i < 20 && rc == 0; i++) {
+            char *resp = NULL;
+            if (call(&b, body, &resp) != 200)
+                rc = -1;
+            free(resp);
+        }
+        if (rc == 0 && instr_dispatch(&b, body, count) != 0)
+            rc = -1;
+        CALLGRIND_DUMP_STATS_AT(v ? "dispatch-verify" : "dispatch-noverify");
+        free(body);
+        engine_close(&b);
+    }
+    printf("{\"bench\":\"instr\",\"count\":%ld,\"callgrind\":%d}\n", count,
+#ifdef HAVE_CALLGRIND
+           RUNNING_ON_VALGRIND ? 1 : 0
+#else
+           0
+#endif
+    );
+    return rc;
 }
 
 /* ---- (e) many keys ----------------------------------------------------------- */
@@ -675,7 +824,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: bench_sign --plugin-dir DIR [--time SEC] [--keys N]\n"
             "                  [--keys-dir DIR] [--key-ids-out FILE]\n"
-            "                  [--only a,b,e]\n");
+            "                  [--only a,b,e,i] [--count N]\n");
 }
 
 int main(int argc, char **argv)
@@ -687,11 +836,12 @@ int main(int argc, char **argv)
         {"keys-dir", required_argument, NULL, 'K'},
         {"key-ids-out", required_argument, NULL, 'o'},
         {"only", required_argument, NULL, 'O'},
+        {"count", required_argument, NULL, 'n'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     const char *only = "a,b,e", *keys_dir = NULL, *ids_out = NULL;
     char base[] = "/tmp/bench-sign-XXXXXX", path[4200];
-    long n_keys = 100000;
+    long n_keys = 100000, count = 200;
     sign_result cold;
     int opt, rc = 0, have_cold = 0;
 
@@ -703,17 +853,18 @@ int main(int argc, char **argv)
         case 'K': keys_dir = optarg; break;
         case 'o': ids_out = optarg; break;
         case 'O': only = optarg; break;
+        case 'n': count = atol(optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 64;
         }
     }
-    if (g_time <= 0 || n_keys < 1 || optind != argc) {
+    if (g_time <= 0 || n_keys < 1 || count < 1 || optind != argc) {
         usage(stderr);
         return 64;
     }
     if (strchr(only, 'a'))
         bench_secp();
-    if (!strchr(only, 'b') && !strchr(only, 'e'))
+    if (!strchr(only, 'b') && !strchr(only, 'e') && !strchr(only, 'i'))
         return 0;
     if (g_plugin_dir == NULL) {
         fprintf(stderr, "bench_sign: --plugin-dir is required for b and e\n");
@@ -725,7 +876,9 @@ int main(int argc, char **argv)
         return 1;
     }
     snprintf(path, sizeof path, "%s/one", base);
-    if (strchr(only, 'b') && bench_dispatch(base, &cold) != 0)
+    if (strchr(only, 'i') && bench_instr(base, count) != 0)
+        rc = 1;
+    if (rc == 0 && strchr(only, 'b') && bench_dispatch(base, &cold) != 0)
         rc = 1;
     else if (strchr(only, 'b'))
         have_cold = 1;

@@ -4,18 +4,23 @@
 #   make bench                       (from a configured build tree)
 #   BUILDDIR=/path/to/build SRCDIR=/path/to/src sh bench/run.sh [--quick]
 #
-# Measures
-#   (a)  raw libsecp256k1 sign_recoverable ops/s on one core, online CPUs
-#   (b)  sign_transaction through eng_dispatch in-process, key cache cold/warm
-#   (c)  signerd over HTTP (signer-bench, keep-alive, closed loop)
-#   (c2) the same with io_loops = online CPUs (requests signed on the loops)
-#   (c3) (c2) with the eth plugin's verify_signatures = false (for comparison
-#        only: the shipped config keeps the recovery check on)
+# Measures, in one run
+#   (a)  raw libsecp256k1 on one core: sign_recoverable + verify (what a
+#        signature costs with verify_signatures on) and sign alone
+#   (b)  sign_transaction through eng_dispatch in-process, one thread, warm
+#        key cache, verify_signatures on and off (cold for information)
+#   (c)  signerd over HTTP (signer-bench, keep-alive, closed loop; io_loops =
+#        online CPUs, the default), verify_signatures on; its CPU per request
+#   (cn) the same with verify_signatures = false
 #   (d)  anvil's eth_signTransaction with an unlocked dev account, same client,
-#        same concurrency and duration; (c), (c2), (c3) and (d) alternate,
-#        medians kept
+#        same concurrency and duration; (c), (cn) and (d) alternate, medians
 #   (c') signerd at a fixed rate of half its measured peak: p99
-#   (e)  100,000 keys: sign latency in-process and over HTTP, signerd's RSS
+#   (e)  100,000 keys: sign latency in-process (flat in the number of keys?)
+#        and over HTTP, signerd's RSS
+#   (f)  the production path (gateway -> frames -> enclave): a hook, see
+#        bench_production_path below (n/a until signerd has a gateway role)
+#   (i)  instruction counts (callgrind): per sign_transaction through the
+#        dispatcher, split into crypto (libsecp256k1 + Keccak) and the rest
 # and prints one table with the targets and PASS/FAIL marks.
 #
 # Environment (defaults in brackets): BENCH_CONNS [16], BENCH_DURATION [5]
@@ -23,7 +28,9 @@
 # per in-process measurement, BENCH_KEYS [100000], ANVIL (path of anvil),
 # BENCH_STRICT=1 (exit 1 when a target FAILs; by default only a failed
 # measurement makes the exit status non-zero), BENCH_KEEP=1 (keep the
-# temporary directory).  --quick: 1 round of 2 s, 10,000 keys.
+# temporary directory), BENCH_INSTR_COUNT [200] requests per callgrind
+# segment (BENCH_INSTR_COUNT=0 skips (i)).  --quick: 1 round of 2 s, 10,000
+# keys.
 #
 # Only 127.0.0.1 is used.  Every process started here is killed by PID on
 # exit.
@@ -40,10 +47,11 @@ WARM=${BENCH_WARMUP:-1}
 ROUNDS=${BENCH_ROUNDS:-3}
 BTIME=${BENCH_TIME:-2}
 NKEYS=${BENCH_KEYS:-100000}
+ICOUNT=${BENCH_INSTR_COUNT:-200}
 for arg in "$@"; do
     case $arg in
     --quick) DUR=2; ROUNDS=1; NKEYS=10000; BTIME=1 ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
     *) echo "bench: unknown argument $arg" >&2; exit 64 ;;
     esac
 done
@@ -69,7 +77,6 @@ done
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/signer-bench.XXXXXX") || exit 1
 signerd_pid=
 anvil_pid=
-loops_pid=
 nv_pid=
 failed=0
 
@@ -90,11 +97,9 @@ stop_pid() {
 cleanup() {
     stop_pid "$signerd_pid"
     stop_pid "$anvil_pid"
-    stop_pid "$loops_pid"
     stop_pid "$nv_pid"
     signerd_pid=
     anvil_pid=
-    loops_pid=
     nv_pid=
     if [ "${BENCH_KEEP:-0}" = 1 ]; then
         echo "bench: kept $tmp"
@@ -196,14 +201,15 @@ if ! "$BSIGN" --plugin-dir "$PLUGDIR" --time "$BTIME" --keys "$NKEYS" \
     failed=1
 fi
 line_a=$(grep '"secp256k1_sign_recoverable"' "$tmp/bench_sign.jsonl")
-line_rec=$(grep '"secp256k1_ecdsa_recover"' "$tmp/bench_sign.jsonl")
+line_av=$(grep '"secp256k1_sign_verify"' "$tmp/bench_sign.jsonl")
 line_bc=$(grep '"cache":"cold","keys":1,' "$tmp/bench_sign.jsonl")
 line_bw=$(grep '"cache":"warm","keys":1,' "$tmp/bench_sign.jsonl")
 line_bn=$(grep '"cache":"warm-noverify","keys":1,' "$tmp/bench_sign.jsonl")
 line_k=$(grep '"bench":"keys"' "$tmp/bench_sign.jsonl")
 A=$(echo "$line_a" | jnum ops_per_s)
-REC_US=$(echo "$line_rec" | jnum us_per_op)
 A_US=$(echo "$line_a" | jnum us_per_op)
+AV=$(echo "$line_av" | jnum ops_per_s)
+AV_US=$(echo "$line_av" | jnum us_per_op)
 BC=$(echo "$line_bc" | jnum ops_per_s)
 BW=$(echo "$line_bw" | jnum ops_per_s)
 BN=$(echo "$line_bn" | jnum ops_per_s)
@@ -236,21 +242,18 @@ if [ -z "$KEY_ID" ]; then
 fi
 say "bench: imported key $KEY_ID"
 
-# (c2) the same with io_loops = cores, and (c3) that with the recovery
-# check off: two more signerd on the same data directory, idle while the
-# others run
+# (cn) the same with verify_signatures = false: a second signerd on the
+# same data directory, idle while the others run
 main_pid=$signerd_pid
 MAIN_PORT=$SPORT
 sed 's/verify_signatures = true;/verify_signatures = false;/' "$CONF" \
     >"$tmp/noverify.conf"
-LURL= NURL=
-if start_signerd "$tmp/signerd-data" "$CONF" --io-loops "$cpus"; then
-    loops_pid=$signerd_pid
-    LURL=http://127.0.0.1:$SPORT/
-else
+if ! grep -q 'verify_signatures = false;' "$tmp/noverify.conf"; then
+    say "bench: cannot turn verify_signatures off in $CONF"
     failed=1
 fi
-if start_signerd "$tmp/signerd-data" "$tmp/noverify.conf" --io-loops "$cpus"; then
+NURL=
+if start_signerd "$tmp/signerd-data" "$tmp/noverify.conf"; then
     nv_pid=$signerd_pid
     NURL=http://127.0.0.1:$SPORT/
 else
@@ -333,19 +336,14 @@ run_bench() {
 }
 
 # ---- (c) / (d) alternating --------------------------------------------------------
-say "bench: (c) signerd sign_transaction vs (d) anvil eth_signTransaction, -c $CONNS, ${DUR} s each"
+say "bench: (c) signerd sign_transaction, (cn) verification off, (d) anvil eth_signTransaction; -c $CONNS, ${DUR} s each, alternated"
 r=1
 while [ $r -le "$ROUNDS" ]; do
     run_bench "c.signerd.$r" "$tmp/c.jsonl" "$signerd_pid" --url "$SURL" -c "$CONNS" \
         -d "$DUR" -w "$WARM" --key-id "$KEY_ID" --secret "$SECRET" \
         --chain-id "$CHAIN_ID" --expect '"enclave_status":200'
-    if [ -n "$LURL" ]; then
-        run_bench "c2.loops.$r" "$tmp/c2.jsonl" "$loops_pid" --url "$LURL" -c "$CONNS" \
-            -d "$DUR" -w "$WARM" --key-id "$KEY_ID" --secret "$SECRET" \
-            --chain-id "$CHAIN_ID" --expect '"enclave_status":200'
-    fi
     if [ -n "$NURL" ]; then
-        run_bench "c3.noverify.$r" "$tmp/c3.jsonl" "$nv_pid" --url "$NURL" -c "$CONNS" \
+        run_bench "cn.noverify.$r" "$tmp/cn.jsonl" "$nv_pid" --url "$NURL" -c "$CONNS" \
             -d "$DUR" -w "$WARM" --key-id "$KEY_ID" --secret "$SECRET" \
             --chain-id "$CHAIN_ID" --expect '"enclave_status":200'
     fi
@@ -367,15 +365,10 @@ medians() {
         "$(sed -n 's/.*"p99":\([0-9]*\).*/\1/p' "$1" | median)" \
         "$(median <"$1.cpu")"
 }
-read -r C2 C2_P99 C2_CPU <<EOF2
-$(medians "$tmp/c2.jsonl")
+read -r CN CN_P99 CN_CPU <<EOF2
+$(medians "$tmp/cn.jsonl")
 EOF2
-read -r C3 C3_P99 C3_CPU <<EOF2
-$(medians "$tmp/c3.jsonl")
-EOF2
-stop_pid "$loops_pid"
 stop_pid "$nv_pid"
-loops_pid=
 nv_pid=
 D= D_P50= D_P99= D_CPU=
 if [ -s "$tmp/d.jsonl" ]; then
@@ -435,69 +428,169 @@ fi
 stop_pid "$anvil_pid"
 anvil_pid=
 
+# ---- (f) production path: hook ------------------------------------------------------
+# HOOK(production path): the row "gateway -> frames -> enclave, warm cache,
+# >= 0.8x (c)" needs signerd's gateway role, which this build does not have.
+# When it does, start an enclave-role signerd (frames listener) and a
+# gateway-role signerd in front of it here, run
+#   run_bench "f.gateway.N" "$tmp/f.jsonl" GATEWAY_PID --url GATEWAY_URL ...
+# alternated with (c) in the loop above, and set F (median ops/s) and F_CPU.
+# The table prints the row and its ratio as soon as F is set.
+F= F_CPU= F_NOTE=
+bench_production_path() {
+    if "$SIGNERD" --help 2>&1 | grep -q 'gateway'; then
+        F_NOTE="hook not wired yet (bench/run.sh: bench_production_path)"
+    else
+        F_NOTE="n/a: no gateway role in this signerd"
+    fi
+}
+bench_production_path
+
+# ---- (i) instruction counts (callgrind) ---------------------------------------------
+# Self cost of every function, from the callgrind dump of each segment;
+# crypto = functions in libsecp256k1 and the Keccak functions.
+cg_split() {
+    awk '
+    function nm(kind, s,   id, rest) {
+        if (match(s, /^\([0-9]+\)/)) {
+            id = kind substr(s, RSTART, RLENGTH)
+            rest = substr(s, RLENGTH + 1); sub(/^ /, "", rest)
+            if (rest != "") names[id] = rest
+            return names[id]
+        }
+        return s
+    }
+    /^ob=/ { ob = nm("ob", substr($0, 4)); next }
+    /^fn=/ { fn = nm("fn", substr($0, 4)); fob = ob; next }
+    /^cob=/ { nm("ob", substr($0, 5)); next }
+    /^cfn=/ { nm("fn", substr($0, 5)); next }
+    /^calls=/ { skip = 1; next }
+    /^[0-9+*-]/ {
+        if (skip) { skip = 0; next }
+        tot += $2
+        if (fob ~ /libsecp256k1/ || fn ~ /[Kk]eccak/) crypto += $2
+        next
+    }
+    /^totals:/ { totals = $2 }
+    END { printf "%.0f %.0f %.0f\n", tot, crypto, totals }' "$1"
+}
+I_RS= I_RSV= I_V= I_VC= I_N= I_NC=
+if [ "$ICOUNT" -gt 0 ] 2>/dev/null && command -v valgrind >/dev/null 2>&1; then
+    say "bench: (i) instruction counts: callgrind, $ICOUNT requests per segment"
+    mkdir -p "$tmp/cg"
+    if valgrind --tool=callgrind --collect-atstart=no \
+            --callgrind-out-file="$tmp/cg/out" "$BSIGN" --plugin-dir "$PLUGDIR" \
+            --only i --count "$ICOUNT" >"$tmp/instr.jsonl" 2>"$tmp/cg/log"; then
+        for f in "$tmp"/cg/out.*; do
+            seg=$(sed -n 's/^desc: Trigger: Client Request: //p' "$f")
+            read -r tot cry totals <<EOF2
+$(cg_split "$f")
+EOF2
+            if [ "$tot" != "$totals" ]; then
+                say "bench: callgrind dump $f: self costs $tot != totals $totals"
+                failed=1
+            fi
+            per=$((tot / ICOUNT)); perc=$((cry / ICOUNT))
+            printf '{"bench":"instr","segment":"%s","count":%s,"ir_per_op":%s,"ir_crypto_per_op":%s}\n' \
+                "$seg" "$ICOUNT" "$per" "$perc" >>"$tmp/instr.jsonl"
+            case $seg in
+            raw-sign) I_RS=$per ;;
+            raw-sign-verify) I_RSV=$per ;;
+            dispatch-verify) I_V=$per; I_VC=$perc ;;
+            dispatch-noverify) I_N=$per; I_NC=$perc ;;
+            esac
+        done
+    else
+        say "bench: callgrind run failed:"
+        tail -n 5 "$tmp/cg/log" >&2
+        failed=1
+    fi
+else
+    say "bench: valgrind not found or BENCH_INSTR_COUNT=0: (i) skipped"
+fi
+
 # ---- table --------------------------------------------------------------------------
-awk -v a="$A" -v a_us="$A_US" -v rec_us="$REC_US" -v cpus="$cpus" \
+say "bench: load average now $(cut -d' ' -f1-3 /proc/loadavg)"
+awk -v a="$A" -v a_us="$A_US" -v av="$AV" -v av_us="$AV_US" -v cpus="$cpus" \
     -v bc="$BC" -v bw="$BW" -v bn="$BN" -v bc50="$BC_P50" -v bw50="$BW_P50" \
     -v c="$C" -v c50="$C_P50" -v c99="$C_P99" \
-    -v c2="$C2" -v c2p99="$C2_P99" -v c2cpu="$C2_CPU" \
-    -v c3="$C3" -v c3p99="$C3_P99" -v c3cpu="$C3_CPU" \
+    -v cn="$CN" -v cnp99="$CN_P99" -v cncpu="$CN_CPU" \
     -v d="$D" -v d50="$D_P50" -v d99="$D_P99" -v ccpu="$C_CPU" -v dcpu="$D_CPU" \
     -v half="$HALF" -v h50="$HALF_P50" -v h99="$HALF_P99" -v hops="$HALF_OPS" \
     -v rss1="$RSS1" -v rssn="$RSSN" -v kn="$K_N" -v kcreate="$K_CREATE" \
     -v k150="$K1_P50" -v kn50="$KN_P50" -v kr50="$KR_P50" \
     -v k199="$K1_P99" -v kn99="$KN_P99" -v kr99="$KR_P99" \
     -v e50="$E_P50" -v e99="$E_P99" -v eops="$E_OPS" \
-    -v conns="$CONNS" -v dur="$DUR" -v rounds="$ROUNDS" '
+    -v f="$F" -v fcpu="$F_CPU" -v fnote="$F_NOTE" \
+    -v irs="$I_RS" -v irsv="$I_RSV" -v iv="$I_V" -v ivc="$I_VC" -v in_="$I_N" -v inc="$I_NC" \
+    -v icount="$ICOUNT" -v conns="$CONNS" -v dur="$DUR" -v rounds="$ROUNDS" '
 function ms(us) { return us == "" ? "n/a" : sprintf("%.3f ms", us / 1000) }
 function num(x, f) { return x == "" ? "n/a" : sprintf(f, x) }
 function mark(ok, have) { if (!have) { nfail++; return "n/a" } if (ok) return "PASS"; nfail++; return "FAIL" }
+function row(label, value) { printf "%-46s %20s\n", label, value }
+function trow(label, value, target, ok, have) { printf "%-46s %20s %10s %5s\n", label, value, target, mark(ok, have) }
+function ratio(x, y) { return (x != "" && y > 0) ? sprintf("%.2f", x / y) : "n/a" }
 BEGIN {
     print ""
-    print "=================== enclave-signer benchmark (make bench) ==================="
-    printf "%-44s %18s %9s %6s\n", "measurement", "value", "target", ""
-    print "-----------------------------------------------------------------------------"
-    printf "%-44s %18s\n", "(a) secp256k1 sign_recoverable, 1 core", num(a, "%.0f ops/s")
-    printf "%-44s %18s\n", "    per signature / recover (self-check)", (a_us == "" ? "n/a" : sprintf("%.1f / %.1f us", a_us, rec_us))
-    printf "%-44s %18s\n", "    online CPUs", cpus
-    printf "%-44s %18s\n", "(b) eng_dispatch sign_transaction, cold", num(bc, "%.0f ops/s")
-    printf "%-44s %18s\n", "(b) eng_dispatch sign_transaction, warm", num(bw, "%.0f ops/s")
-    printf "%-44s %18s\n", "(b) same, warm, verify_signatures = false", num(bn, "%.0f ops/s")
-    printf "%-44s %18s\n", "    p50 cold / warm", (bc50 == "" ? "n/a" : sprintf("%d / %d us", bc50, bw50))
-    printf "%-44s %18s\n", sprintf("(c) signerd HTTP, -c %d, median of %d", conns, rounds), num(c, "%.0f ops/s")
-    printf "%-44s %18s\n", "    p50 / p99", ms(c50) " / " ms(c99)
-    printf "%-44s %18s\n", "    signerd CPU per request (all threads)", num(ccpu, "%.1f us")
-    printf "%-44s %18s\n", sprintf("(c2) same, io_loops = %d", cpus), num(c2, "%.0f ops/s")
-    printf "%-44s %18s\n", "    p99 / signerd CPU per request", ms(c2p99) " / " num(c2cpu, "%.1f us")
-    printf "%-44s %18s\n", "(c3) io_loops, verify_signatures = false", num(c3, "%.0f ops/s")
-    printf "%-44s %18s\n", "    p99 / signerd CPU per request", ms(c3p99) " / " num(c3cpu, "%.1f us")
-    printf "%-44s %18s\n", sprintf("(d) anvil eth_signTransaction, -c %d", conns), num(d, "%.0f ops/s")
-    printf "%-44s %18s\n", "    p50 / p99", ms(d50) " / " ms(d99)
-    printf "%-44s %18s\n", "    anvil CPU per request (all threads)", num(dcpu, "%.1f us")
-    printf "%-44s %18s %9s %6s\n", sprintf("(c%s) p99 at half peak (%s req/s)", "\047", half == "" ? "n/a" : half), ms(h99), "< 2 ms", mark(h99 != "" && h99 < 2000, h99 != "")
-    printf "%-44s %18s\n", "    achieved rate / p50", num(hops, "%.0f/s") " / " ms(h50)
-    printf "%-44s %18s\n", sprintf("(e) %s keys created (in-process)", kn == "" ? "n/a" : kn), num(kcreate, "%.1f s")
-    printf "%-44s %18s\n", "    in-process p50 1 key / N keys / random", (k150 == "" ? "n/a" : sprintf("%d/%d/%d us", k150, kn50, kr50))
-    printf "%-44s %18s\n", "    in-process p99 1 key / N keys / random", (k199 == "" ? "n/a" : sprintf("%d/%d/%d us", k199, kn99, kr99))
-    printf "%-44s %18s\n", "    signerd, N keys in turn: ops/s", num(eops, "%.0f ops/s")
-    printf "%-44s %18s\n", "    signerd, N keys in turn: p50 / p99", ms(e50) " / " ms(e99)
-    printf "%-44s %18s\n", "    signerd RSS with 1 key (after c)", num(rss1 / 1024, "%.1f MiB")
-    printf "%-44s %18s %9s %6s\n", "    signerd RSS with N keys (after e)", num(rssn == "" ? "" : rssn / 1024, "%.1f MiB"), "< 32 MiB", mark(rssn != "" && rssn < 32768, rssn != "")
-    print "-----------------------------------------------------------------------------"
-    printf "%-44s %18s %9s %6s\n", "(c)/(d)   signerd vs anvil", (c != "" && d > 0) ? sprintf("%.2f", c / d) : "n/a", ">= 1.5", mark(c != "" && d > 0 && c / d >= 1.5, c != "" && d > 0)
-    printf "%-44s %18s\n", "(c2)/(d)  io_loops vs anvil", (c2 != "" && d > 0) ? sprintf("%.2f", c2 / d) : "n/a"
-    printf "%-44s %18s\n", "(c3)/(d)  io_loops, no recovery, vs anvil", (c3 != "" && d > 0) ? sprintf("%.2f", c3 / d) : "n/a"
-    printf "%-44s %18s %9s %6s\n", "(b)/(a)   dispatcher (warm) vs raw sign", (bw != "" && a > 0) ? sprintf("%.2f", bw / a) : "n/a", ">= 0.8", mark(bw != "" && a > 0 && bw / a >= 0.8, bw != "" && a > 0)
-    printf "%-44s %18s\n", "(b)/(a)   same, verify_signatures = false", (bn != "" && a > 0) ? sprintf("%.2f", bn / a) : "n/a"
-    printf "%-44s %18s\n", "(b)/(a)   dispatcher (cold) vs raw sign", (bc != "" && a > 0) ? sprintf("%.2f", bc / a) : "n/a"
-    printf "%-44s %18s %9s\n", "(c)/(a x cores)  HTTP vs all cores raw", (c != "" && a > 0) ? sprintf("%.2f", c / (a * cpus)) : "n/a", "(info)"
-    print "============================================================================="
+    print "========================= enclave-signer benchmark (make bench) ========================="
+    printf "%-46s %20s %10s %5s\n", "measurement", "value", "target", ""
+    print "-----------------------------------------------------------------------------------------"
+    row("(a) secp256k1 sign + verify, per CPU-s", num(av, "%.0f ops/s") " " num(av_us, "(%.1f us)"))
+    row("(a) secp256k1 sign alone, per CPU-s", num(a, "%.0f ops/s") " " num(a_us, "(%.1f us)"))
+    row("    online CPUs", cpus)
+    row("(b) eng_dispatch sign_transaction, verify on", num(bw, "%.0f ops/s"))
+    row("    (a) and (b): per CPU-second of the thread", "")
+    row("(b) same, verify_signatures = false", num(bn, "%.0f ops/s"))
+    row("(b) cold cache (unseal each time), verify on", num(bc, "%.0f ops/s"))
+    row("    p50 cold / warm (wall clock)", (bc50 == "" ? "n/a" : sprintf("%d / %d us", bc50, bw50)))
+    row(sprintf("(c) signerd HTTP, -c %d, median of %d", conns, rounds), num(c, "%.0f ops/s"))
+    row("    p50 / p99", ms(c50) " / " ms(c99))
+    row("    signerd CPU per request (all threads)", num(ccpu, "%.1f us"))
+    row("(cn) same, verify_signatures = false", num(cn, "%.0f ops/s"))
+    row("    p99 / signerd CPU per request", ms(cnp99) " / " num(cncpu, "%.1f us"))
+    row(sprintf("(d) anvil eth_signTransaction, -c %d", conns), num(d, "%.0f ops/s"))
+    row("    p50 / p99", ms(d50) " / " ms(d99))
+    row("    anvil CPU per request (all threads)", num(dcpu, "%.1f us"))
+    trow(sprintf("(c%s) p99 at half peak (%s req/s)", "\047", half == "" ? "n/a" : half), ms(h99), "< 2 ms", h99 != "" && h99 < 2000, h99 != "")
+    row("    achieved rate / p50", num(hops, "%.0f/s") " / " ms(h50))
+    row(sprintf("(e) %s keys created (in-process)", kn == "" ? "n/a" : kn), num(kcreate, "%.1f s"))
+    row("    in-process p50 1 key / N keys / random", (k150 == "" ? "n/a" : sprintf("%d/%d/%d us", k150, kn50, kr50)))
+    row("    in-process p99 1 key / N keys / random", (k199 == "" ? "n/a" : sprintf("%d/%d/%d us", k199, kn99, kr99)))
+    row("    signerd, N keys in turn: ops/s", num(eops, "%.0f ops/s"))
+    row("    signerd, N keys in turn: p50 / p99", ms(e50) " / " ms(e99))
+    row("    signerd RSS with 1 key (after c)", num(rss1 / 1024, "%.1f MiB"))
+    trow("    signerd RSS with N keys (after e)", num(rssn == "" ? "" : rssn / 1024, "%.1f MiB"), "< 32 MiB", rssn != "" && rssn < 32768, rssn != "")
+    row("(f) production path gateway->frames->enclave", f == "" ? fnote : num(f, "%.0f ops/s"))
+    row(sprintf("(i) instructions per op (callgrind, %s ops)", icount), "")
+    row("    raw sign / raw sign + verify", (irs == "" ? "n/a" : sprintf("%d / %d", irs, irsv)))
+    row("    sign_transaction, verify on: total", num(iv, "%d"))
+    row("      crypto (secp256k1 + keccak) / rest", (iv == "" ? "n/a" : sprintf("%d / %d", ivc, iv - ivc)))
+    row("    sign_transaction, verify off: total", num(in_, "%d"))
+    row("      crypto (secp256k1 + keccak) / rest", (in_ == "" ? "n/a" : sprintf("%d / %d", inc, in_ - inc)))
+    print "-----------------------------------------------------------------------------------------"
+    trow("(b)/(a)   dispatcher vs raw, verify on", ratio(bw, av), ">= 0.85", bw != "" && av > 0 && bw / av >= 0.85, bw != "" && av > 0)
+    trow("(b)/(a)   dispatcher vs raw, verify off", ratio(bn, a), ">= 0.85", bn != "" && a > 0 && bn / a >= 0.85, bn != "" && a > 0)
+    trow("(c) CPU/req / (a) sign+verify time", ratio(ccpu, av_us), "<= 1.25", ccpu != "" && av_us > 0 && ccpu / av_us <= 1.25, ccpu != "" && av_us > 0)
+    trow("(cn) CPU/req / (a) sign time", ratio(cncpu, a_us), "<= 1.25", cncpu != "" && a_us > 0 && cncpu / a_us <= 1.25, cncpu != "" && a_us > 0)
+    trow("(c)/(d)   signerd (verify on) vs anvil", ratio(c, d), ">= 1.0", c != "" && d > 0 && c / d >= 1.0, c != "" && d > 0)
+    trow("(cn)/(d)  signerd (verify off) vs anvil", ratio(cn, d), ">= 1.8", cn != "" && d > 0 && cn / d >= 1.8, cn != "" && d > 0)
+    trow("(e) latency flat: p50 N random / 1 key", ratio(kr50, k150), "<= 1.5", kr50 != "" && k150 > 0 && kr50 / k150 <= 1.5, kr50 != "" && k150 > 0)
+    trow("(i) rest / crypto, verify on", ratio(iv - ivc, ivc), "< 0.20", iv != "" && ivc > 0 && (iv - ivc) / ivc < 0.2, iv != "" && ivc > 0)
+    trow("(i) rest / crypto, verify off", ratio(in_ - inc, inc), "< 0.20", in_ != "" && inc > 0 && (in_ - inc) / inc < 0.2, in_ != "" && inc > 0)
+    row("(i) raw / dispatcher instructions, on / off", (iv == "" ? "n/a" : sprintf("%.2f / %.2f", irsv / iv, irs / in_)))
+    printf "%-46s %20s %10s %5s\n", "(f)/(c)   production path vs standalone", f == "" ? "n/a" : ratio(f, c), ">= 0.8", f == "" ? "hook" : ((c > 0 && f / c >= 0.8) ? "PASS" : "FAIL")
+    if (f != "" && !(c > 0 && f / c >= 0.8)) nfail++
+    row("(d)/(c) CPU per request: anvil / signerd", (ccpu > 0 && dcpu != "") ? sprintf("%.2f", dcpu / ccpu) : "n/a")
+    row("(d)/(cn) same, verify_signatures = false", (cncpu > 0 && dcpu != "") ? sprintf("%.2f", dcpu / cncpu) : "n/a")
+    row("(c)/(a x cores)  HTTP vs all cores raw (info)", (c != "" && av > 0) ? sprintf("%.2f", c / (av * cpus)) : "n/a")
+    print "========================================================================================="
     printf "targets: %d not met\n", nfail
     exit nfail > 0 ? 3 : 0
 }'
 table_rc=$?
 
 cp "$tmp/bench_sign.jsonl" "$BUILDDIR/bench-results.jsonl" 2>/dev/null &&
-    cat "$tmp/c.jsonl" "$tmp/c2.jsonl" "$tmp/c3.jsonl" "$tmp/d.jsonl" "$tmp/half.jsonl" "$tmp/e.jsonl" \
+    cat "$tmp/c.jsonl" "$tmp/cn.jsonl" "$tmp/d.jsonl" "$tmp/half.jsonl" "$tmp/e.jsonl" "$tmp/instr.jsonl" \
         >>"$BUILDDIR/bench-results.jsonl" 2>/dev/null
 say "bench: raw results in $BUILDDIR/bench-results.jsonl"
 

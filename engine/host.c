@@ -342,6 +342,23 @@ static int h_http_post(signer_call *call, char **resp, size_t *resp_len,
                              len, timeout_ms, max_resp);
 }
 
+static int h_key_aux_get(signer_call *call, unsigned char *aux,
+                         size_t aux_cap, size_t *aux_len)
+{
+    return eng_keycache_aux_get(call->eng->cache, &call->key_ref, aux,
+                                aux_cap, aux_len, eng_unix_time());
+}
+
+static int h_key_aux_put(signer_call *call, const unsigned char *aux,
+                         size_t aux_len)
+{
+    if (aux_len > SIGNER_MAX_KEY_AUX ||
+        eng_keycache_aux_put(call->eng->cache, &call->key_ref, aux, aux_len,
+                             eng_unix_time()) != 0)
+        return SIGNER_ERR_NOT_FOUND;
+    return SIGNER_OK;
+}
+
 void eng_host_init(eng_engine *e)
 {
     signer_host *h = &e->host;
@@ -377,4 +394,6 @@ void eng_host_init(eng_engine *e)
     h->json_print = h_json_print;
     h->reply_raw = h_reply_raw;
     h->http_post = h_http_post;
+    h->key_aux_get = h_key_aux_get;
+    h->key_aux_put = h_key_aux_put;
 }

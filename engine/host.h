@@ -44,6 +44,7 @@ struct signer_call {
     const char *const *hmac_fields; /* what its HMAC covers (ABI 1.1) */
     cJSON *located;         /* what the key locator took from the payload */
     cJSON *parsed;          /* 1.2: trees of host->json_parse (an array) */
+    eng_keycache_ref key_ref; /* cache entry of the key last opened (1.3) */
 };
 
 struct signer_reply {

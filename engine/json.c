@@ -185,13 +185,27 @@ static int string_value(parser *p, char **out, size_t *out_len)
 {
     size_t start = p->pos++, cap, n = 0, k = 0;
     char *o;
-    int rc;
+    int rc, verbatim = 1;
     /* Decoded text is never longer than the source. */
-    for (cap = p->pos; cap < p->len && p->b[cap] != '"'; cap++)
-        if (p->b[cap] == '\\')
+    for (cap = p->pos; cap < p->len && p->b[cap] != '"'; cap++) {
+        if ((unsigned char)p->b[cap] < 0x20)
+            verbatim = 0;
+        if (p->b[cap] == '\\') {
+            verbatim = 0;
             cap++;
+        }
+    }
     if ((o = malloc(cap - p->pos + 1)) == NULL)
         return SIGNER_ERR_NOMEM;
+    if (verbatim && cap < p->len) { /* no escape, no control: one copy */
+        n = cap - p->pos;
+        memcpy(o, p->b + p->pos, n);
+        o[n] = '\0';
+        p->pos = cap + 1;
+        *out = o;
+        *out_len = n;
+        return SIGNER_OK;
+    }
     for (;;) {
         int c = peek(p);
         if (c < 0) {

@@ -357,10 +357,10 @@ static int open_locate(signer_call *call, signer_reply *reply,
 {
     eng_engine *e = call->eng;
     int rc;
-    if (eng_keycache_get(e->cache, st->plain, ENG_PLAIN_MAX, &st->plen,
-                         st->rec.chain, sizeof st->rec.chain,
-                         st->rec.address, sizeof st->rec.address, st->key_id,
-                         now)) {
+    if (eng_keycache_get_ref(e->cache, st->plain, ENG_PLAIN_MAX, &st->plen,
+                             st->rec.chain, sizeof st->rec.chain,
+                             st->rec.address, sizeof st->rec.address,
+                             st->key_id, now, &call->key_ref)) {
         st->from_cache = 1;
         return SIGNER_OK;
     }
@@ -405,8 +405,9 @@ static int open_auth(signer_call *call, signer_reply *reply, open_state *st,
     rc = eng_auth_verify(e->auth, reply, &st->cred, &scope, call->peer,
                          st->plain + 2 + st->klen, st->slen, now);
     if (rc == SIGNER_OK && !st->from_cache)
-        eng_keycache_put(e->cache, st->key_id, st->plain, st->plen,
-                         st->rec.chain, st->rec.address, now);
+        eng_keycache_put_ref(e->cache, st->key_id, st->plain, st->plen,
+                             st->rec.chain, st->rec.address, now,
+                             &call->key_ref);
     return rc;
 }
 
@@ -421,6 +422,7 @@ int eng_keysvc_open(signer_call *call, signer_reply *reply,
     int rc;
 
     memset(&st, 0, sizeof st);
+    memset(&call->key_ref, 0, sizeof call->key_ref);
     *key_len = 0;
     if ((rc = open_key_id(&st, reply, payload)) != SIGNER_OK ||
         (rc = eng_auth_parse(&st.cred, reply, payload)) != SIGNER_OK ||

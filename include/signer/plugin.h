@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define SIGNER_ABI_MAJOR 1
-#define SIGNER_ABI_MINOR 2
+#define SIGNER_ABI_MINOR 3
 
 #if defined(__GNUC__)
 #define SIGNER_WARN_UNUSED __attribute__((warn_unused_result))
@@ -136,6 +136,7 @@ typedef struct signer_key_meta {
 #define SIGNER_KEY_ID_LEN 36      /* characters, without the NUL */
 #define SIGNER_MAX_ADDRESS 128    /* bytes, including the NUL     */
 #define SIGNER_MAX_KEY 64         /* bytes of private key material */
+#define SIGNER_MAX_KEY_AUX 64     /* bytes of a key's auxiliary slot (1.3) */
 
 /*
  * An operation handler.  payload is the request's "payload" object (never
@@ -353,6 +354,25 @@ struct signer_host {
                      long *status, char *err, size_t errcap, const char *url,
                      const char *body, size_t len, long timeout_ms,
                      size_t max_resp) SIGNER_WARN_UNUSED;
+
+    /* ---- ABI 1.3: the key's auxiliary slot (check SIGNER_HAS_MEMBER) --- */
+    /*
+     * Data a plugin derives from a key (e.g. its parsed public key), kept
+     * with the unsealed key in the engine's key cache so it is computed
+     * once per unseal instead of on every request; wiped with the cached
+     * key (eviction, expiry, shutdown).  Both act on the key this call's
+     * last successful key_open returned.  Nothing in the slot is trusted
+     * more than the plugin trusts its own memory: derive it from the key.
+     * key_aux_get: 1 and aux[0..*aux_len) copied when the slot holds data;
+     * 0 when it is empty, the key is not cached, or aux_cap is too small.
+     * key_aux_put: stores aux[0..aux_len), aux_len <= SIGNER_MAX_KEY_AUX;
+     * SIGNER_OK, or SIGNER_ERR_NOT_FOUND when the key is not cached (the
+     * plugin then derives the data again next time).
+     */
+    int (*key_aux_get)(signer_call *call, unsigned char *aux, size_t aux_cap,
+                       size_t *aux_len);
+    int (*key_aux_put)(signer_call *call, const unsigned char *aux,
+                       size_t aux_len);
 };
 
 /* Refuses a host or plugin table of another major version or too small to

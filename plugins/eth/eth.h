@@ -175,14 +175,19 @@ int eth_addr_parse(unsigned char out[20], const char *s, size_t len);
 /* ---- signatures (eth_sign.c) --------------------------------------------- */
 
 /*
- * Signs hash with key (RFC 6979, low-S), then, unless expect is NULL,
- * recovers the public key from the signature and checks that its address is
- * expect.  Writes r||s (64 bytes) and the recovery id.  Returns SIGNER_OK or
- * SIGNER_ERR_INTERNAL (outputs zeroed).
+ * Signs hash with key (RFC 6979, low-S), then, unless pub is NULL, verifies
+ * the serialized signature against pub (eth_sig_verify).  Writes r||s (64
+ * bytes) and the recovery id.  Returns SIGNER_OK or SIGNER_ERR_INTERNAL
+ * (outputs zeroed).
  */
 int eth_sign_hash(const secp256k1_context *ctx, unsigned char rs[64],
                   int *recid, const unsigned char hash[32],
-                  const unsigned char key[32], const unsigned char expect[20])
+                  const unsigned char key[32], const secp256k1_pubkey *pub)
+    SIGNER_WARN_UNUSED;
+/* SIGNER_OK when r||s is a low-S signature of hash by pub, else
+ * SIGNER_ERR_INTERNAL. */
+int eth_sig_verify(const secp256k1_context *ctx, const unsigned char rs[64],
+                   const unsigned char hash[32], const secp256k1_pubkey *pub)
     SIGNER_WARN_UNUSED;
 
 /* ---- transactions (eth_tx.c) --------------------------------------------- */
@@ -285,23 +290,33 @@ int eth_typed_digest(unsigned char digest[32], char *err, size_t errcap,
 typedef struct eth_ctx {
     const signer_host *host;
     secp256k1_context *secp;
-    int verify; /* settings.verify_signatures: recover and compare */
+    int verify; /* settings.verify_signatures: verify every signature */
     struct eth_rpc_conf *rpc; /* eth_rpc.c's settings, NULL without ABI 1.2 */
 } eth_ctx;
+
+/* The public key of key, whose stored address is addr, for eth_sign_hash:
+ * from the key's auxiliary slot in the host's key cache (ABI 1.3) when it
+ * is there, else derived, checked against addr and put in the slot.
+ * SIGNER_OK, or SIGNER_ERR_INTERNAL when key does not match addr. */
+int eth_key_pubkey(const eth_ctx *c, signer_call *call, secp256k1_pubkey *pub,
+                   const unsigned char *key, const unsigned char addr[20])
+    SIGNER_WARN_UNUSED;
 
 /* Checks that payload is an object whose members are all in the common set
  * (key_id, secret, hmac, timestamp) or equal to own, each at most once. */
 int eth_check_payload(const signer_host *h, signer_reply *reply,
                       const signer_json *payload, const char *own);
 /* Unseals the payload's key into *key (secure memory, 32 bytes, freed by
- * the caller with secure_free even on failure) and parses its address. */
+ * the caller with secure_free even on failure) and parses its address;
+ * with verify_signatures on, also sets *pub (eth_key_pubkey). */
 int eth_open_key(const eth_ctx *c, signer_call *call, signer_reply *reply,
                  const signer_json *payload, unsigned char **key,
-                 unsigned char addr[20]);
-/* Signs hash and writes 0x r||s||v (v = 27 + recid) as field "signature". */
+                 unsigned char addr[20], secp256k1_pubkey *pub);
+/* Signs hash and writes 0x r||s||v (v = 27 + recid) as field "signature";
+ * the signature is verified against pub when verify_signatures is on. */
 int eth_reply_sig65(const eth_ctx *c, signer_reply *reply,
                     const unsigned char hash[32], const unsigned char *key,
-                    const unsigned char addr[20]);
+                    const secp256k1_pubkey *pub);
 
 /* Op handlers outside eth_plugin.c. */
 int eth_sign_typed_data(void *pctx, signer_call *call, signer_reply *reply,

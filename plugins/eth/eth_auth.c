@@ -207,6 +207,7 @@ int eth_sign_authorization(void *pctx, signer_call *call, signer_reply *reply,
     const signer_json *obj;
     unsigned char hash[32], addr[20], rs[64];
     unsigned char *key = NULL;
+    secp256k1_pubkey pub;
     char err[256];
     eth_auth a;
     int rc, recid;
@@ -224,10 +225,10 @@ int eth_sign_authorization(void *pctx, signer_call *call, signer_reply *reply,
     if (!eth_auth_hash(hash, &a))
         return h->reply_error(reply, SIGNER_ERR_NOMEM, "out of memory");
 
-    rc = eth_open_key(c, call, reply, payload, &key, addr);
+    rc = eth_open_key(c, call, reply, payload, &key, addr, &pub);
     if (rc != SIGNER_OK)
         goto cleanup;
-    rc = eth_sign_hash(c->secp, rs, &recid, hash, key, c->verify ? addr : NULL);
+    rc = eth_sign_hash(c->secp, rs, &recid, hash, key, c->verify ? &pub : NULL);
     if (rc != SIGNER_OK) {
         h->log(h, SIGNER_LOG_ERROR, "signature self-check failed");
         rc = h->reply_error(reply, rc, "signing failed");

@@ -70,10 +70,11 @@ int eth_check_payload(const signer_host *h, signer_reply *reply,
 }
 
 /* Unseals the payload's key into *key (secure memory, 32 bytes, freed by
- * the caller with secure_free even on failure) and parses its address. */
+ * the caller with secure_free even on failure) and parses its address;
+ * with verify_signatures on, also sets *pub (eth_key_pubkey). */
 int eth_open_key(const eth_ctx *c, signer_call *call, signer_reply *reply,
                  const signer_json *payload, unsigned char **key,
-                 unsigned char addr[20])
+                 unsigned char addr[20], secp256k1_pubkey *pub)
 {
     const signer_host *h = c->host;
     char text[SIGNER_MAX_ADDRESS];
@@ -81,6 +82,7 @@ int eth_open_key(const eth_ctx *c, signer_call *call, signer_reply *reply,
     int rc;
 
     memset(addr, 0, 20);
+    memset(pub, 0, sizeof *pub);
     *key = h->secure_alloc(h, 32);
     if (*key == NULL)
         return h->reply_error(reply, SIGNER_ERR_NOMEM,
@@ -100,13 +102,18 @@ int eth_open_key(const eth_ctx *c, signer_call *call, signer_reply *reply,
         return h->reply_error(reply, SIGNER_ERR_INTERNAL,
                               "key_id: stored key record is malformed");
     }
+    if (c->verify && eth_key_pubkey(c, call, pub, *key, addr) != SIGNER_OK) {
+        h->log(h, SIGNER_LOG_ERROR, "signature self-check failed");
+        return h->reply_error(reply, SIGNER_ERR_INTERNAL, "signing failed");
+    }
     return SIGNER_OK;
 }
 
-/* Signs hash and writes 0x r||s||v (v = 27 + recid) as field "signature". */
+/* Signs hash and writes 0x r||s||v (v = 27 + recid) as field "signature";
+ * the signature is verified against pub when verify_signatures is on. */
 int eth_reply_sig65(const eth_ctx *c, signer_reply *reply,
                     const unsigned char hash[32], const unsigned char *key,
-                    const unsigned char addr[20])
+                    const secp256k1_pubkey *pub)
 {
     const signer_host *h = c->host;
     unsigned char sig[65];
@@ -114,7 +121,7 @@ int eth_reply_sig65(const eth_ctx *c, signer_reply *reply,
     int recid, rc;
 
     rc = eth_sign_hash(c->secp, sig, &recid, hash, key,
-                       c->verify ? addr : NULL);
+                       c->verify ? pub : NULL);
     if (rc != SIGNER_OK) {
         h->log(h, SIGNER_LOG_ERROR, "signature self-check failed");
         return h->reply_error(reply, rc, "signing failed");
@@ -243,15 +250,16 @@ static int eth_sign_user_operation(const eth_ctx *c, signer_call *call,
     const signer_host *h = c->host;
     unsigned char op_hash[32], to_sign[32], addr[20];
     unsigned char *key = NULL;
+    secp256k1_pubkey pub;
     char err[320], hex[2 * 32 + 3];
     int rc;
 
     rc = eth_userop_hash(op_hash, to_sign, err, sizeof err, h, payload);
     if (rc != SIGNER_OK)
         return h->reply_error(reply, rc, "%s", err);
-    rc = eth_open_key(c, call, reply, payload, &key, addr);
+    rc = eth_open_key(c, call, reply, payload, &key, addr, &pub);
     if (rc == SIGNER_OK)
-        rc = eth_reply_sig65(c, reply, to_sign, key, addr);
+        rc = eth_reply_sig65(c, reply, to_sign, key, &pub);
     h->secure_free(h, key, 32);
     if (rc != SIGNER_OK)
         return rc;
@@ -269,6 +277,7 @@ static int eth_sign_userop(void *pctx, signer_call *call, signer_reply *reply,
     const signer_json *tp, *uh = NULL;
     unsigned char hash[32], addr[20];
     unsigned char *key = NULL;
+    secp256k1_pubkey pub;
     const char *s;
     size_t len, n, i;
     int rc;
@@ -309,9 +318,9 @@ static int eth_sign_userop(void *pctx, signer_call *call, signer_reply *reply,
                               "transaction_payload.userOpHash: expected 32 "
                               "bytes as 64 hex digits (optional 0x)");
 
-    rc = eth_open_key(c, call, reply, payload, &key, addr);
+    rc = eth_open_key(c, call, reply, payload, &key, addr, &pub);
     if (rc == SIGNER_OK)
-        rc = eth_reply_sig65(c, reply, hash, key, addr);
+        rc = eth_reply_sig65(c, reply, hash, key, &pub);
     h->secure_free(h, key, 32);
     return rc;
 }
@@ -327,6 +336,7 @@ static int eth_sign_transaction(void *pctx, signer_call *call,
     unsigned char hash[32], txhash[32], addr[20], rs[64];
     char hashhex[2 * 32 + 3], err[256];
     unsigned char *key = NULL;
+    secp256k1_pubkey pub;
     eth_buf body, hex;
     eth_tx tx;
     int rc, recid;
@@ -357,7 +367,7 @@ static int eth_sign_transaction(void *pctx, signer_call *call,
         goto cleanup;
     }
 
-    rc = eth_open_key(c, call, reply, payload, &key, addr);
+    rc = eth_open_key(c, call, reply, payload, &key, addr, &pub);
     if (rc != SIGNER_OK)
         goto cleanup;
     if (tx.has_from && memcmp(tx.from, addr, 20) != 0) {
@@ -367,7 +377,7 @@ static int eth_sign_transaction(void *pctx, signer_call *call,
         goto cleanup;
     }
     rc = eth_sign_hash(c->secp, rs, &recid, hash, key,
-                       c->verify ? addr : NULL);
+                       c->verify ? &pub : NULL);
     h->secure_free(h, key, 32);
     key = NULL;
     if (rc != SIGNER_OK) {
@@ -444,6 +454,7 @@ static int eth_sign_message(void *pctx, signer_call *call, signer_reply *reply,
     const signer_host *h = c->host;
     unsigned char hash[32], addr[20];
     unsigned char *key = NULL;
+    secp256k1_pubkey pub;
     char num[24];
     const char *text, *hex;
     size_t len, nbytes;
@@ -478,9 +489,9 @@ static int eth_sign_message(void *pctx, signer_call *call, signer_reply *reply,
     }
     eth_keccak_final(&k, hash);
 
-    rc = eth_open_key(c, call, reply, payload, &key, addr);
+    rc = eth_open_key(c, call, reply, payload, &key, addr, &pub);
     if (rc == SIGNER_OK)
-        rc = eth_reply_sig65(c, reply, hash, key, addr);
+        rc = eth_reply_sig65(c, reply, hash, key, &pub);
     h->secure_free(h, key, 32);
     return rc;
 }
@@ -581,8 +592,8 @@ SIGNER_EXPORT int signer_plugin_init(const signer_host *host,
     if (c == NULL)
         return SIGNER_ERR_NOMEM;
     c->host = host;
-    /* settings.verify_signatures (default true): recover the signer of every
-     * signature and refuse to answer unless it is the key's address. */
+    /* settings.verify_signatures (default true): verify every signature
+     * against the key's public key before it is returned (eth_sign.c). */
     c->verify = 1;
     if (host->conf_bool != NULL &&
         host->conf_bool(host->settings, "verify_signatures", &c->verify) < 0) {
@@ -593,8 +604,8 @@ SIGNER_EXPORT int signer_plugin_init(const signer_host *host,
     }
     if (!c->verify)
         host->log(host, SIGNER_LOG_WARN,
-                  "verify_signatures = false: signatures are not checked by "
-                  "recovery before they are returned");
+                  "verify_signatures = false: signatures are not verified "
+                  "before they are returned");
     if ((rc = eth_rpc_init(c)) != SIGNER_OK)
         goto cleanup;
     rc = SIGNER_ERR_INTERNAL;

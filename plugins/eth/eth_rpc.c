@@ -58,6 +58,7 @@ typedef struct rpc_req {
     signer_call *call;
     unsigned char *key; /* secure memory, 32 bytes */
     unsigned char addr[20];
+    secp256k1_pubkey pub; /* the key's public key, for verification */
     long next_id;       /* ids of our own requests to the node */
 } rpc_req;
 
@@ -277,7 +278,7 @@ static int sign65(rpc_req *r, rpc_ans *a, char out[133],
     int recid;
 
     if (eth_sign_hash(r->c->secp, sig, &recid, hash, r->key,
-                      r->c->verify ? r->addr : NULL) != SIGNER_OK) {
+                      r->c->verify ? &r->pub : NULL) != SIGNER_OK) {
         r->h->log(r->h, SIGNER_LOG_ERROR, "signature self-check failed");
         return fail(a, RPC_SIGNER, "signing failed");
     }
@@ -364,7 +365,7 @@ static int sign_tx(rpc_req *r, rpc_ans *a, const signer_json *tp, char **raw)
         goto cleanup;
     }
     if (eth_sign_hash(r->c->secp, rs, &recid, hash, r->key,
-                      r->c->verify ? r->addr : NULL) != SIGNER_OK) {
+                      r->c->verify ? &r->pub : NULL) != SIGNER_OK) {
         fail(a, RPC_SIGNER, "signing failed");
         goto cleanup;
     }
@@ -946,7 +947,7 @@ int eth_rpc(void *pctx, signer_call *call, signer_reply *reply,
     r.c = c;
     r.h = h;
     r.call = call;
-    rc = eth_open_key(c, call, reply, payload, &r.key, r.addr);
+    rc = eth_open_key(c, call, reply, payload, &r.key, r.addr, &r.pub);
     if (rc != SIGNER_OK) {
         rc = reply_auth_failure(h, reply, rc);
         goto cleanup;

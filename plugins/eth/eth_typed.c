@@ -938,6 +938,7 @@ int eth_sign_typed_data(void *pctx, signer_call *call, signer_reply *reply,
     const signer_host *h = c->host;
     unsigned char digest[32], addr[20];
     unsigned char *key = NULL;
+    secp256k1_pubkey pub;
     char err[320], hex[2 * 32 + 3];
     int rc;
 
@@ -949,9 +950,9 @@ int eth_sign_typed_data(void *pctx, signer_call *call, signer_reply *reply,
     if (rc != SIGNER_OK)
         return h->reply_error(reply, rc, "%s", err);
 
-    rc = eth_open_key(c, call, reply, payload, &key, addr);
+    rc = eth_open_key(c, call, reply, payload, &key, addr, &pub);
     if (rc == SIGNER_OK)
-        rc = eth_reply_sig65(c, reply, digest, key, addr);
+        rc = eth_reply_sig65(c, reply, digest, key, &pub);
     h->secure_free(h, key, 32);
     if (rc != SIGNER_OK)
         return rc;

@@ -958,6 +958,138 @@ static void test_verify_setting(void)
     mock_host_free(m2);
 }
 
+/* eth_sig_verify refuses a corrupted signature: one bit flipped in r or in
+ * s, the high-S twin, another key's public key or another hash. */
+static void test_sig_verify_corrupted(void)
+{
+    static const unsigned char n_be[32] = {
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xfe, 0xba, 0xae, 0xdc, 0xe6, 0xaf, 0x48,
+        0xa0, 0x3b, 0xbf, 0xd2, 0x5e, 0x8c, 0xd0, 0x36, 0x41, 0x41};
+    unsigned char key[32], other[32], hash[32], rs[64], bad[64];
+    secp256k1_pubkey pub, pub_other;
+    int recid, i, borrow = 0;
+
+    hex2bin(key, SEED_KEY);
+    hex2bin(other, KEY46);
+    memset(hash, 0x5a, sizeof hash);
+    CU_ASSERT_FATAL(secp256k1_ec_pubkey_create(SECP, &pub, key));
+    CU_ASSERT_FATAL(secp256k1_ec_pubkey_create(SECP, &pub_other, other));
+    CU_ASSERT_EQUAL_FATAL(eth_sign_hash(SECP, rs, &recid, hash, key, &pub),
+                          SIGNER_OK);
+    CU_ASSERT_EQUAL(eth_sig_verify(SECP, rs, hash, &pub), SIGNER_OK);
+    memcpy(bad, rs, 64);
+    bad[31] ^= 0x01; /* r */
+    CU_ASSERT_EQUAL(eth_sig_verify(SECP, bad, hash, &pub), SIGNER_ERR_INTERNAL);
+    memcpy(bad, rs, 64);
+    bad[40] ^= 0x80; /* s */
+    CU_ASSERT_EQUAL(eth_sig_verify(SECP, bad, hash, &pub), SIGNER_ERR_INTERNAL);
+    /* s' = n - s verifies mathematically but is high-S: refused */
+    memcpy(bad, rs, 32);
+    for (i = 31; i >= 0; i--) {
+        int d = n_be[i] - rs[32 + i] - borrow;
+        borrow = d < 0;
+        bad[32 + i] = (unsigned char)(d + (borrow ? 256 : 0));
+    }
+    CU_ASSERT_EQUAL(eth_sig_verify(SECP, bad, hash, &pub), SIGNER_ERR_INTERNAL);
+    CU_ASSERT_EQUAL(eth_sig_verify(SECP, rs, hash, &pub_other),
+                    SIGNER_ERR_INTERNAL);
+    hash[0] ^= 1;
+    CU_ASSERT_EQUAL(eth_sig_verify(SECP, rs, hash, &pub), SIGNER_ERR_INTERNAL);
+    /* signing with a public key that is not the key's: outputs zeroed */
+    hash[0] ^= 1;
+    CU_ASSERT_EQUAL(eth_sign_hash(SECP, rs, &recid, hash, key, &pub_other),
+                    SIGNER_ERR_INTERNAL);
+    memset(bad, 0, 64);
+    CU_ASSERT_EQUAL(memcmp(rs, bad, 64), 0);
+}
+
+/* A host whose key cache hands the plugin a key's auxiliary slot (ABI 1.3):
+ * one slot, counting gets and puts; `poison` makes it hold another key's
+ * public key (a corrupted cache entry). */
+static struct {
+    unsigned char slot[SIGNER_MAX_KEY_AUX];
+    size_t len;
+    int gets, puts;
+} AUX;
+
+static int aux_get(signer_call *call, unsigned char *aux, size_t cap,
+                   size_t *len)
+{
+    (void)call;
+    AUX.gets++;
+    if (AUX.len == 0 || AUX.len > cap)
+        return 0;
+    memcpy(aux, AUX.slot, AUX.len);
+    *len = AUX.len;
+    return 1;
+}
+
+static int aux_put(signer_call *call, const unsigned char *aux, size_t len)
+{
+    (void)call;
+    AUX.puts++;
+    CU_ASSERT_FATAL(len <= sizeof AUX.slot);
+    memcpy(AUX.slot, aux, len);
+    AUX.len = len;
+    return SIGNER_OK;
+}
+
+/* The public key is derived once and then read from the slot; a signature
+ * that does not verify (here: against a corrupted cached public key) is
+ * refused with 500 and no signed transaction. */
+static void test_verify_cached_pubkey(void)
+{
+    static const char *kid = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f";
+    const signer_plugin *p2 = NULL;
+    void *c2 = NULL;
+    unsigned char key[32], key46[32];
+    secp256k1_pubkey wrong;
+    char *res = NULL, payload[512];
+    int status = 0;
+    mock_host *m2 = mock_host_new();
+    signer_host *h2; /* the mock's own table (its services find the mock
+                      * from the table's address), given a slot */
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m2);
+    h2 = (signer_host *)mock_host_get(m2);
+    memset(&AUX, 0, sizeof AUX);
+    h2->key_aux_get = aux_get;
+    h2->key_aux_put = aux_put;
+    CU_ASSERT_EQUAL_FATAL(signer_plugin_init(h2, &p2, &c2), SIGNER_OK);
+    hex2bin(key, SEED_KEY);
+    CU_ASSERT_EQUAL_FATAL(mock_host_key_add(m2, kid, "eth", SEED_ADDR, key,
+                                            32, SECRET), SIGNER_OK);
+    snprintf(payload, sizeof payload,
+             "{\"key_id\":\"%s\",\"secret\":\"" SECRET
+             "\",\"transaction_payload\":%s}", kid, SEED_TP);
+    CU_ASSERT_EQUAL(mock_call(m2, p2, c2, "sign_transaction", payload, &res,
+                              &status), SIGNER_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(res, SEED_SIGNED + 2));
+    free(res);
+    res = NULL;
+    CU_ASSERT_EQUAL(AUX.puts, 1);
+    CU_ASSERT_EQUAL(AUX.len, sizeof(secp256k1_pubkey));
+    CU_ASSERT_EQUAL(mock_call(m2, p2, c2, "sign_transaction", payload, &res,
+                              &status), SIGNER_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(res, SEED_SIGNED + 2));
+    free(res);
+    res = NULL;
+    CU_ASSERT_EQUAL(AUX.gets, 2);
+    CU_ASSERT_EQUAL(AUX.puts, 1); /* the second request used the slot */
+
+    hex2bin(key46, KEY46);
+    CU_ASSERT_FATAL(secp256k1_ec_pubkey_create(SECP, &wrong, key46));
+    memcpy(AUX.slot, &wrong, sizeof wrong);
+    CU_ASSERT_EQUAL(mock_call(m2, p2, c2, "sign_transaction", payload, &res,
+                              &status), SIGNER_ERR_INTERNAL);
+    CU_ASSERT_EQUAL(status, 500);
+    CU_ASSERT_PTR_NULL(strstr(res, "transaction_signed"));
+    free(res);
+    p2->cleanup(c2);
+    mock_host_free(m2);
+}
+
 /* The same payload with freshly generated keys: well-formed, recovers to
  * the address generate_key returned. */
 static void test_generated_key_signs(void)
@@ -1511,6 +1643,8 @@ int main(void)
     CU_add_test(s, "generate_key", test_generate_key);
     CU_add_test(s, "seed transaction", test_seed_transaction);
     CU_add_test(s, "verify_signatures setting", test_verify_setting);
+    CU_add_test(s, "corrupted signatures refused", test_sig_verify_corrupted);
+    CU_add_test(s, "verify: cached public key", test_verify_cached_pubkey);
     CU_add_test(s, "generated keys sign", test_generated_key_signs);
     CU_add_test(s, "transaction vectors", test_tx_vectors);
     CU_add_test(s, "large calldata", test_tx_large_data);

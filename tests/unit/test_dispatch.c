@@ -260,6 +260,57 @@ static void test_key_create_open(void)
     CU_ASSERT_EQUAL(eng_keystore_count(eng.ks), 1);
 }
 
+/* ABI 1.3: the auxiliary slot of the key a call opened, kept with the
+ * cached key: empty after the unseal, filled by key_aux_put, read back by
+ * a later call that opens the same key from the cache; a call that opened
+ * nothing reaches no slot. */
+static void test_key_aux(void)
+{
+    struct signer_call c = {.eng = &eng, .request_id = "t",
+                            .peer = "192.0.2.9:1", .op = &sign_op,
+                            .hmac_fields = sign_op.hmac_fields};
+    struct signer_call none = c;
+    unsigned char k[32], aux[SIGNER_MAX_KEY_AUX], big[SIGNER_MAX_KEY_AUX + 1];
+    char pl[512], addr[SIGNER_MAX_ADDRESS];
+    size_t klen = 0, alen = 0;
+    signer_reply r;
+    cJSON *p;
+    int i;
+
+    CU_ASSERT_FATAL(SIGNER_HAS_MEMBER(&eng.host, signer_host, key_aux_put));
+    snprintf(pl, sizeof pl, "{\"key_id\":\"%s\",\"secret\":\"%s\"}",
+             key_id, SECRET);
+    p = cJSON_Parse(pl);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    memset(big, 1, sizeof big);
+    CU_ASSERT_EQUAL(eng.host.key_aux_get(&none, aux, sizeof aux, &alen), 0);
+    CU_ASSERT_EQUAL(eng.host.key_aux_put(&none, big, 4), SIGNER_ERR_NOT_FOUND);
+    for (i = 0; i < 2; i++) {
+        memset(&r, 0, sizeof r);
+        r.result = cJSON_CreateObject();
+        CU_ASSERT_EQUAL(eng.host.key_open(&c, &r, k, 32, &klen, addr,
+                                          sizeof addr, "test",
+                                          (const signer_json *)p),
+                        SIGNER_OK);
+        cJSON_Delete(r.result);
+        if (i == 0) { /* unsealed (or cached by an earlier test): fill */
+            CU_ASSERT_EQUAL(eng.host.key_aux_put(&c, big,
+                                                 SIGNER_MAX_KEY_AUX + 1),
+                            SIGNER_ERR_NOT_FOUND);
+            CU_ASSERT_EQUAL(eng.host.key_aux_put(&c,
+                                                 (const unsigned char *)"pub",
+                                                 3),
+                            SIGNER_OK);
+        }
+    }
+    /* the second open came from the cache: the slot is there */
+    CU_ASSERT_EQUAL(eng.host.key_aux_get(&c, aux, sizeof aux, &alen), 1);
+    CU_ASSERT_EQUAL(alen, 3);
+    CU_ASSERT_EQUAL(memcmp(aux, "pub", 3), 0);
+    CU_ASSERT_EQUAL(eng.host.key_aux_get(&c, aux, 2, &alen), 0);
+    cJSON_Delete(p);
+}
+
 static void test_key_open_errors(void)
 {
     char err[512], pl[512];
@@ -413,6 +464,7 @@ int main(void)
     TU_ADD(s, test_frames);
     TU_ADD(s, test_routes);
     TU_ADD(s, test_key_create_open);
+    TU_ADD(s, test_key_aux);
     TU_ADD(s, test_key_open_errors);
     TU_ADD(s, test_hmac);
     TU_ADD(s, test_metrics);

@@ -1,4 +1,5 @@
-/* Key cache: hit, miss, expiry, eviction by a colliding key_id. */
+/* Key cache: hit, miss, expiry, eviction by a colliding key_id, the
+ * auxiliary slot (ABI 1.3). */
 #include "config.h"
 #include "testutil.h"
 
@@ -86,6 +87,58 @@ static void test_secure_heap_size(void)
     CU_ASSERT_EQUAL(eng_keycache_bytes(8192), 8192 * eng_keycache_bytes(1));
 }
 
+/* The auxiliary slot: empty after put, filled through the ref, read back
+ * by a later get's ref; gone with the entry (eviction, expiry); a stale
+ * ref reaches nothing; over the maximum is refused. */
+static void test_aux_slot(void)
+{
+    eng_keycache *c = eng_keycache_new(1, 10); /* one slot: all collide */
+    unsigned char plain[ENG_PLAIN_MAX], aux[ENG_KEYCACHE_AUX_MAX + 1];
+    unsigned char big[ENG_KEYCACHE_AUX_MAX + 1];
+    char chain[32], addr[SIGNER_MAX_ADDRESS];
+    size_t plen, alen = 99;
+    eng_keycache_ref ra, rb, rg;
+    const char *a = "11111111-1111-4111-8111-111111111111";
+    const char *b = "22222222-2222-4222-8222-222222222222";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    memset(&ra, 0, sizeof ra);
+    memset(big, 7, sizeof big);
+    /* no ref: nothing */
+    CU_ASSERT_EQUAL(eng_keycache_aux_get(c, &ra, aux, sizeof aux, &alen, 1), 0);
+    CU_ASSERT_EQUAL(alen, 0);
+    CU_ASSERT_EQUAL(eng_keycache_aux_put(c, &ra, big, 4, 1), -1);
+    eng_keycache_put_ref(c, a, (const unsigned char *)"A", 1, "eth", "0xa", 1,
+                         &ra);
+    CU_ASSERT_NOT_EQUAL(ra.gen, 0);
+    CU_ASSERT_EQUAL(eng_keycache_aux_get(c, &ra, aux, sizeof aux, &alen, 1), 0);
+    CU_ASSERT_EQUAL(eng_keycache_aux_put(c, &ra, (const unsigned char *)"pub",
+                                         3, 1), 0);
+    CU_ASSERT_EQUAL(eng_keycache_aux_put(c, &ra, big, sizeof big, 1), -1);
+    memset(&rg, 0, sizeof rg);
+    CU_ASSERT_EQUAL(eng_keycache_get_ref(c, plain, sizeof plain, &plen, chain,
+                                         sizeof chain, addr, sizeof addr, a,
+                                         2, &rg), 1);
+    CU_ASSERT_EQUAL(rg.gen, ra.gen);
+    CU_ASSERT_EQUAL(eng_keycache_aux_get(c, &rg, aux, sizeof aux, &alen, 2), 1);
+    CU_ASSERT_EQUAL(alen, 3);
+    CU_ASSERT_EQUAL(memcmp(aux, "pub", 3), 0);
+    CU_ASSERT_EQUAL(eng_keycache_aux_get(c, &rg, aux, 2, &alen, 2), 0);
+    /* b evicts a: a's ref is stale, b's slot starts empty */
+    eng_keycache_put_ref(c, b, (const unsigned char *)"B", 1, "eth", "0xb", 3,
+                         &rb);
+    CU_ASSERT_NOT_EQUAL(rb.gen, ra.gen);
+    CU_ASSERT_EQUAL(eng_keycache_aux_get(c, &ra, aux, sizeof aux, &alen, 3), 0);
+    CU_ASSERT_EQUAL(eng_keycache_aux_get(c, &rb, aux, sizeof aux, &alen, 3), 0);
+    CU_ASSERT_EQUAL(eng_keycache_aux_put(c, &ra, big, 4, 3), -1);
+    CU_ASSERT_EQUAL(eng_keycache_aux_get(c, &rb, aux, sizeof aux, &alen, 3), 0);
+    CU_ASSERT_EQUAL(eng_keycache_aux_put(c, &rb, big, 4, 3), 0);
+    CU_ASSERT_EQUAL(eng_keycache_aux_get(c, &rb, aux, sizeof aux, &alen, 3), 1);
+    /* expired (ttl 10 from 3) */
+    CU_ASSERT_EQUAL(eng_keycache_aux_get(c, &rb, aux, sizeof aux, &alen, 13), 0);
+    CU_ASSERT_EQUAL(eng_keycache_aux_put(c, &rb, big, 4, 13), -1);
+    eng_keycache_free(c);
+}
+
 int main(void)
 {
     CU_pSuite s;
@@ -94,6 +147,7 @@ int main(void)
     s = CU_add_suite("keycache", NULL, NULL);
     TU_ADD(s, test_hit_miss_expiry);
     TU_ADD(s, test_eviction);
+    TU_ADD(s, test_aux_slot);
     TU_ADD(s, test_secure_heap_size);
     return tu_run();
 }
