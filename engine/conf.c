@@ -496,6 +496,27 @@ static int set_defaults(eng_config *c)
     return (c->role && c->sealer.type && c->keystore.type) ? 0 : -1;
 }
 
+/* The role is one this build has, and only the proxy has a proxy group. */
+static int check_role(eng_config *c, const config_setting_t *root, char *err,
+                      size_t err_len)
+{
+    static const char *const roles[] = {"standalone", "enclave", "gateway",
+                                        "proxy", NULL};
+    size_t i;
+    for (i = 0; roles[i] != NULL && strcmp(c->role, roles[i]) != 0; i++)
+        ;
+    if (roles[i] == NULL)
+        return fail(c, config_setting_get_member(root, "role"), err, err_len,
+                    "role '%s' is not available in this build (available: "
+                    "\"standalone\", \"enclave\", \"gateway\", \"proxy\")",
+                    c->role);
+    if ((strcmp(c->role, "proxy") == 0) !=
+        (config_setting_get_member(root, "proxy") != NULL))
+        return fail(c, root, err, err_len, "the proxy group is for role "
+                    "\"proxy\" (which needs it) only");
+    return 0;
+}
+
 static int parse_root(eng_config *c, char *err, size_t err_len)
 {
     static const char *const keys[] = {
@@ -514,16 +535,8 @@ static int parse_root(eng_config *c, char *err, size_t err_len)
         return -1;
     if (get_str(c, root, "role", "", &c->role, err, err_len) < 0)
         return -1;
-    if (strcmp(c->role, "standalone") != 0 && strcmp(c->role, "enclave") != 0 &&
-        strcmp(c->role, "gateway") != 0 && strcmp(c->role, "proxy") != 0)
-        return fail(c, config_setting_get_member(root, "role"), err, err_len,
-                    "role '%s' is not available in this build (available: "
-                    "\"standalone\", \"enclave\", \"gateway\", \"proxy\")",
-                    c->role);
-    if ((strcmp(c->role, "proxy") == 0) !=
-        (config_setting_get_member(root, "proxy") != NULL))
-        return fail(c, root, err, err_len, "the proxy group is for role "
-                    "\"proxy\" (which needs it) only");
+    if (check_role(c, root, err, err_len) < 0)
+        return -1;
     if ((r = get_str(c, root, "data_dir", "", &s, err, err_len)) < 0)
         return -1;
     if (r > 0) {
