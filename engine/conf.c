@@ -463,7 +463,9 @@ static int parse_root(eng_config *c, char *err, size_t err_len)
     static const char *const keys[] = {
         "role",   "data_dir", "plugin_dir", "log_level", "workers",
         "io_loops", "listen", "limits",   "sealer",     "keystore",  "auth",
-        "key_cache", "plugins", "aliases",  NULL};
+        "key_cache", "plugins", "aliases",
+        "attestation", "emulated_nsm", /* enclave role: engine/enclave.c */
+        NULL};
     const config_setting_t *root = config_root_setting(&c->lc);
     char *s = NULL;
     long long v;
@@ -475,10 +477,10 @@ static int parse_root(eng_config *c, char *err, size_t err_len)
         return -1;
     if (get_str(c, root, "role", "", &c->role, err, err_len) < 0)
         return -1;
-    if (strcmp(c->role, "standalone") != 0)
+    if (strcmp(c->role, "standalone") != 0 && strcmp(c->role, "enclave") != 0)
         return fail(c, config_setting_get_member(root, "role"), err, err_len,
                     "role '%s' is not available in this build (available: "
-                    "\"standalone\")",
+                    "\"standalone\", \"enclave\")",
                     c->role);
     if ((r = get_str(c, root, "data_dir", "", &s, err, err_len)) < 0)
         return -1;
