@@ -150,7 +150,7 @@ function kmsPost(port, route, body) {
 }
 const decrypts = (s) => (s.calls && s.calls.Decrypt) || 0;
 
-function writeConfigs(kmsPort, framesPort) {
+function writeConfigs(kmsPort, framesPort, httpPort) {
   const pki = path.join(dir, 'pki');
   const r = spawnSync('bash', [path.join(SRCDIR, 'tests', 'attest', 'make_test_pki.sh'), pki], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error('make_test_pki.sh failed: ' + r.stderr);
@@ -165,7 +165,8 @@ function writeConfigs(kmsPort, framesPort) {
   const conf = `role = "enclave";
 data_dir = "${dir}/data";
 log_level = "info";
-listen = ( { address = "127.0.0.1:${framesPort}"; protocol = "frames"; } );
+listen = ( { address = "127.0.0.1:${framesPort}"; protocol = "frames"; },
+           { address = "127.0.0.1:${httpPort}"; protocol = "http"; } );
 keystore = { type = "none"; };
 sealer = {
     type = "aws-kms";
@@ -209,8 +210,8 @@ function withKey(k, extra = {}, creds = credentials()) {
 
 async function main() {
   for (const f of [SIGNERD, PLUGIN_DIR]) if (!fs.existsSync(f)) throw new Error(`${f} missing: build first`);
-  const kmsPort = await freePort(), framesPort = await freePort();
-  writeConfigs(kmsPort, framesPort);
+  const kmsPort = await freePort(), framesPort = await freePort(), httpPort = await freePort();
+  writeConfigs(kmsPort, framesPort, httpPort);
   let kms = await startKms(kmsPort);
   let enc = await startEnclave();
   check(enc.lines.some((l) => /"level":"warn".*attestation.*EMULATED/.test(l)), 'start: emulated attestation logged as a warning');
@@ -303,7 +304,10 @@ async function main() {
   const bigNonce = await fr.call('attestation', { nonce: crypto.randomBytes(513).toString('base64') });
   check(bigNonce.enclave_status === 400 && /nonce/.test(bigNonce.enclave_result?.error || ''), 'attestation: a nonce over 512 bytes is refused', () => short(bigNonce));
 
-  // 9. /metrics-style warnings are checked through the log (frames only here).
+  // 9. The warnings in /metrics: emulated attestation (PCR0 is not zero).
+  const met = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+  check(/^signer_attestation_emulated 1$/m.test(met) && /^signer_attestation_debug_pcrs 0$/m.test(met),
+    '/metrics: signer_attestation_emulated 1, signer_attestation_debug_pcrs 0', () => met.split('\n').filter((l) => l.includes('attestation')));
   // 10. kill -9 and restart: the same sealed keys sign (stateless).
   fr.close();
   await stopProcess(enc, 'SIGKILL');
