@@ -324,6 +324,7 @@ async function main() {
   const e11 = s11.enclave_result?.error || '';
   check(s11.enclave_status === 500 && /KMS/.test(e11) && /PCR0/.test(e11) && /AccessDenied/.test(e11),
     'policy for another PCR0: 500 naming KMS, AccessDenied and PCR0', () => short(s11));
+  console.log(`  answer: ${e11}`);
   kmsPost(kmsPort, '/__policy', { key_id: KMS_KEY, policy: policy(PCR0) });
 
   // 12. The stand-in is down: cached keys sign, new unseals get 503 naming KMS.
@@ -335,6 +336,7 @@ async function main() {
   const s12b = await fr.call('sign_transaction', withKey(k1, { transaction_payload: tx }));
   check(s12b.enclave_status === 503 && /KMS/.test(s12b.enclave_result?.error || '') && /retry after/.test(s12b.enclave_result?.error || ''),
     `KMS down: a key not cached gets 503 naming KMS with a retry hint (${Date.now() - t12} ms)`, () => short(s12b));
+  console.log(`  answer: ${s12b.enclave_result?.error}`);
 
   fr.close();
   await stopProcess(enc);
