@@ -150,9 +150,12 @@ function kmsPost(port, route, body) {
 }
 const decrypts = (s) => (s.calls && s.calls.Decrypt) || 0;
 
-function writeConfigs(kmsPort, framesPort, httpPort) {
+// The proxy hop: once role = "proxy" exists, start it between the two and
+// pass its port as endpointPort (its allowlist naming 127.0.0.1:kmsPort);
+// host and ca_file stay, TLS runs end to end through it.
+function writeConfigs(endpointPort, framesPort, httpPort, pcr0 = PCR0, name = 'enclave.conf') {
   const pki = path.join(dir, 'pki');
-  const r = spawnSync('bash', [path.join(SRCDIR, 'tests', 'attest', 'make_test_pki.sh'), pki], { encoding: 'utf8' });
+  const r = fs.existsSync(pki) ? { status: 0 } : spawnSync('bash', [path.join(SRCDIR, 'tests', 'attest', 'make_test_pki.sh'), pki], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error('make_test_pki.sh failed: ' + r.stderr);
   const standin = {
     region: 'us-east-1', account: '111122223333',
@@ -161,7 +164,8 @@ function writeConfigs(kmsPort, framesPort, httpPort) {
     attestation: { root: path.join(pki, 'root.pem'), max_age_seconds: 300 },
     keys: [{ key_id: KMS_KEY, aliases: ['alias/signer'], key_material_hex: hex(32), policy: policy(PCR0) }],
   };
-  fs.writeFileSync(path.join(dir, 'standin.json'), JSON.stringify(standin, null, 1));
+  if (!fs.existsSync(path.join(dir, 'standin.json')))
+    fs.writeFileSync(path.join(dir, 'standin.json'), JSON.stringify(standin, null, 1));
   const conf = `role = "enclave";
 data_dir = "${dir}/data";
 log_level = "info";
@@ -172,7 +176,7 @@ sealer = {
     type = "aws-kms";
     region = "us-east-1";
     kms_key_id = "alias/signer";
-    endpoint = "tcp:127.0.0.1:${kmsPort}";
+    endpoint = "tcp:127.0.0.1:${endpointPort}";
     host = "kms.us-east-1.amazonaws.com";
     ca_file = "${dir}/tls/ca.pem";
     timeout_ms = "3000";
@@ -182,18 +186,18 @@ emulated_nsm = {
     signing_key = "${pki}/leaf.key";
     certificate = "${pki}/leaf.pem";
     cabundle = "${pki}/cabundle.pem";
-    pcrs = { pcr0 = "${PCR0}"; };
+    pcrs = { pcr0 = "${pcr0}"; };
 };
 key_cache = { ttl_seconds = ${TTL}; max_entries = 64; };
 plugins = ( { name = "eth"; } );
 `;
-  fs.writeFileSync(path.join(dir, 'enclave.conf'), conf);
+  fs.writeFileSync(path.join(dir, name), conf);
 }
 
 const startKms = (port) => startProcess('kms', PY, [path.join(SRCDIR, 'tests', 'kms', 'kms_standin.py'),
   '--config', path.join(dir, 'standin.json'), '--tls-dir', path.join(dir, 'tls'), '--port', String(port)],
   /KMS_STANDIN_READY port=(\d+)/);
-const startEnclave = () => startProcess('signerd', SIGNERD, ['-c', path.join(dir, 'enclave.conf'),
+const startEnclave = (name = 'enclave.conf') => startProcess('signerd', SIGNERD, ['-c', path.join(dir, name),
   '--plugin-dir', PLUGIN_DIR, '--io-loops', '2'], /"signerd [^ ]+ ready/);
 
 const tx = { value: 0.01, to: '0xa5D3241A1591061F2a4bB69CA0215F66520E67cf', nonce: 7, type: 2, chainId: 31337,
@@ -341,7 +345,16 @@ async function main() {
   fr.close();
   await stopProcess(enc);
 
-  // 13. No log line holds a key, secret, credential or plaintext.
+  // 13. A debug-mode image (all-zero PCR0): warned at start and in /metrics.
+  const dbgFrames = await freePort(), dbgHttp = await freePort();
+  writeConfigs(kmsPort, dbgFrames, dbgHttp, '0'.repeat(96), 'debug.conf');
+  const dbg = await startEnclave('debug.conf');
+  const dm = await (await fetch(`http://127.0.0.1:${dbgHttp}/metrics`)).text();
+  check(dbg.lines.some((l) => /"level":"warn".*PCR0 is all zero/.test(l)) && /^signer_attestation_debug_pcrs 1$/m.test(dm),
+    'all-zero PCR0: a warning at start and signer_attestation_debug_pcrs 1', () => dm.split('\n').filter((l) => l.includes('attestation')));
+  await stopProcess(dbg);
+
+  // 14. No log line holds a key, secret, credential or plaintext.
   const secrets = [secret, refSecret, AWS_SECRET, TOKEN, wallet.privateKey.slice(2), refHex];
   const leaks = logLines.filter((l) => secrets.some((s) => l.includes(s)));
   check(logLines.length > 0 && leaks.length === 0, `no log line (of ${logLines.length}) holds a key, secret, credential or plaintext`, () => leaks.slice(0, 3));
