@@ -186,12 +186,16 @@ static int kms_open(void **state, const eng_backend_args *args, char *err,
     return SIGNER_OK;
 }
 
-/* Rotates the recipient key when it is due (waits for calls using it). */
+/* Rotates the recipient key when it is due (the write lock waits for the
+ * calls still using the old one). */
 static void rotate_if_due(struct kms *k)
 {
     int64_t now = eng_unix_time();
-    int rc;
-    if (k->rkey != NULL && now - k->rkey->created < k->rkey_max_age)
+    int due, rc;
+    pthread_rwlock_rdlock(&k->lock);
+    due = k->rkey == NULL || now - k->rkey->created >= k->rkey_max_age;
+    pthread_rwlock_unlock(&k->lock);
+    if (!due)
         return;
     pthread_rwlock_wrlock(&k->lock);
     rc = k->rkey == NULL ? eng_aws_rkey_new(&k->rkey, now)
@@ -322,7 +326,13 @@ static int kms_unseal(void *state, unsigned char *plain, size_t plain_cap,
 static int kms_ready(void *state)
 {
     struct kms *k = state;
-    return k != NULL && k->attest != NULL && k->rkey != NULL;
+    int ok;
+    if (k == NULL || k->attest == NULL)
+        return 0;
+    pthread_rwlock_rdlock(&k->lock);
+    ok = k->rkey != NULL;
+    pthread_rwlock_unlock(&k->lock);
+    return ok;
 }
 
 static void kms_describe(void *state, char *out, size_t out_len)

@@ -88,6 +88,7 @@ function startProcess(name, cmd, args, ready, timeoutMs = 20000) {
     };
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
+    child.on('close', () => { h.closed = true; });
     child.on('exit', (code, sig) => {
       h.exited = true;
       children.delete(child);
@@ -98,8 +99,8 @@ function startProcess(name, cmd, args, ready, timeoutMs = 20000) {
 
 function stopProcess(h, signal = 'SIGTERM') {
   return new Promise((resolve) => {
-    if (h.exited) return resolve();
-    h.child.once('exit', () => resolve());
+    if (h.closed) return resolve();
+    h.child.once('close', () => resolve()); /* output drained too */
     try { process.kill(h.pid, signal); } catch { resolve(); }
   });
 }
@@ -353,6 +354,10 @@ async function main() {
   check(dbg.lines.some((l) => /"level":"warn".*PCR0 is all zero/.test(l)) && /^signer_attestation_debug_pcrs 1$/m.test(dm),
     'all-zero PCR0: a warning at start and signer_attestation_debug_pcrs 1', () => dm.split('\n').filter((l) => l.includes('attestation')));
   await stopProcess(dbg);
+
+  // Sanitizer builds: nothing reported (leaks at exit included).
+  const san = logLines.filter((l) => /AddressSanitizer|LeakSanitizer|runtime error:/.test(l));
+  check(san.length === 0, 'no sanitizer report from signerd', () => san.slice(0, 3));
 
   // 14. No log line holds a key, secret, credential or plaintext.
   const secrets = [secret, refSecret, AWS_SECRET, TOKEN, wallet.privateKey.slice(2), refHex];
