@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "enclave.h"
 #include "log.h"
 #include "rpc.h"
 #include "util.h"
@@ -247,6 +248,21 @@ static int step_run(dispatch *d)
     return err;
 }
 
+/* Operations the engine answers itself: `attestation` in the enclave
+ * role (docs/enclave.md).  1 when handled (*err set), else 0. */
+static int step_engine_op(dispatch *d, int *err)
+{
+    if (eng_enclave_device() == NULL ||
+        strcmp(d->opname, ENG_ENCLAVE_OP_ATTESTATION) != 0 ||
+        eng_registry_find(&d->e->reg, d->opname) != NULL)
+        return 0;
+    if ((d->reply.result = cJSON_CreateObject()) == NULL)
+        *err = eng_reply_error(&d->reply, SIGNER_ERR_NOMEM, "out of memory");
+    else
+        *err = eng_enclave_attestation_op(&d->reply, d->payload);
+    return 1;
+}
+
 /* The frame's id, exactly as sent (a validated JSON token), or null. */
 static cJSON *answer_id(const dispatch *d)
 {
@@ -321,6 +337,33 @@ static void step_account(dispatch *d, int err, int status, uint64_t t0)
                     d->req->peer, msg);
 }
 
+/* Steps 1-4 of one request: a raw op (its body handed over as text), an
+ * operation of the engine itself (attestation), or a plugin's.  Returns
+ * the request's signer_err. */
+static int step_all(dispatch *d)
+{
+    const eng_request *req = d->req;
+    int err;
+    if (step_is_raw(d)) {
+        d->opname = req->operation;
+        if ((err = eng_rpc_payload(&d->payload, &d->reply, req,
+                                   d->e->cfg->limits.max_body)) ==
+                SIGNER_OK &&
+            (err = step_find_op(d)) == SIGNER_OK)
+            err = step_run(d);
+        return err;
+    }
+    if ((err = step_parse(d)) != SIGNER_OK ||
+        (err = req->operation != NULL ? step_route_path(d)
+                                      : step_route_body(d)) != SIGNER_OK)
+        return err;
+    if (step_engine_op(d, &err) != 0)
+        return err;
+    if ((err = step_find_op(d)) == SIGNER_OK)
+        err = step_run(d);
+    return err;
+}
+
 int eng_dispatch(void *engine, const eng_request *req, char **resp,
                  size_t *resp_len)
 {
@@ -339,19 +382,7 @@ int eng_dispatch(void *engine, const eng_request *req, char **resp,
     d.call.eng = d.e;
     d.call.request_id = d.rid;
     d.call.peer = req->peer;
-    if (step_is_raw(&d)) {
-        d.opname = req->operation;
-        if ((err = eng_rpc_payload(&d.payload, &d.reply, req,
-                                   d.e->cfg->limits.max_body)) == SIGNER_OK &&
-            (err = step_find_op(&d)) == SIGNER_OK)
-            err = step_run(&d);
-    } else if ((err = step_parse(&d)) == SIGNER_OK &&
-               (err = req->operation != NULL ? step_route_path(&d)
-                                             : step_route_body(&d)) ==
-                   SIGNER_OK &&
-               (err = step_find_op(&d)) == SIGNER_OK) {
-        err = step_run(&d);
-    }
+    err = step_all(&d);
     status = step_answer(&d, err, resp, resp_len);
     step_account(&d, err, status, t0);
     /* The one release path: every string of the request wiped. */

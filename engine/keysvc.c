@@ -2,13 +2,16 @@
 #include "keysvc.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 
 #include "auth.h"
+#include "aws/sigv4.h"
 #include "host.h"
 #include "json.h"
 #include "log.h"
@@ -59,29 +62,124 @@ static int ks_deliver(signer_call *call, signer_reply *reply,
 
 /* ---- locator: the request (enclave) ---------------------------------------- */
 
+/* "2026-01-01T00:00:00Z" (or with fractional seconds) or epoch seconds
+ * into *out.  0 or -1. */
+static int parse_expiration(const cJSON *v, int64_t *out)
+{
+    struct tm tm;
+    const char *end;
+    if (cJSON_IsNumber(v) && v->valuedouble > 0 && v->valuedouble < 1e12) {
+        *out = (int64_t)v->valuedouble;
+        return 0;
+    }
+    if (!cJSON_IsString(v))
+        return -1;
+    memset(&tm, 0, sizeof tm);
+    end = strptime(v->valuestring, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (end == NULL)
+        return -1;
+    if (*end == '.')
+        for (end++; isdigit((unsigned char)*end); end++)
+            ;
+    if (strcmp(end, "Z") != 0 && strcmp(end, "+00:00") != 0)
+        return -1;
+    *out = (int64_t)timegm(&tm);
+    return 0;
+}
+
+/* Fills c from a credentials object (names the field at fault, never a
+ * value).  SIGNER_OK or an error in reply; c wiped on failure. */
+static int creds_from_json(eng_aws_creds *c, signer_reply *reply,
+                           const cJSON *o)
+{
+    const cJSON *ak = cJSON_GetObjectItemCaseSensitive(o, "access_key_id");
+    const cJSON *sk =
+        cJSON_GetObjectItemCaseSensitive(o, "secret_access_key");
+    const cJSON *tk = cJSON_GetObjectItemCaseSensitive(o, "session_token");
+    const cJSON *ex = cJSON_GetObjectItemCaseSensitive(o, "expiration");
+    int64_t exp = 0;
+    if (!cJSON_IsObject(o) || !cJSON_IsString(ak) || !cJSON_IsString(sk) ||
+        (tk != NULL && !cJSON_IsString(tk)))
+        return eng_reply_error(reply, SIGNER_ERR_BAD_REQUEST,
+                               ENG_FIELD_CREDENTIALS ": must be {access_key_id,"
+                               " secret_access_key, session_token, "
+                               "expiration} with string keys");
+    if (ex == NULL || parse_expiration(ex, &exp) != 0)
+        return eng_reply_error(reply, SIGNER_ERR_BAD_REQUEST,
+                               ENG_FIELD_CREDENTIALS ".expiration: required, "
+                               "ISO 8601 UTC or epoch seconds");
+    if (eng_aws_creds_set(c, ak->valuestring, sk->valuestring,
+                          tk ? tk->valuestring : NULL, exp) != SIGNER_OK)
+        return eng_reply_error(reply, SIGNER_ERR_BAD_REQUEST,
+                               ENG_FIELD_CREDENTIALS ": a field is empty or "
+                               "too long");
+    if (!eng_aws_creds_valid(c, eng_unix_time(), ENG_CREDS_MARGIN)) {
+        eng_aws_creds_wipe(c);
+        return eng_reply_error(reply, SIGNER_ERR_FORBIDDEN,
+                               ENG_FIELD_CREDENTIALS ": expired (or expiring "
+                               "within %d s); the gateway must send fresh "
+                               "AWS credentials", ENG_CREDS_MARGIN);
+    }
+    return SIGNER_OK;
+}
+
+/* Moves payload's field f into call->located.  SIGNER_OK or an error. */
+static int take_field(signer_call *call, signer_reply *reply, cJSON *payload,
+                      const char *f)
+{
+    cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(payload, f);
+    if (v == NULL)
+        return SIGNER_OK;
+    if (call->located == NULL &&
+        (call->located = cJSON_CreateObject()) == NULL) {
+        eng_json_free(v);
+        return eng_reply_error(reply, SIGNER_ERR_NOMEM, "out of memory");
+    }
+    cJSON_AddItemToObject(call->located, f, v);
+    return SIGNER_OK;
+}
+
 static int rq_prepare(signer_call *call, signer_reply *reply, cJSON *payload)
 {
     static const char *const fields[] = {ENG_FIELD_SEALED_KEY,
                                          ENG_FIELD_KEY_CHAIN,
                                          ENG_FIELD_KEY_ADDRESS, NULL};
     const char *const *f;
+    const cJSON *v;
+    eng_aws_creds creds;
+    int rc;
     if (payload == NULL)
         return SIGNER_OK;
     for (f = fields; *f != NULL; f++) {
-        cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(payload, *f);
-        if (v == NULL)
-            continue;
-        if (call->located == NULL &&
-            (call->located = cJSON_CreateObject()) == NULL) {
-            eng_json_free(v);
-            return eng_reply_error(reply, SIGNER_ERR_NOMEM, "out of memory");
-        }
-        cJSON_AddItemToObject(call->located, *f, v);
-        if (!cJSON_IsString(v))
+        if ((rc = take_field(call, reply, payload, *f)) != SIGNER_OK)
+            return rc;
+        v = cJSON_GetObjectItemCaseSensitive(call->located, *f);
+        if (v != NULL && !cJSON_IsString(v))
             return eng_reply_error(reply, SIGNER_ERR_BAD_REQUEST,
                                    "%s: must be a string", *f);
     }
-    return SIGNER_OK;
+    if ((rc = take_field(call, reply, payload, ENG_FIELD_CREDENTIALS)) !=
+        SIGNER_OK)
+        return rc;
+    v = cJSON_GetObjectItemCaseSensitive(call->located,
+                                         ENG_FIELD_CREDENTIALS);
+    if (v == NULL)
+        return SIGNER_OK;
+    rc = creds_from_json(&creds, reply, v); /* checked now: fail early */
+    eng_aws_creds_wipe(&creds);
+    return rc;
+}
+
+/* The request's credentials into c.  1 if there are some, 0 if none. */
+static int call_creds(const signer_call *call, eng_aws_creds *c)
+{
+    signer_reply scratch;
+    const cJSON *v =
+        call ? cJSON_GetObjectItemCaseSensitive(call->located,
+                                                ENG_FIELD_CREDENTIALS)
+             : NULL;
+    memset(&scratch, 0, sizeof scratch);
+    return v != NULL && creds_from_json(c, &scratch, v) == SIGNER_OK;
 }
 
 /* Strict base64 (with padding) of text into a malloc'd buffer. */
@@ -192,9 +290,11 @@ void eng_keysvc_call_done(signer_call *call)
 
 /* ---- sealing ----------------------------------------------------------------- */
 
-int eng_keysvc_seal(eng_engine *e, unsigned char **blob, size_t *blob_len,
-                    const signer_key_meta *meta, const unsigned char *key,
-                    size_t key_len, const char *secret, size_t secret_len)
+/* eng_keysvc_seal with a per-call context (credentials, cause). */
+static int seal_call(eng_engine *e, eng_seal_call *c, unsigned char **blob,
+                     size_t *blob_len, const signer_key_meta *meta,
+                     const unsigned char *key, size_t key_len,
+                     const char *secret, size_t secret_len)
 {
     unsigned char *plain;
     int rc;
@@ -208,10 +308,35 @@ int eng_keysvc_seal(eng_engine *e, unsigned char **blob, size_t *blob_len,
     memcpy(plain + 1, key, key_len);
     plain[1 + key_len] = (unsigned char)secret_len;
     memcpy(plain + 2 + key_len, secret, secret_len);
-    rc = eng_sealer_seal(e->sealer, blob, blob_len, meta, plain,
-                         2 + key_len + secret_len);
+    rc = eng_sealer_seal_call(e->sealer, c, blob, blob_len, meta, plain,
+                              2 + key_len + secret_len);
     eng_secure_free(plain, ENG_PLAIN_MAX);
     return rc;
+}
+
+int eng_keysvc_seal(eng_engine *e, unsigned char **blob, size_t *blob_len,
+                    const signer_key_meta *meta, const unsigned char *key,
+                    size_t key_len, const char *secret, size_t secret_len)
+{
+    eng_seal_call c;
+    memset(&c, 0, sizeof c);
+    return seal_call(e, &c, blob, blob_len, meta, key, key_len, secret,
+                     secret_len);
+}
+
+/* A remote sealer's failure as the answer: its cause (naming KMS), and a
+ * retry hint with 503. */
+static int reply_seal_error(signer_reply *reply, int rc,
+                            const eng_seal_call *c, const char *what)
+{
+    if (rc == SIGNER_ERR_UNAVAILABLE)
+        return eng_reply_error(reply, rc, "%s: %s; retry after %d s", what,
+                               c->msg[0] ? c->msg : "sealer unavailable",
+                               c->retry_after > 0 ? c->retry_after : 1);
+    if (rc != SIGNER_ERR_BAD_REQUEST && rc != SIGNER_ERR_FORBIDDEN)
+        rc = SIGNER_ERR_INTERNAL;
+    return eng_reply_error(reply, rc, "%s: %s", what,
+                           c->msg[0] ? c->msg : signer_err_str(rc));
 }
 
 /* Checks the layout of an unsealed plaintext; the key's length in *klen
@@ -228,8 +353,9 @@ static int plain_split(const unsigned char *plain, size_t plen, size_t *klen,
     return 0;
 }
 
-/* Unseals rec into plain (capacity ENG_PLAIN_MAX). */
-static int unseal_plain(eng_engine *e, unsigned char *plain, size_t *plen,
+/* Unseals rec into plain (capacity ENG_PLAIN_MAX); c: per-call context. */
+static int unseal_plain(eng_engine *e, eng_seal_call *c,
+                        unsigned char *plain, size_t *plen,
                         const char *key_id, const eng_sealed_record *rec)
 {
     signer_key_meta meta;
@@ -238,8 +364,8 @@ static int unseal_plain(eng_engine *e, unsigned char *plain, size_t *plen,
     meta.address = rec->address;
     if (e->sealer == NULL)
         return SIGNER_ERR_UNAVAILABLE;
-    return eng_sealer_unseal(e->sealer, plain, ENG_PLAIN_MAX, plen, &meta,
-                             rec->blob, rec->blob_len);
+    return eng_sealer_unseal_call(e->sealer, c, plain, ENG_PLAIN_MAX, plen,
+                                  &meta, rec->blob, rec->blob_len);
 }
 
 int eng_keysvc_unseal(eng_engine *e, unsigned char *key, size_t key_cap,
@@ -254,7 +380,9 @@ int eng_keysvc_unseal(eng_engine *e, unsigned char *key, size_t key_cap,
     *secret_len = 0;
     if (plain == NULL)
         return SIGNER_ERR_NOMEM;
-    rc = unseal_plain(e, plain, &plen, key_id, rec);
+    eng_seal_call c;
+    memset(&c, 0, sizeof c);
+    rc = unseal_plain(e, &c, plain, &plen, key_id, rec);
     if (rc == SIGNER_OK &&
         (plain_split(plain, plen, &klen, &slen) != 0 || klen > key_cap))
         rc = SIGNER_ERR_INTERNAL;
@@ -282,6 +410,8 @@ int eng_keysvc_create(signer_call *call, signer_reply *reply,
     size_t slen = 0, blen = 0;
     char key_id[SIGNER_KEY_ID_LEN + 1];
     signer_key_meta meta;
+    eng_aws_creds creds;
+    eng_seal_call sc;
     int rc;
 
     if (sec == NULL)
@@ -302,11 +432,17 @@ int eng_keysvc_create(signer_call *call, signer_reply *reply,
     meta.key_id = key_id;
     meta.chain = chain;
     meta.address = address;
-    rc = eng_keysvc_seal(e, &blob, &blen, &meta, key, key_len,
-                         sec->valuestring, slen);
+    memset(&sc, 0, sizeof sc);
+    if (call_creds(call, &creds))
+        sc.creds = &creds;
+    rc = seal_call(e, &sc, &blob, &blen, &meta, key, key_len,
+                   sec->valuestring, slen);
+    eng_aws_creds_wipe(&creds);
     if (rc != SIGNER_OK) {
-        rc = eng_reply_error(reply, SIGNER_ERR_INTERNAL,
-                             "sealing the key failed");
+        rc = e->key_source == ENG_KEY_SOURCE_REQUEST
+                 ? reply_seal_error(reply, rc, &sc, "sealing the key failed")
+                 : eng_reply_error(reply, SIGNER_ERR_INTERNAL,
+                                   "sealing the key failed");
         goto cleanup;
     }
     rc = eng_keysvc_locator(e->key_source)
@@ -326,12 +462,30 @@ cleanup:
 /* One key_open in progress. */
 typedef struct open_state {
     char key_id[SIGNER_KEY_ID_LEN + 1];
+    /* the cache's key: key_id, or in the enclave role a digest of key_id,
+     * chain, address and the sealed blob (another blob, another entry) */
+    char cache_id[SIGNER_KEY_ID_LEN + 1];
     eng_credential cred;
     eng_sealed_record rec;
     unsigned char *plain; /* secure memory, ENG_PLAIN_MAX */
     size_t plen, klen, slen;
     int from_cache;
+    pthread_mutex_t *flight; /* held from a cache miss to the cache put */
 } open_state;
+
+/* Concurrent misses on one record wait for a single unseal (one KMS
+ * Decrypt, not one per request): striped by the cache key. */
+#define FLIGHT_STRIPES 64
+static pthread_mutex_t flights[FLIGHT_STRIPES] = {
+    [0 ... FLIGHT_STRIPES - 1] = PTHREAD_MUTEX_INITIALIZER};
+
+static pthread_mutex_t *flight_of(const char *cache_id)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *cache_id; cache_id++)
+        h = (h ^ (unsigned char)*cache_id) * 1099511628211ull;
+    return &flights[h % FLIGHT_STRIPES];
+}
 
 /* payload.key_id, validated and lowercased. */
 static int open_key_id(open_state *st, signer_reply *reply,
@@ -350,31 +504,91 @@ static int open_key_id(open_state *st, signer_reply *reply,
     return SIGNER_OK;
 }
 
+/* st->cache_id for the request locator: hex SHA-256 of key_id, chain,
+ * address and blob, cut to the width of a key_id.  0 or -1. */
+static int request_cache_id(open_state *st)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[32];
+    EVP_MD_CTX *h = EVP_MD_CTX_new();
+    size_t i;
+    int ok = h != NULL && EVP_DigestInit_ex(h, EVP_sha256(), NULL) &&
+             EVP_DigestUpdate(h, st->key_id, strlen(st->key_id) + 1) &&
+             EVP_DigestUpdate(h, st->rec.chain, strlen(st->rec.chain) + 1) &&
+             EVP_DigestUpdate(h, st->rec.address,
+                              strlen(st->rec.address) + 1) &&
+             EVP_DigestUpdate(h, st->rec.blob, st->rec.blob_len) &&
+             EVP_DigestFinal_ex(h, md, NULL);
+    EVP_MD_CTX_free(h);
+    if (!ok)
+        return -1;
+    for (i = 0; i < SIGNER_KEY_ID_LEN; i++)
+        st->cache_id[i] = hex[(md[i / 2] >> (i % 2 ? 0 : 4)) & 15];
+    st->cache_id[SIGNER_KEY_ID_LEN] = '\0';
+    return 0;
+}
+
+/* A cache hit for st->cache_id: 1 (record in st, the entry in the call's
+ * key_ref for the plugin's per-key slot), else 0. */
+static int open_cached(signer_call *call, open_state *st, int64_t now)
+{
+    char chain[sizeof st->rec.chain], addr[sizeof st->rec.address];
+    if (!eng_keycache_get_ref(call->eng->cache, st->plain, ENG_PLAIN_MAX,
+                              &st->plen, chain, sizeof chain, addr,
+                              sizeof addr, st->cache_id, now, &call->key_ref))
+        return 0;
+    memcpy(st->rec.chain, chain, sizeof chain);
+    memcpy(st->rec.address, addr, sizeof addr);
+    st->from_cache = 1;
+    return 1;
+}
+
+/* The request locator's unseal failed: its cause, naming KMS. */
+static int request_unseal_error(signer_reply *reply, int rc,
+                                const eng_seal_call *c)
+{
+    if (rc == SIGNER_ERR_FORBIDDEN)
+        return eng_reply_error(reply, rc, ENG_FIELD_SEALED_KEY ": cannot be "
+                               "opened for this key_id, chain and address "
+                               "(%s)", c->msg[0] ? c->msg : "refused");
+    return reply_seal_error(reply, rc, c, "unsealing the key failed");
+}
+
 /* Step 1, locate: the unsealed record from the cache, or the sealed one
  * from the locator, unsealed.  Nothing is cached here. */
 static int open_locate(signer_call *call, signer_reply *reply,
                        open_state *st, int64_t now)
 {
     eng_engine *e = call->eng;
-    int rc;
-    if (eng_keycache_get_ref(e->cache, st->plain, ENG_PLAIN_MAX, &st->plen,
-                             st->rec.chain, sizeof st->rec.chain,
-                             st->rec.address, sizeof st->rec.address,
-                             st->key_id, now, &call->key_ref)) {
-        st->from_cache = 1;
+    int req = e->key_source == ENG_KEY_SOURCE_REQUEST, rc;
+    eng_aws_creds creds;
+    eng_seal_call sc;
+    memcpy(st->cache_id, st->key_id, sizeof st->cache_id);
+    if (!req && open_cached(call, st, now))
         return SIGNER_OK;
-    }
     rc = eng_keysvc_locator(e->key_source)
              ->locate(call, reply, &st->rec, st->key_id);
     if (rc != SIGNER_OK)
         return rc;
-    if (unseal_plain(e, st->plain, &st->plen, st->key_id, &st->rec) ==
-        SIGNER_OK)
+    if (req && request_cache_id(st) != 0)
+        return eng_reply_error(reply, SIGNER_ERR_INTERNAL, "digest failed");
+    if (req && open_cached(call, st, now))
         return SIGNER_OK;
-    if (e->key_source == ENG_KEY_SOURCE_REQUEST)
-        return eng_reply_error(reply, SIGNER_ERR_FORBIDDEN,
-                               ENG_FIELD_SEALED_KEY ": cannot be opened for "
-                               "this key_id, chain and address");
+    if (req && e->cache != NULL) {
+        st->flight = flight_of(st->cache_id);
+        pthread_mutex_lock(st->flight);
+        if (open_cached(call, st, now)) /* another request just unsealed it */
+            return SIGNER_OK;
+    }
+    memset(&sc, 0, sizeof sc);
+    if (call_creds(call, &creds))
+        sc.creds = &creds;
+    rc = unseal_plain(e, &sc, st->plain, &st->plen, st->key_id, &st->rec);
+    eng_aws_creds_wipe(&creds);
+    if (rc == SIGNER_OK)
+        return SIGNER_OK;
+    if (req)
+        return request_unseal_error(reply, rc, &sc);
     eng_log(SIGNER_LOG_ERROR,
             "sealed key %s cannot be opened (wrong master key or tampered "
             "record)",
@@ -405,7 +619,7 @@ static int open_auth(signer_call *call, signer_reply *reply, open_state *st,
     rc = eng_auth_verify(e->auth, reply, &st->cred, &scope, call->peer,
                          st->plain + 2 + st->klen, st->slen, now);
     if (rc == SIGNER_OK && !st->from_cache)
-        eng_keycache_put_ref(e->cache, st->key_id, st->plain, st->plen,
+        eng_keycache_put_ref(e->cache, st->cache_id, st->plain, st->plen,
                              st->rec.chain, st->rec.address, now,
                              &call->key_ref);
     return rc;
@@ -445,6 +659,8 @@ int eng_keysvc_open(signer_call *call, signer_reply *reply,
     *key_len = st.klen;
     memcpy(address, st.rec.address, strlen(st.rec.address) + 1);
 cleanup:
+    if (st.flight != NULL)
+        pthread_mutex_unlock(st.flight);
     if (rc != SIGNER_OK && key != NULL)
         eng_wipe(key, key_cap);
     eng_secure_free(st.plain, ENG_PLAIN_MAX);

@@ -27,6 +27,11 @@ enum eng_key_source {
 #define ENG_FIELD_SEALED_KEY "sealed_key"   /* base64 of the sealed blob */
 #define ENG_FIELD_KEY_CHAIN "key_chain"     /* the record's chain        */
 #define ENG_FIELD_KEY_ADDRESS "key_address" /* the record's address      */
+/* {access_key_id, secret_access_key, session_token, expiration}: the AWS
+ * credentials for this request's KMS calls (never logged, wiped). */
+#define ENG_FIELD_CREDENTIALS "credentials"
+/* Credentials expiring within this many seconds are refused. */
+#define ENG_CREDS_MARGIN 30
 
 /* A located sealed record. */
 typedef struct eng_sealed_record {

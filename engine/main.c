@@ -16,6 +16,7 @@
 #include "gateway/gateway.h"
 #include "gateway/gwconf.h"
 #include "transport/tls.h"
+#include "enclave.h"
 #include "log.h"
 #include "proxy.h"
 #include "startup.h"
@@ -59,13 +60,24 @@ static void fatal(const char *msg)
     eng_log(SIGNER_LOG_ERROR, "%s", msg);
 }
 
+/* Threads that run enclave-role requests (each may wait on KMS). */
+#define ENCLAVE_POOL_THREADS 4
+
 struct daemon_ctx {
     eng_engine *engine;
     eng_server *server;
     const char *config_file;
     int cli_log_level; /* --log-level, which a reload must not undo; or -1 */
     eng_gateway *gw;   /* role gateway: forwards instead of handling */
+    eng_pool *pool;    /* enclave role: runs requests off the loops */
 };
+
+/* Enclave role: hands the request to the pool (completed from there). */
+static void submit_cb(void *ctx, const eng_request *req,
+                      eng_completion *done)
+{
+    eng_pool_submit(((struct daemon_ctx *)ctx)->pool, req, done);
+}
 
 static int ready_cb(void *ctx)
 {
@@ -107,8 +119,22 @@ static char *error_body_cb(void *ctx, int status, const char *msg,
 static char *metrics_cb(void *ctx)
 {
     struct daemon_ctx *d = ctx;
-    return d->gw != NULL ? eng_gateway_metrics(d->gw)
-                         : eng_metrics_text(d->engine);
+    char *m, *a, *out;
+    size_t n;
+    if (d->gw != NULL)
+        return eng_gateway_metrics(d->gw);
+    m = eng_metrics_text(d->engine);
+    a = eng_enclave_metrics();
+    if (m == NULL || a == NULL || a[0] == '\0' ||
+        (out = malloc((n = strlen(m)) + strlen(a) + 1)) == NULL) {
+        free(a);
+        return m;
+    }
+    memcpy(out, m, n);
+    strcpy(out + n, a);
+    free(m);
+    free(a);
+    return out;
 }
 
 /* SIGHUP: re-read the file and apply what can change live. */
@@ -247,6 +273,7 @@ static int serve(eng_config *cfg, const struct cli *c)
     eng_server_config scfg;
     eng_server_callbacks cb;
     struct daemon_ctx dctx;
+    eng_pool *pool = NULL;
     char err[1024];
     int rc;
 
@@ -279,6 +306,7 @@ static int serve(eng_config *cfg, const struct cli *c)
         return 1;
     }
     dctx.engine = &engine;
+    dctx.pool = NULL;
     dctx.config_file = c->file;
     dctx.cli_log_level = c->level != NULL ? cfg->log_level : -1;
     cb.ctx = &dctx;
@@ -290,12 +318,25 @@ static int serve(eng_config *cfg, const struct cli *c)
     cb.error_body = error_body_cb;
     if (dctx.gw != NULL)
         cb.submit = gateway_submit_cb;
+    if (eng_enclave_role(cfg)) {
+        /* KMS calls block: requests run on a small pool, not the loops */
+        if ((pool = eng_pool_new(ENCLAVE_POOL_THREADS, handle_cb, &dctx)) ==
+            NULL) {
+            fatal("cannot start the request pool");
+            eng_tls_ctx_free(scfg.tls_ctx);
+            eng_engine_abandon(&engine);
+            return 1;
+        }
+        dctx.pool = pool;
+        cb.submit = submit_cb;
+    }
     if ((dctx.server = server = eng_server_new(&scfg, &cb)) == NULL ||
         eng_server_start(server, err, sizeof err) != 0) {
         fatal(server == NULL ? "out of memory" : err);
         eng_server_free(server);
         eng_gateway_close(dctx.gw);
         eng_tls_ctx_free(scfg.tls_ctx);
+        eng_pool_free(pool);
         /* A failed start leaves no new data dir, master key or keystore. */
         eng_engine_abandon(&engine);
         return 1;
@@ -304,6 +345,7 @@ static int serve(eng_config *cfg, const struct cli *c)
                              "operations",
             PACKAGE_VERSION, cfg->role, cfg->data_dir, engine.reg.n_ops);
     rc = eng_server_run(server) == 0 ? 0 : 1;
+    eng_pool_free(pool); /* finishes what it holds before the server goes */
     eng_log(SIGNER_LOG_INFO, "signerd stopped");
     eng_server_free(server);
     eng_gateway_close(dctx.gw);

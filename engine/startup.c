@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "dispatch.h"
+#include "enclave.h"
 #include "keysvc.h"
 #include "metrics.h"
 #include "log.h"
@@ -416,7 +417,8 @@ int eng_engine_open(eng_engine *e, eng_config *cfg, char *err, size_t err_len)
         snprintf(err, err_len, "out of memory");
         goto fail;
     }
-    if (open_storage_and_cache(e, cfg, err, err_len) < 0 ||
+    if (eng_enclave_open(e, cfg, err, err_len) < 0 ||
+        open_storage_and_cache(e, cfg, err, err_len) < 0 ||
         open_plugins(e, cfg, err, err_len) < 0)
         goto fail;
     return 0;
@@ -430,6 +432,8 @@ void eng_engine_close(eng_engine *e)
     eng_registry_free(&e->reg);
     eng_keystore_close(e->ks);
     eng_sealer_close(e->sealer);
+    if (eng_enclave_role(e->cfg))
+        eng_enclave_close();
     eng_auth_free(e->auth);
     eng_keycache_free(e->cache);
     free(e->metrics);

@@ -12,8 +12,8 @@ struct eng_sealer {
 };
 
 /* Every backend: add its row here. */
-static const eng_sealer_methods *const rows[] = {&eng_sealer_local,
-                                                 &eng_sealer_none, NULL};
+static const eng_sealer_methods *const rows[] = {
+    &eng_sealer_local, &eng_sealer_none, &eng_sealer_aws_kms, NULL};
 
 const eng_sealer_methods *eng_sealer_find(const char *name)
 {
@@ -99,6 +99,29 @@ int eng_sealer_unseal(eng_sealer *s, unsigned char *plain, size_t plain_cap,
     }
     return s->m->unseal(s->state, plain, plain_cap, plain_len, meta, blob,
                         blob_len);
+}
+
+int eng_sealer_seal_call(eng_sealer *s, eng_seal_call *c,
+                         unsigned char **blob, size_t *blob_len,
+                         const signer_key_meta *meta,
+                         const unsigned char *plain, size_t plain_len)
+{
+    if (s != NULL && s->m->seal_call != NULL)
+        return s->m->seal_call(s->state, c, blob, blob_len, meta, plain,
+                               plain_len);
+    return eng_sealer_seal(s, blob, blob_len, meta, plain, plain_len);
+}
+
+int eng_sealer_unseal_call(eng_sealer *s, eng_seal_call *c,
+                           unsigned char *plain, size_t plain_cap,
+                           size_t *plain_len, const signer_key_meta *meta,
+                           const unsigned char *blob, size_t blob_len)
+{
+    if (s != NULL && s->m->unseal_call != NULL)
+        return s->m->unseal_call(s->state, c, plain, plain_cap, plain_len,
+                                 meta, blob, blob_len);
+    return eng_sealer_unseal(s, plain, plain_cap, plain_len, meta, blob,
+                             blob_len);
 }
 
 int eng_sealer_ready(eng_sealer *s)
@@ -190,4 +213,5 @@ static void none_close(void *state) { (void)state; }
 
 const eng_sealer_methods eng_sealer_none = {
     "none",     none_settings, none_open,     none_seal, none_unseal,
-    none_ready, NULL,          none_describe, none_close};
+    none_ready, NULL,          none_describe, none_close,
+    NULL,       NULL};

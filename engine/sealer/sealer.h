@@ -23,6 +23,18 @@
 
 typedef struct eng_sealer eng_sealer;
 
+struct eng_aws_creds;
+
+/* Per-call context of the *_call methods: what a remote sealer (aws-kms)
+ * needs from the request, and why it failed.  Never holds a secret in msg. */
+typedef struct eng_seal_call {
+    const struct eng_aws_creds *creds; /* the frame's AWS credentials, or
+                                          NULL when it carried none */
+    char msg[512];   /* on failure: a cause safe to log and show */
+    int retry_after; /* seconds, with SIGNER_ERR_UNAVAILABLE */
+    int format;      /* unseal: the blob's format (0 native; 2 reference) */
+} eng_seal_call;
+
 /* One sealer backend.  Every method receives the state its open made. */
 typedef struct eng_sealer_methods {
     const char *name;             /* sealer.type in the config */
@@ -50,10 +62,20 @@ typedef struct eng_sealer_methods {
     void (*describe)(void *state, char *out, size_t out_len);
     /* Wipes its secrets and frees state (NULL is a no-op). */
     void (*close)(void *state);
+    /* Optional: seal and unseal with a per-call context (credentials in,
+     * cause out).  NULL: the plain seal/unseal above are used. */
+    int (*seal_call)(void *state, eng_seal_call *c, unsigned char **blob,
+                     size_t *blob_len, const signer_key_meta *meta,
+                     const unsigned char *plain, size_t plain_len);
+    int (*unseal_call)(void *state, eng_seal_call *c, unsigned char *plain,
+                       size_t plain_cap, size_t *plain_len,
+                       const signer_key_meta *meta,
+                       const unsigned char *blob, size_t blob_len);
 } eng_sealer_methods;
 
 extern const eng_sealer_methods eng_sealer_local;
 extern const eng_sealer_methods eng_sealer_none;
+extern const eng_sealer_methods eng_sealer_aws_kms;
 
 /* The row named name, or NULL. */
 const eng_sealer_methods *eng_sealer_find(const char *name);
@@ -84,6 +106,20 @@ int eng_sealer_seal(eng_sealer *s, unsigned char **blob, size_t *blob_len,
 int eng_sealer_unseal(eng_sealer *s, unsigned char *plain, size_t plain_cap,
                       size_t *plain_len, const signer_key_meta *meta,
                       const unsigned char *blob, size_t blob_len)
+    SIGNER_WARN_UNUSED;
+
+/* eng_sealer_seal / eng_sealer_unseal with a per-call context c (its msg
+ * and retry_after filled on failure); rows without *_call methods ignore
+ * c->creds. */
+int eng_sealer_seal_call(eng_sealer *s, eng_seal_call *c,
+                         unsigned char **blob, size_t *blob_len,
+                         const signer_key_meta *meta,
+                         const unsigned char *plain, size_t plain_len)
+    SIGNER_WARN_UNUSED;
+int eng_sealer_unseal_call(eng_sealer *s, eng_seal_call *c,
+                           unsigned char *plain, size_t plain_cap,
+                           size_t *plain_len, const signer_key_meta *meta,
+                           const unsigned char *blob, size_t blob_len)
     SIGNER_WARN_UNUSED;
 
 /* 1 if s can seal and unseal now; 0 for NULL. */

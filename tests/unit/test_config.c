@@ -117,7 +117,7 @@ static void test_errors(void)
     /* Rows are picked by name; each row declares its own settings. */
     expect_error(MIN_OK "sealer = {\n type = \"kms\"; };\n",
                  "<string>:3: sealer.type 'kms' is not supported "
-                 "(supported: \"local\", \"none\")");
+                 "(supported: \"local\", \"none\", \"aws-kms\")");
     expect_error(MIN_OK "keystore = { type = \"sqlite\"; table = \"t\"; };\n",
                  "<string>:2: unknown setting 'keystore.table'");
     expect_error(MIN_OK "sealer = { type = \"none\"; master_key_file = \"m\"; };\n",

@@ -176,7 +176,7 @@ static void test_rows(void)
     eng_backend_args args = {dir, NULL, 0, 1, NULL};
     CU_ASSERT_PTR_EQUAL(eng_sealer_find("local"), &eng_sealer_local);
     CU_ASSERT_PTR_EQUAL(eng_sealer_find("none"), &eng_sealer_none);
-    CU_ASSERT_PTR_NULL(eng_sealer_find("aws-kms"));
+    CU_ASSERT_PTR_EQUAL(eng_sealer_find("aws-kms"), &eng_sealer_aws_kms);
     CU_ASSERT_EQUAL(eng_sealer_open(&s, "kms", &args, err, sizeof err),
                     SIGNER_ERR_CONFIG);
     CU_ASSERT_PTR_NULL(s);
