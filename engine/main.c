@@ -264,79 +264,91 @@ static int apply_cli(eng_config *cfg, const struct cli *c, char *err,
     return 0;
 }
 
+/* The listeners and limits of cfg, with the TLS context https needs. */
+static int server_config(eng_server_config *scfg, const eng_config *cfg,
+                         char *err, size_t err_len)
+{
+    memset(scfg, 0, sizeof *scfg);
+    if (eng_gw_tls_open(&scfg->tls_ctx, cfg, err, err_len) != 0)
+        return -1;
+    scfg->listen = cfg->listen;
+    scfg->n_listen = cfg->n_listen;
+    scfg->limits = cfg->limits;
+    scfg->workers = cfg->workers;
+    scfg->io_loops = cfg->io_loops;
+    if (cfg->workers > 0 && cfg->io_loops == 0)
+        eng_log(SIGNER_LOG_WARN, "workers = %d is deprecated (no worker "
+                "pool any more): read as io_loops = %d", cfg->workers,
+                cfg->workers);
+    return 0;
+}
+
+/* The server's callbacks.  The gateway forwards every request, and the
+ * enclave role runs them on a small pool (its KMS calls block); both hand
+ * requests over through submit. */
+static int role_callbacks(struct daemon_ctx *d, eng_server_callbacks *cb,
+                          const eng_config *cfg, char *err, size_t err_len)
+{
+    memset(cb, 0, sizeof *cb);
+    cb->ctx = d;
+    cb->handle = handle_cb;
+    cb->metrics = metrics_cb;
+    cb->ready = ready_cb;
+    cb->reload = reload_cb;
+    cb->route = route_cb;
+    cb->error_body = error_body_cb;
+    if (strcmp(cfg->role, "gateway") == 0) {
+        if ((d->gw = eng_gateway_open(d->engine, err, err_len)) == NULL)
+            return -1;
+        cb->submit = gateway_submit_cb;
+    } else if (eng_enclave_role(cfg)) {
+        d->pool = eng_pool_new(ENCLAVE_POOL_THREADS, handle_cb, d);
+        if (d->pool == NULL) {
+            snprintf(err, err_len, "cannot start the request pool");
+            return -1;
+        }
+        cb->submit = submit_cb;
+    }
+    return 0;
+}
+
+/* Releases what serve opened besides the engine; NULLs are fine.  The
+ * pool finishes what it holds before the server goes. */
+static void serve_release(struct daemon_ctx *d, eng_server *server,
+                          eng_server_config *scfg)
+{
+    eng_pool_free(d->pool);
+    eng_server_free(server);
+    eng_gateway_close(d->gw);
+    eng_tls_ctx_free(scfg->tls_ctx);
+}
+
 /* Opens the engine, binds the listeners and serves until SIGTERM.  A
  * start that fails removes what it created.  Returns the exit status. */
 static int serve(eng_config *cfg, const struct cli *c)
 {
     eng_engine engine;
-    eng_server *server;
+    eng_server *server = NULL;
     eng_server_config scfg;
     eng_server_callbacks cb;
     struct daemon_ctx dctx;
-    eng_pool *pool = NULL;
-    char err[1024];
+    char err[1024] = "";
     int rc;
 
     if (eng_engine_open(&engine, cfg, err, sizeof err) != 0) {
         fatal(err);
         return 1;
     }
-    memset(&scfg, 0, sizeof scfg);
-    if (eng_gw_tls_open(&scfg.tls_ctx, cfg, err, sizeof err) != 0) {
-        fatal(err);
-        eng_engine_abandon(&engine);
-        return 1;
-    }
-    scfg.listen = cfg->listen;
-    scfg.n_listen = cfg->n_listen;
-    scfg.limits = cfg->limits;
-    scfg.workers = cfg->workers;
-    scfg.io_loops = cfg->io_loops;
-    if (cfg->workers > 0 && cfg->io_loops == 0)
-        eng_log(SIGNER_LOG_WARN, "workers = %d is deprecated (no worker "
-                "pool any more): read as io_loops = %d", cfg->workers,
-                cfg->workers);
-    memset(&cb, 0, sizeof cb);
     memset(&dctx, 0, sizeof dctx);
-    if (strcmp(cfg->role, "gateway") == 0 &&
-        (dctx.gw = eng_gateway_open(&engine, err, sizeof err)) == NULL) {
-        fatal(err);
-        eng_tls_ctx_free(scfg.tls_ctx);
-        eng_engine_abandon(&engine);
-        return 1;
-    }
     dctx.engine = &engine;
-    dctx.pool = NULL;
     dctx.config_file = c->file;
     dctx.cli_log_level = c->level != NULL ? cfg->log_level : -1;
-    cb.ctx = &dctx;
-    cb.handle = handle_cb;
-    cb.metrics = metrics_cb;
-    cb.ready = ready_cb;
-    cb.reload = reload_cb;
-    cb.route = route_cb;
-    cb.error_body = error_body_cb;
-    if (dctx.gw != NULL)
-        cb.submit = gateway_submit_cb;
-    if (eng_enclave_role(cfg)) {
-        /* KMS calls block: requests run on a small pool, not the loops */
-        if ((pool = eng_pool_new(ENCLAVE_POOL_THREADS, handle_cb, &dctx)) ==
-            NULL) {
-            fatal("cannot start the request pool");
-            eng_tls_ctx_free(scfg.tls_ctx);
-            eng_engine_abandon(&engine);
-            return 1;
-        }
-        dctx.pool = pool;
-        cb.submit = submit_cb;
-    }
-    if ((dctx.server = server = eng_server_new(&scfg, &cb)) == NULL ||
+    if (server_config(&scfg, cfg, err, sizeof err) != 0 ||
+        role_callbacks(&dctx, &cb, cfg, err, sizeof err) != 0 ||
+        (dctx.server = server = eng_server_new(&scfg, &cb)) == NULL ||
         eng_server_start(server, err, sizeof err) != 0) {
-        fatal(server == NULL ? "out of memory" : err);
-        eng_server_free(server);
-        eng_gateway_close(dctx.gw);
-        eng_tls_ctx_free(scfg.tls_ctx);
-        eng_pool_free(pool);
+        fatal(err[0] != '\0' ? err : "out of memory");
+        serve_release(&dctx, server, &scfg);
         /* A failed start leaves no new data dir, master key or keystore. */
         eng_engine_abandon(&engine);
         return 1;
@@ -345,11 +357,8 @@ static int serve(eng_config *cfg, const struct cli *c)
                              "operations",
             PACKAGE_VERSION, cfg->role, cfg->data_dir, engine.reg.n_ops);
     rc = eng_server_run(server) == 0 ? 0 : 1;
-    eng_pool_free(pool); /* finishes what it holds before the server goes */
     eng_log(SIGNER_LOG_INFO, "signerd stopped");
-    eng_server_free(server);
-    eng_gateway_close(dctx.gw);
-    eng_tls_ctx_free(scfg.tls_ctx);
+    serve_release(&dctx, server, &scfg);
     eng_engine_close(&engine);
     return rc;
 }
