@@ -380,11 +380,17 @@ data_dir = "${dir}/data";
 listen = ( { address = "127.0.0.1:${port}"; protocol = "http"; } );
 sealer = { type = "none"; };
 plugins = ( { name = "eth"; path = "eth.so"; } );
-gateway = { enclaves = [ "${env.ENCLAVE1}", "${env.ENCLAVE2}" ]; client_rate = 1; client_burst = 3; };
+gateway = { enclaves = [ "${env.ENCLAVE1}", "${env.ENCLAVE2}" ]; client_rate = 1; client_burst = 3;
+            forward_credentials = ${env.ENCLAVE_SEALER === 'aws-kms'}; };
 `);
   const log = fs.openSync(path.join(dir, 'log'), 'a');
+  // With aws-kms the enclaves need the stand-in's credentials from this
+  // gateway too (the environment source, with an expiration).
+  const expiration = new Date(Date.now() + 3600e3).toISOString().replace(/\.\d+Z$/, 'Z');
+  const aws = { AWS_ACCESS_KEY_ID: env.AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: env.AWS_SECRET_ACCESS_KEY,
+    AWS_REGION: env.AWS_REGION, AWS_CREDENTIAL_EXPIRATION: expiration, AWS_EC2_METADATA_DISABLED: 'true' };
   children.push(spawn(path.join(BUILD, 'signerd'), ['-c', path.join(dir, 'gw.conf'), '--io-loops', '1'],
-    { stdio: ['ignore', log, log] }));
+    { stdio: ['ignore', log, log], env: { ...process.env, ...aws } }));
   const url = `http://127.0.0.1:${port}/`;
   let ready = false;
   for (let i = 0; i < 100 && !ready; i++) { ready = (await request(url + 'readyz', { method: 'GET' })).status === 200; if (!ready) await sleep(100); }
