@@ -98,12 +98,14 @@ enclave_sealer_block() {
 sealer = { type = "aws-kms"; region = "$REGION"; kms_key_id = "$KMS_KEY_ID";
            endpoint = "tcp:127.0.0.1:$PX_PORT"; host = "kms.$REGION.amazonaws.com";
            ca_file = "$dir/kms-tls/ca.pem"; timeout_ms = "2000"; max_attempts = "2"; };
+EOF
+        ;;
+    esac
+    cat <<EOF
 attestation = "emulated";
 emulated_nsm = { signing_key = "$dir/pki/leaf.key"; certificate = "$dir/pki/leaf.pem";
                  cabundle = "$dir/pki/cabundle.pem"; pcrs = { pcr0 = "$PCR0"; }; };
 EOF
-        ;;
-    esac
 }
 
 start_dynalite() {
