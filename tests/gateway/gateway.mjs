@@ -14,6 +14,10 @@
 //    acknowledged key_id is in DynamoDB and signs after the restart
 //  - dynalite unreachable: 503 naming the keystore within the deadline,
 //    /readyz false, recovery
+//  - aws-kms (the default; ENCLAVE_SEALER=local skips these): generate_key
+//    and sign with KMS behind the proxy; the KMS stand-in down: cached keys
+//    sign, new keys get 503 naming KMS, recovery; a reference-wallet item
+//    (written with the AWS SDK) signs, equal to ethers
 //  - forward_credentials against a fake enclave: credentials, sealed record
 //    and request id in the frame; nothing secret in the gateway's log
 //  - per-client throttling: 429 with Retry-After over the bucket
@@ -376,11 +380,17 @@ data_dir = "${dir}/data";
 listen = ( { address = "127.0.0.1:${port}"; protocol = "http"; } );
 sealer = { type = "none"; };
 plugins = ( { name = "eth"; path = "eth.so"; } );
-gateway = { enclaves = [ "${env.ENCLAVE1}", "${env.ENCLAVE2}" ]; client_rate = 1; client_burst = 3; };
+gateway = { enclaves = [ "${env.ENCLAVE1}", "${env.ENCLAVE2}" ]; client_rate = 1; client_burst = 3;
+            forward_credentials = ${env.ENCLAVE_SEALER === 'aws-kms'}; };
 `);
   const log = fs.openSync(path.join(dir, 'log'), 'a');
+  // With aws-kms the enclaves need the stand-in's credentials from this
+  // gateway too (the environment source, with an expiration).
+  const expiration = new Date(Date.now() + 3600e3).toISOString().replace(/\.\d+Z$/, 'Z');
+  const aws = { AWS_ACCESS_KEY_ID: env.AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: env.AWS_SECRET_ACCESS_KEY,
+    AWS_REGION: env.AWS_REGION, AWS_CREDENTIAL_EXPIRATION: expiration, AWS_EC2_METADATA_DISABLED: 'true' };
   children.push(spawn(path.join(BUILD, 'signerd'), ['-c', path.join(dir, 'gw.conf'), '--io-loops', '1'],
-    { stdio: ['ignore', log, log] }));
+    { stdio: ['ignore', log, log], env: { ...process.env, ...aws } }));
   const url = `http://127.0.0.1:${port}/`;
   let ready = false;
   for (let i = 0; i < 100 && !ready; i++) { ready = (await request(url + 'readyz', { method: 'GET' })).status === 200; if (!ready) await sleep(100); }
@@ -477,6 +487,79 @@ async function bench(keyId) {
   check(r.code === 0 && j && j.errors === 0 && j.requests > 0, `signer-bench through the gateway over HTTPS (mTLS, keep-alive) for 3 s: zero errors (${j ? JSON.stringify(j).slice(0, 200) : r.err})`);
 }
 
+// ---- aws-kms (ENCLAVE_SEALER=aws-kms: the stand-in behind the proxy) -------
+
+// generate_key and sign through the gateway, then the KMS stand-in stopped:
+// keys the enclaves have cached still sign, a new key gets 503 naming KMS
+// within the deadline, and everything works again once it is back.
+async function kmsDown() {
+  const { verifyMessage } = await import('ethers');
+  const g = await gw('generate_key', { secret: SECRET });
+  if (!check(g.status === 200 && /^[0-9a-f-]{36}$/.test(g.result?.key_id ?? '') && g.result.sealed_key === undefined,
+    'aws-kms: generate_key through the gateway (sealed by KMS Encrypt)', () => g.text)) return;
+  const { key_id: keyId, address } = g.result;
+  const signs = async (msg) => (await burst(16, 4, () => gw('sign_message', { key_id: keyId, secret: SECRET, message: msg })))
+    .filter((r) => r.status === 200 && verifyMessage(msg, r.result.signature) === address).length;
+  const pre = await signs('kms up');
+  check(pre === 16, `aws-kms: 16 signatures through the gateway (KMS Decrypt with attestation), ethers recovers the address: ${pre}`);
+  const pid = pidsOf().kms;
+  process.kill(pid, 'SIGTERM');
+  let gone = false;
+  for (let i = 0; i < 50 && !gone; i++) { try { process.kill(pid, 0); await sleep(100); } catch { gone = true; } }
+  check(gone, 'the KMS stand-in is stopped');
+  try {
+    const cached = await signs('kms down');
+    check(cached === 16, `KMS stand-in down: a cached key still signs (${cached}/16, verified by ethers)`);
+    const t0 = Date.now();
+    const n = await gw('generate_key', { secret: SECRET });
+    const dt = Date.now() - t0;
+    check(n.status === 503 && /KMS/.test(n.result?.error ?? '') && dt < 5000,
+      `KMS stand-in down: generate_key gets 503 naming KMS, in ${dt} ms`, () => n.text);
+  } finally {
+    restart('kms');
+  }
+  let back = null;
+  for (let i = 0; i < 50 && back?.status !== 200; i++) {
+    back = await gw('generate_key', { secret: SECRET });
+    if (back.status !== 200) await sleep(200);
+  }
+  const s = back?.status === 200
+    ? await gw('sign_message', { key_id: back.result.key_id, secret: SECRET, message: 'kms back' }) : null;
+  check(s?.status === 200 && verifyMessage('kms back', s.result.signature) === back.result.address,
+    'the KMS stand-in back: a new key is made and signs', () => [back?.text, s?.text]);
+}
+
+// An item of the reference wallet's table (key_id, ciphertext, address only;
+// the ciphertext a KMS blob of {"secret","eth_key"} without encryption
+// context, eth_key unpadded as the reference kept it) written with the AWS
+// SDK signs through the gateway, byte for byte what ethers signs.
+async function referenceItem() {
+  const crypto = await import('node:crypto');
+  const { PutItemCommand } = await import('@aws-sdk/client-dynamodb');
+  let w;
+  do { w = Wallet.createRandom(); } while (!w.privateKey.startsWith('0x0'));
+  const ethKey = w.privateKey.slice(2).replace(/^0+/, '');
+  const secret = 'reference secret ' + crypto.randomBytes(8).toString('hex');
+  let blob = '';
+  try {
+    blob = execFileSync('/usr/bin/python3', [path.join(SRC, 'tests', 'kms', 'make_reference_blob.py'), '--config', env.KMS_CONFIG,
+      '--key-id', env.KMS_KEY_ID, '--secret', secret, '--eth-key', ethKey], { encoding: 'utf8' }).trim();
+  } catch (e) { /* checked below */ }
+  if (!check(/^[A-Za-z0-9+/]+=*$/.test(blob), 'tests/kms/make_reference_blob.py makes a KMS ciphertext')) return;
+  const keyId = crypto.randomUUID();
+  const ddb = new DynamoDBClient({ region: env.AWS_REGION, endpoint: env.DYNAMODB_URL,
+    credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY } });
+  await ddb.send(new PutItemCommand({ TableName: env.DYNAMODB_TABLE,
+    Item: { key_id: { S: keyId }, ciphertext: { S: blob }, address: { S: w.address } } }));
+  ddb.destroy();
+  const t = await gw('sign_transaction', { key_id: keyId, secret, transaction_payload: TX });
+  const expected = await w.signTransaction({ ...TX, gasLimit: 21000n, value: BigInt(TX.value), data: '0x' });
+  check(t.status === 200 && t.result?.transaction_signed === expected,
+    `a reference-wallet item (eth_key of ${ethKey.length} hex digits) signs through the gateway, equal to ethers`, () => t.text);
+  const bad = await gw('sign_transaction', { key_id: keyId, secret: secret + 'x', transaction_payload: TX });
+  check(bad.status === 403, 'a reference-wallet item with a wrong secret: 403', () => bad.text);
+}
+
 async function main() {
   const up = await execFileP(TOPO, ['up'], { env: topoEnv, timeout: 180000 }).catch((e) => e);
   for (const l of (up.stdout || '').split('\n')) { const m = /^([A-Z0-9_]+)=(.*)$/.exec(l); if (m) env[m[1]] = m[2]; }
@@ -487,6 +570,9 @@ async function main() {
   check(await startStandalone(), 'a standalone signer for the differential');
   const wallet = Wallet.createRandom();
   const { keyId, ethKey } = await differential(wallet);
+  const kms = env.ENCLAVE_SEALER === 'aws-kms';
+  check(kms || process.env.ENCLAVE_SEALER === 'local', `the enclaves seal with ${env.ENCLAVE_SEALER} (aws-kms unless ENCLAVE_SEALER=local)`);
+  if (kms) await referenceItem();
   const seed = await seedFormats();
   await mtls();
   await enclaveFailover(keyId);
@@ -494,6 +580,7 @@ async function main() {
   const ids = await scanTable([ethKey, SECRET, seed.seedSecret, seed.seedKey, env.AWS_SECRET_ACCESS_KEY]);
   check(acked.every((a) => ids.includes(a.key_id)), 'every acknowledged key_id is an item in DynamoDB');
   await keystoreDown(keyId);
+  if (kms) await kmsDown();
   await throttling();
   await framesSeen();
   await bench(keyId);
