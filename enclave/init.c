@@ -9,12 +9,13 @@
  * emulated boot test (tests/enclave/boot.sh) runs the same image under qemu
  * with a virtio NIC; it passes `enclave_signer.qemu_net=1` on the kernel
  * command line and appends a second archive holding the virtio modules of
- * its kernel.  Only then does init load them (in dependency order, with
- * finit_module), give eth0 the user-networking address 10.0.2.15/24, and
- * add `--listen frames=0.0.0.0:5000` to signerd's command line, so the test
- * reaches the frames listener over TCP even when enclave.conf listens on
- * vsock only (the enclave role).  Without the flag none of that code runs.
- * See docs/deploy-eks.md.
+ * its kernel, the test's signerd config and its test PKI.  Only then does
+ * init load the modules (in dependency order, with finit_module), give eth0
+ * the user-networking address 10.0.2.15/24, and exec signerd with
+ *     -c /etc/enclave-signer/enclave-test.conf
+ * (emulated NSM, frames on TCP, KMS stand-in over TCP; that file exists
+ * only in the test's extra archive, never in the image).  Without the flag
+ * none of that code runs.  See docs/deploy-eks.md.
  *
  * Built with `gcc -static` by scripts/build_enclave_image.sh; no libc
  * functions that need NSS or locale files.
@@ -37,6 +38,7 @@
 
 #define SIGNERD "/usr/bin/signerd"
 #define CONF "/etc/enclave-signer/enclave.conf"
+#define TEST_CONF "/etc/enclave-signer/enclave-test.conf"
 #define DATA_DIR "/var/lib/enclave-signer"
 #define QEMU_FLAG "enclave_signer.qemu_net=1"
 #define MODULE_DIR "/lib/modules/qemu/"
@@ -175,7 +177,7 @@ static void qemu_network(int s)
 /* Boots the image: mounts, loopback, optional test network, exec signerd. */
 int main(void)
 {
-    char *argv[] = { SIGNERD, "-c", CONF, NULL, NULL, NULL };
+    char *argv[] = { SIGNERD, "-c", CONF, NULL };
     char *const envp[] = { "PATH=/usr/bin", "TZ=UTC", NULL };
     int s, rc;
 
@@ -192,8 +194,7 @@ int main(void)
         say(rc == 0 ? "lo up" : "lo", -rc);
         if (qemu_requested()) {
             qemu_network(s);
-            argv[3] = "--listen";
-            argv[4] = "frames=0.0.0.0:5000";
+            argv[2] = TEST_CONF;
         }
         close(s);
     }
