@@ -1,8 +1,10 @@
 // Integration test of the enclave role (docs/enclave.md): signerd with
-// role = "enclave" (emulated NSM, frames on TCP 127.0.0.1) and the KMS
-// stand-in (tests/kms/kms_standin.py: HTTPS with a test CA, SigV4, a key
-// policy naming the emulated PCR0), everything on loopback, every process
-// stopped by its PID.
+// role = "enclave" (emulated NSM, frames on TCP 127.0.0.1), a second signerd
+// with role = "proxy" (docs/proxy.md) relaying its KMS connections, and the
+// KMS stand-in (tests/kms/kms_standin.py: HTTPS with a test CA, SigV4, a key
+// policy naming the emulated PCR0) behind the proxy: enclave -> proxy ->
+// stand-in, TLS end to end, everything on loopback, every process stopped by
+// its PID.
 //
 //   node tests/integration/enclave/enclave.mjs
 //
@@ -151,9 +153,9 @@ function kmsPost(port, route, body) {
 }
 const decrypts = (s) => (s.calls && s.calls.Decrypt) || 0;
 
-// The proxy hop: once role = "proxy" exists, start it between the two and
-// pass its port as endpointPort (its allowlist naming 127.0.0.1:kmsPort);
-// host and ca_file stay, TLS runs end to end through it.
+// endpointPort is the proxy's relay listener (its allowlist names
+// 127.0.0.1:kmsPort); host and ca_file name the stand-in, since TLS runs end
+// to end through the proxy.
 function writeConfigs(endpointPort, framesPort, httpPort, pcr0 = PCR0, name = 'enclave.conf') {
   const pki = path.join(dir, 'pki');
   const r = fs.existsSync(pki) ? { status: 0 } : spawnSync('bash', [path.join(SRCDIR, 'tests', 'attest', 'make_test_pki.sh'), pki], { encoding: 'utf8' });
@@ -195,6 +197,34 @@ plugins = ( { name = "eth"; } );
   fs.writeFileSync(path.join(dir, name), conf);
 }
 
+/** A role = "proxy" config: relay on relayPort to upstreamPort, allowlisting allowPort. */
+function writeProxyConf(name, relayPort, httpPort, upstreamPort, allowPort = upstreamPort) {
+  fs.writeFileSync(path.join(dir, name), `role = "proxy";
+log_level = "info";
+listen = ( { address = "127.0.0.1:${relayPort}"; protocol = "relay"; upstream = "127.0.0.1:${upstreamPort}"; },
+           { address = "127.0.0.1:${httpPort}"; protocol = "http"; } );
+limits = { shutdown_timeout_ms = 2000; };
+proxy = { allowlist = ( { address = "127.0.0.1"; port = ${allowPort}; } );
+          connect_timeout_ms = 2000; idle_timeout_ms = 30000; };
+`);
+}
+
+/** The proxy's counters from /metrics, by name (with labels). */
+async function proxyMetrics(port) {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const out = {};
+  for (const l of text.split('\n')) {
+    const m = l.match(/^(signer_proxy_[a-z_]+(?:\{[^}]*\})?) (\d+)$/);
+    if (m) out[m[1]] = Number(m[2]);
+  }
+  return out;
+}
+const up = (m) => m['signer_proxy_bytes_total{direction="up"}'] || 0;
+const down = (m) => m['signer_proxy_bytes_total{direction="down"}'] || 0;
+const accepted = (m) => m.signer_proxy_connections_accepted_total || 0;
+
+const startProxy = (name = 'proxy.conf') => startProcess('proxy', SIGNERD, ['-c', path.join(dir, name), '--io-loops', '2'],
+  /"signerd [^ ]+ ready: role proxy/);
 const startKms = (port) => startProcess('kms', PY, [path.join(SRCDIR, 'tests', 'kms', 'kms_standin.py'),
   '--config', path.join(dir, 'standin.json'), '--tls-dir', path.join(dir, 'tls'), '--port', String(port)],
   /KMS_STANDIN_READY port=(\d+)/);
@@ -216,8 +246,12 @@ function withKey(k, extra = {}, creds = credentials()) {
 async function main() {
   for (const f of [SIGNERD, PLUGIN_DIR]) if (!fs.existsSync(f)) throw new Error(`${f} missing: build first`);
   const kmsPort = await freePort(), framesPort = await freePort(), httpPort = await freePort();
-  writeConfigs(kmsPort, framesPort, httpPort);
+  const relayPort = await freePort(), proxyHttp = await freePort();
+  writeConfigs(relayPort, framesPort, httpPort);
+  writeProxyConf('proxy.conf', relayPort, proxyHttp, kmsPort);
   let kms = await startKms(kmsPort);
+  let proxy = await startProxy();
+  const pm0 = await proxyMetrics(proxyHttp);
   let enc = await startEnclave();
   check(enc.lines.some((l) => /"level":"warn".*attestation.*EMULATED/.test(l)), 'start: emulated attestation logged as a warning');
   let fr = new Frames(framesPort);
@@ -266,6 +300,25 @@ async function main() {
   const s4 = await fr.call('sign_transaction', withKey(k3, { transaction_payload: tx }));
   const afterTtl = decrypts(await kmsStats(kmsPort));
   check(s4.enclave_status === 200 && afterTtl - after === 1, 'after the TTL: one more Decrypt', () => ({ status: s4.enclave_status, decrypts: afterTtl - after }));
+
+  // 4b. All of that went through the proxy: its counters moved both ways.
+  const pm1 = await proxyMetrics(proxyHttp);
+  const calls = Object.values((await kmsStats(kmsPort)).calls || {}).reduce((a, b) => a + b, 0);
+  check(accepted(pm1) - accepted(pm0) >= 1 && up(pm1) - up(pm0) > 0 && down(pm1) - down(pm0) > 0,
+    `proxy /metrics after the signing checks: ${accepted(pm1) - accepted(pm0)} connections accepted, ` +
+    `${up(pm1) - up(pm0)} bytes up, ${down(pm1) - down(pm0)} bytes down`, () => pm1);
+  // Each KMS call is a TLS exchange through the relay: more bytes up than the
+  // request bodies alone (a floor of 1 KB a call is generous for SigV4 + TLS).
+  check(calls > 0 && up(pm1) - up(pm0) >= 1024 * calls && down(pm1) - down(pm0) >= 1024,
+    `proxy relayed at least 1 KB per KMS call (${calls} calls at the stand-in)`, () => ({ calls, up: up(pm1) - up(pm0), down: down(pm1) - down(pm0) }));
+
+  // 4c. A proxy whose upstream is off its allowlist does not start.
+  writeProxyConf('proxy-off.conf', await freePort(), await freePort(), kmsPort, kmsPort + 1 > 65535 ? kmsPort - 1 : kmsPort + 1);
+  const off = spawnSync(SIGNERD, ['-c', path.join(dir, 'proxy-off.conf'), '--io-loops', '1'], { encoding: 'utf8', timeout: 15000 });
+  const offOut = (off.stdout || '') + (off.stderr || '');
+  for (const l of offOut.split('\n')) if (l) logLines.push(l);
+  check(off.status !== null && off.status !== 0 && offOut.includes(`upstream 127.0.0.1:${kmsPort} is not on the allowlist`),
+    'proxy with an upstream off the allowlist: exits non-zero naming "not on the allowlist"', () => ({ status: off.status, signal: off.signal, out: offOut.slice(-400) }));
 
   // 5. Expired credentials are refused (before any KMS call).
   const exp = await fr.call('sign_transaction', withKey(k1, { transaction_payload: tx }, credentials(-60)));
@@ -332,8 +385,27 @@ async function main() {
   console.log(`  answer: ${e11}`);
   kmsPost(kmsPort, '/__policy', { key_id: KMS_KEY, policy: policy(PCR0) });
 
+  // 11b. The proxy is down (the stand-in up): like the stand-in down, cached
+  // keys sign and a new unseal gets 503 naming KMS; the proxy back, it opens.
+  const warmP = await fr.call('sign_transaction', withKey(k3, { transaction_payload: tx }));
+  await stopProcess(proxy);
+  const pDownCached = await fr.call('sign_transaction', withKey(k3, { transaction_payload: tx }));
+  check(warmP.enclave_status === 200 && pDownCached.enclave_status === 200, 'proxy down: a cached key still signs', () => short(pDownCached));
+  const tp = Date.now();
+  const pDown = await fr.call('sign_transaction', withKey(refKey, { transaction_payload: tx }));
+  const ePDown = pDown.enclave_result?.error || '';
+  check(pDown.enclave_status === 503 && /KMS/.test(ePDown) && /retry after/.test(ePDown),
+    `proxy down: a key not cached gets 503 naming KMS with a retry hint (${Date.now() - tp} ms)`, () => short(pDown));
+  console.log(`  answer: ${ePDown}`);
+  proxy = await startProxy();
+  const pBack = await fr.call('sign_transaction', withKey(refKey, { transaction_payload: tx }));
+  const pm2 = await proxyMetrics(proxyHttp);
+  check(pBack.enclave_status === 200 && pBack.enclave_result.transaction_signed === wantRef && accepted(pm2) >= 1 && down(pm2) > 0,
+    'proxy back: the same key unseals through it and signs byte-identically to ethers', () => short({ pBack, pm2 }));
+
   // 12. The stand-in is down: cached keys sign, new unseals get 503 naming KMS.
   const warm = await fr.call('sign_transaction', withKey(k3, { transaction_payload: tx }));
+  const pm3 = await proxyMetrics(proxyHttp);
   await stopProcess(kms);
   const s12a = await fr.call('sign_transaction', withKey(k3, { transaction_payload: tx }));
   check(warm.enclave_status === 200 && s12a.enclave_status === 200, 'KMS down: a cached key still signs', () => short(s12a));
@@ -342,22 +414,26 @@ async function main() {
   check(s12b.enclave_status === 503 && /KMS/.test(s12b.enclave_result?.error || '') && /retry after/.test(s12b.enclave_result?.error || ''),
     `KMS down: a key not cached gets 503 naming KMS with a retry hint (${Date.now() - t12} ms)`, () => short(s12b));
   console.log(`  answer: ${s12b.enclave_result?.error}`);
+  const pm4 = await proxyMetrics(proxyHttp);
+  const cf = (m) => m.signer_proxy_upstream_connect_failures_total || 0;
+  check(cf(pm4) > cf(pm3), `KMS down: the proxy counted ${cf(pm4) - cf(pm3)} failed upstream connects (the unseal went through it)`, () => pm4);
 
   fr.close();
   await stopProcess(enc);
 
   // 13. A debug-mode image (all-zero PCR0): warned at start and in /metrics.
   const dbgFrames = await freePort(), dbgHttp = await freePort();
-  writeConfigs(kmsPort, dbgFrames, dbgHttp, '0'.repeat(96), 'debug.conf');
+  writeConfigs(relayPort, dbgFrames, dbgHttp, '0'.repeat(96), 'debug.conf');
   const dbg = await startEnclave('debug.conf');
   const dm = await (await fetch(`http://127.0.0.1:${dbgHttp}/metrics`)).text();
   check(dbg.lines.some((l) => /"level":"warn".*PCR0 is all zero/.test(l)) && /^signer_attestation_debug_pcrs 1$/m.test(dm),
     'all-zero PCR0: a warning at start and signer_attestation_debug_pcrs 1', () => dm.split('\n').filter((l) => l.includes('attestation')));
   await stopProcess(dbg);
+  await stopProcess(proxy);
 
   // Sanitizer builds: nothing reported (leaks at exit included).
   const san = logLines.filter((l) => /AddressSanitizer|LeakSanitizer|runtime error:/.test(l));
-  check(san.length === 0, 'no sanitizer report from signerd', () => san.slice(0, 3));
+  check(san.length === 0, 'no sanitizer report from signerd (enclave and proxy)', () => san.slice(0, 3));
 
   // 14. No log line holds a key, secret, credential or plaintext.
   const secrets = [secret, refSecret, AWS_SECRET, TOKEN, wallet.privateKey.slice(2), refHex];

@@ -1,7 +1,9 @@
 #!/bin/sh
 # Integration test of the enclave role: signerd (role = "enclave", emulated
-# NSM, frames on 127.0.0.1) against the KMS stand-in over HTTPS.  See
-# enclave.mjs for what it checks and docs/enclave.md for the role.
+# NSM, frames on 127.0.0.1) reaching the KMS stand-in over HTTPS through a
+# second signerd with role = "proxy" (enclave -> proxy -> stand-in, TLS end
+# to end).  See enclave.mjs for what it checks and docs/enclave.md for the
+# role.
 #
 # Used by `make check` (TESTS) and runnable by hand:
 #   SIGNER_BUILDDIR=/path/to/build tests/integration/enclave/run.sh
