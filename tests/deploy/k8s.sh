@@ -28,12 +28,19 @@ for o in "$src"/contrib/k8s/overlays/*/; do
     last=$n
 done
 node "$here/k8s_validate.mjs" --self-test <"$tmp/$last.yaml" || rc=1
-# The signerd configs the deployment ships must load (today's roles).
+# The signerd configs the deployment ships must load.
 if [ -x "$build/signerd" ]; then
     for conf in "$src/contrib/k8s/base/gateway.conf" "$src/enclave/enclave.conf"; do
         if "$build/signerd" --check-config -c "$conf" \
                --plugin-dir "$build/plugins/.libs" >"$tmp/conf.out" 2>&1; then
             echo "ok   signerd --check-config accepts ${conf#$src/}"
+            echo "shipped-config: 1 passed, 0 failed"
+        elif [ ! -e /dev/nsm ] && [ "$(grep -c '"level":"error"' "$tmp/conf.out")" = 1 ] &&
+             grep -q 'cannot open the NSM device /dev/nsm' "$tmp/conf.out"; then
+            # The enclave image's config: parsed and checked up to the
+            # attestation device, which exists only inside a Nitro enclave
+            # (the qemu boot test runs the rest of it).
+            echo "ok   ${conf#$src/} is accepted up to the NSM device (absent off Nitro)"
             echo "shipped-config: 1 passed, 0 failed"
         else
             cat "$tmp/conf.out"; echo "shipped-config: 0 passed, 1 failed (${conf#$src/})"; rc=1
