@@ -36,7 +36,7 @@ ARTDIR=${FUZZ_ARTIFACTS:-${BUILDDIR:-${TMPDIR:-/tmp}}/fuzz-artifacts}
 # The sources: read from the automake fragments, so a new engine or plugin
 # file is never left out.
 PKGS="libsecp256k1 libcrypto libssl libconfig libcjson libevent
-  libevent_pthreads sqlite3 libcurl"
+  libevent_pthreads libevent_openssl sqlite3 libcurl libcbor"
 
 command -v "$CC" >/dev/null 2>&1 || {
     echo "run.sh: $CC not found (apt-get install -y clang libclang-rt-14-dev)" >&2
@@ -49,10 +49,12 @@ from_am() { # file variable: the .c files assigned or appended to it
         on { print; if ($0 !~ /\\$/) on = 0 }' "$1" |
         tr ' \t\\' '\n\n\n' | grep '\.c$' | sort -u
 }
-ENGINE_SRCS=$(for f in engine/Makefile.am.include engine/transport/Makefile.am.include \
-                       engine/aws/Makefile.am.include; do
-                  from_am "$SRCDIR/$f" engine_libengine_la_SOURCES
-              done | sort -u)
+ENGINE_SRCS=$( (for f in "$SRCDIR"/engine/Makefile.am.include \
+                         "$SRCDIR"/engine/*/Makefile.am.include; do
+                    from_am "$f" engine_libengine_la_SOURCES
+                done
+                from_am "$SRCDIR/engine/attest/Makefile.am.include" \
+                    engine_attest_libattest_la_SOURCES) | sort -u)
 ETH_SRCS=$(from_am "$SRCDIR/plugins/eth/Makefile.am.include" ETH_PLUGIN_SOURCES)
 if [ -z "$ENGINE_SRCS" ] || [ -z "$ETH_SRCS" ]; then
     echo "run.sh: no sources found in the Makefile fragments" >&2
