@@ -45,8 +45,10 @@ start_signerd() {
 }
 
 # Sets GATEWAY_URL (https, mTLS; without its trailing "/"), GATEWAY_HTTP_URL
-# (plain HTTP on loopback, no trailing "/"), CA_FILE, CLIENT_CERT and
-# CLIENT_KEY from the NAME=value lines of `scripts/topology.sh up`.  Reuses
+# (plain HTTP on loopback, no trailing "/"), CA_FILE, CLIENT_CERT,
+# CLIENT_KEY, TOPOLOGY_DIR, ENCLAVE1, ENCLAVE2, DYNAMODB_URL and
+# TOPO_AWS_{ACCESS_KEY_ID,SECRET_ACCESS_KEY,REGION} from the NAME=value
+# lines of `scripts/topology.sh up`.  Reuses
 # the topology whose lines are in the file DEPLOY_TOPOLOGY_ENV (one started
 # by tests/deploy/run.sh for several scripts); else starts one in $tmp,
 # stopped on exit.
@@ -63,14 +65,16 @@ start_topology() {
     while IFS='=' read -r k v; do
         case $k in
         GATEWAY_URL|GATEWAY_HTTP_URL) eval "$k=\${v%/}" ;;
-        CA_FILE|CLIENT_CERT|CLIENT_KEY) eval "$k=\$v" ;;
+        CA_FILE|CLIENT_CERT|CLIENT_KEY|TOPOLOGY_DIR|ENCLAVE1|ENCLAVE2|DYNAMODB_URL) eval "$k=\$v" ;;
+        AWS_ACCESS_KEY_ID|AWS_SECRET_ACCESS_KEY|AWS_REGION) eval "TOPO_$k=\$v" ;;
         esac
     done <"$env_file"
     [ -n "${GATEWAY_URL:-}" ] && [ -n "${GATEWAY_HTTP_URL:-}" ] && [ -n "${CLIENT_KEY:-}" ] ||
         { echo "no GATEWAY_URL, GATEWAY_HTTP_URL, CA_FILE, CLIENT_CERT, CLIENT_KEY in $env_file"; return 1; }
 }
 
-# metric NAME_WITH_LABELS: its value in the gateway's /metrics (0 if absent).
+# gateway_metric NAME_WITH_LABELS [BASE_URL]: its value in the gateway's
+# /metrics (BASE_URL default GATEWAY_HTTP_URL; 0 if absent).
 gateway_metric() {
-    curl -sf "$GATEWAY_HTTP_URL/metrics" | awk -v m="$1" '$1 == m { v = $2 } END { print v + 0 }'
+    curl -sf "${2:-$GATEWAY_HTTP_URL}/metrics" | awk -v m="$1" '$1 == m { v = $2 } END { print v + 0 }'
 }
