@@ -11,10 +11,24 @@
 # (a non-200 answer, a malformed answer, a connection failure), 2 on bad
 # arguments.  Needs node (>= 18); no npm packages.
 #
-# Environment: LOAD_TIMEOUT_MS per request (default 30000).
+# URL may be http:// (a standalone signer, the gateway's loopback listener)
+# or https:// (the gateway's TLS listener, with or without mTLS).
+#
+# Environment (the names scripts/topology.sh up prints):
+#   CA_FILE          PEM file of the CA(s) that issued the server's
+#                    certificate (https; default: the system's CAs)
+#   CLIENT_CERT      PEM client certificate for mTLS (https; with CLIENT_KEY)
+#   CLIENT_KEY       PEM private key of CLIENT_CERT
+#   LOAD_TIMEOUT_MS  per request (default 30000)
+# e.g.  eval "$(scripts/topology.sh up)"; export CA_FILE CLIENT_CERT CLIENT_KEY
+#       scripts/load_test.sh 4 50 "$GATEWAY_URL"
+#
 # For the Postman collection's folders (load_testing_key_generation,
 # load_testing_signing) with newman instead, see contrib/postman/README.md.
 set -eu
+case ${1:-} in
+-h|--help) sed -n '2,/^set -eu/s/^# \{0,1\}//p' "$0"; exit 0 ;;
+esac
 if [ $# -lt 2 ] || [ $# -gt 3 ]; then
     echo "usage: $0 RUNNERS ROUNDS [URL]" >&2
     exit 2
@@ -24,6 +38,7 @@ exec node --input-type=module - "$@" <<'EOF'
 import http from 'node:http';
 import https from 'node:https';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 
 const [runnersArg, roundsArg, urlArg] = process.argv.slice(2);
 const runners = Number(runnersArg), rounds = Number(roundsArg);
@@ -33,8 +48,30 @@ if (!Number.isInteger(runners) || runners < 1 || !Number.isInteger(rounds) || ro
 }
 const base = new URL(urlArg || 'http://127.0.0.1:8080');
 const basePath = base.pathname.replace(/\/+$/, '');
+if (base.protocol !== 'http:' && base.protocol !== 'https:') {
+  console.error(`load_test: URL must be http:// or https://, not ${base.protocol}`);
+  process.exit(2);
+}
 const lib = base.protocol === 'https:' ? https : http;
-const agent = new lib.Agent({ keepAlive: true, maxSockets: runners });
+// TLS material from CA_FILE, CLIENT_CERT, CLIENT_KEY (https only).
+function tlsOptions() {
+  const o = {};
+  const files = { ca: 'CA_FILE', cert: 'CLIENT_CERT', key: 'CLIENT_KEY' };
+  for (const [opt, name] of Object.entries(files)) {
+    const f = process.env[name];
+    if (!f) continue;
+    try { o[opt] = fs.readFileSync(f); } catch (e) {
+      console.error(`load_test: ${name}: cannot read ${f}: ${e.code || e.message}`);
+      process.exit(2);
+    }
+  }
+  if (!o.cert !== !o.key) {
+    console.error('load_test: CLIENT_CERT and CLIENT_KEY go together');
+    process.exit(2);
+  }
+  return o;
+}
+const agent = new lib.Agent({ keepAlive: true, maxSockets: runners, ...(lib === https ? tlsOptions() : {}) });
 const timeoutMs = Number(process.env.LOAD_TIMEOUT_MS || 30000);
 
 const lat = { key: [], tx: [], userop: [] };
@@ -96,7 +133,7 @@ agent.destroy();
 
 const signed = lat.tx.length + lat.userop.length;
 console.log(`load test: ${runners} runners x ${rounds} rounds against ${base.href}`);
-console.log(`duration: ${secs.toFixed(2)} s`);
+console.log(`duration: ${secs.toFixed(3)} s`);
 console.log(`requests: ${lat.key.length + signed + errors.length} (keys ${lat.key.length}, signatures ${signed}), errors: ${errors.length}`);
 console.log(`throughput: ${(signed / secs).toFixed(1)} signatures/s`);
 for (const kind of ['key', 'tx', 'userop', 'all']) {

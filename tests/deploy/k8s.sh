@@ -2,9 +2,14 @@
 # Renders every overlay of contrib/k8s with `kubectl kustomize` (offline)
 # and validates the output strictly (tests/deploy/k8s_validate.mjs: unknown
 # fields and wrong types rejected, against schemas bundled in pinned npm
-# packages), plus the validator's own self-test.  Also checks that the
-# signerd configs shipped (ConfigMap gateway.conf, enclave/enclave.conf)
-# are accepted by signerd --check-config.
+# packages), plus the validator's own self-test; the validator also checks
+# that the pod runs the gateway and proxy roles with configs that agree with
+# the enclave image's (enclave/enclave.conf).  Then signerd --check-config
+# on the signerd configs shipped: each overlay's rendered ConfigMap files
+# (gateway.conf with its gateway-tls.conf, proxy.conf) and
+# enclave/enclave.conf.  --check-config connects to nothing (no DynamoDB,
+# vsock, KMS or DNS) and does not read the TLS files, which exist only in
+# the pod.
 # Exit 77 (skip) when kubectl (with kustomize) or node is missing.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,26 +29,29 @@ for o in "$src"/contrib/k8s/overlays/*/; do
     if ! kubectl kustomize "$o" >"$tmp/$n.yaml" 2>"$tmp/$n.err"; then
         echo "FAIL kubectl kustomize $o"; cat "$tmp/$n.err"; rc=1; continue
     fi
-    node "$here/k8s_validate.mjs" "$n" <"$tmp/$n.yaml" || rc=1
+    K8S_CONFIG_OUT=$tmp/$n.conf ENCLAVE_CONF=$src/enclave/enclave.conf \
+        node "$here/k8s_validate.mjs" "$n" <"$tmp/$n.yaml" || rc=1
     last=$n
 done
 node "$here/k8s_validate.mjs" --self-test <"$tmp/$last.yaml" || rc=1
 # The signerd configs the deployment ships must load.
 if [ -x "$build/signerd" ]; then
-    for conf in "$src/contrib/k8s/base/gateway.conf" "$src/enclave/enclave.conf"; do
+    for conf in "$tmp"/*.conf/gateway.conf "$tmp"/*.conf/proxy.conf "$src/enclave/enclave.conf"; do
+        [ -f "$conf" ] || continue
+        case $conf in "$tmp"/*) name=overlay:${conf#$tmp/} ;; *) name=${conf#$src/} ;; esac
         if "$build/signerd" --check-config -c "$conf" \
                --plugin-dir "$build/plugins/.libs" >"$tmp/conf.out" 2>&1; then
-            echo "ok   signerd --check-config accepts ${conf#$src/}"
+            echo "ok   signerd --check-config accepts $name"
             echo "shipped-config: 1 passed, 0 failed"
         elif [ ! -e /dev/nsm ] && [ "$(grep -c '"level":"error"' "$tmp/conf.out")" = 1 ] &&
              grep -q 'cannot open the NSM device /dev/nsm' "$tmp/conf.out"; then
             # The enclave image's config: parsed and checked up to the
             # attestation device, which exists only inside a Nitro enclave
             # (the qemu boot test runs the rest of it).
-            echo "ok   ${conf#$src/} is accepted up to the NSM device (absent off Nitro)"
+            echo "ok   $name is accepted up to the NSM device (absent off Nitro)"
             echo "shipped-config: 1 passed, 0 failed"
         else
-            cat "$tmp/conf.out"; echo "shipped-config: 0 passed, 1 failed (${conf#$src/})"; rc=1
+            cat "$tmp/conf.out"; echo "shipped-config: 0 passed, 1 failed ($name)"; rc=1
         fi
     done
 fi

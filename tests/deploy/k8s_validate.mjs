@@ -14,7 +14,15 @@
 //    on a server.
 // Then the deployment properties the manifests promise (two replicas across
 // zones and nodes, the enclave device, hugepages, requests = limits,
-// probes, hardening, PDB, IRSA, internal NLB, egress only to 443 and DNS).
+// probes, hardening, PDB, IRSA, internal NLB, egress only to 443 and DNS),
+// and that the pod runs the real roles: the gateway and proxy containers
+// run signerd with the ConfigMap's gateway.conf (role gateway, HTTPS,
+// DynamoDB, the enclave on vsock) and proxy.conf (role proxy, relay to KMS),
+// whose region, vsock CID and ports, KMS host and listener ports agree with
+// each other, with the containers' ports and env, and with the enclave
+// image's config (ENCLAVE_CONF, default enclave/enclave.conf).
+// K8S_CONFIG_OUT=DIR writes the ConfigMap's files there (tests/deploy/k8s.sh
+// runs signerd --check-config on them).
 // --self-test: breaks a valid Deployment in several ways; each must fail.
 // Prints "k8s-NAME: N passed, M failed".
 import fs from 'node:fs';
@@ -147,6 +155,116 @@ function properties(docs) {
     check(ports.length > 0 && ports.every((x) => x === 443 || x === 53), 'egress only to 443 and DNS', ports.join(','));
     check(np.spec.egress.every((r) => (r.to || []).length > 0), 'every egress rule names its destinations');
   }
+  roleConfigs(docs, pod, byName);
+}
+
+
+// ------------------------------------------------------------ role configs
+
+/** libconfig text without comments (# and // to the end of a line, C blocks). */
+const uncomment = (t) => t.replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^"\w])(#|\/\/)[^\n]*/g, '$1');
+/** The body of group `name = { ... }` (nested braces matched), or ''. */
+function group(t, name) {
+  const m = new RegExp(`(^|[;\\s{])${name}\\s*[=:]\\s*\\{`).exec(t);
+  if (!m) return '';
+  let depth = 1, i = m.index + m[0].length;
+  const start = i;
+  for (; i < t.length && depth > 0; i++) depth += t[i] === '{' ? 1 : t[i] === '}' ? -1 : 0;
+  return t.slice(start, i - 1);
+}
+/** String setting `key` directly in text t (first match), or undefined. */
+const str = (t, key) => new RegExp(`(^|[;\\s{])${key}\\s*[=:]\\s*"([^"]*)"`).exec(t)?.[2];
+/** Listeners: [{address, protocol, upstream}] of the `listen = ( ... )` list. */
+function listeners(t) {
+  const m = /(^|[;\s])listen\s*[=:]\s*\(/.exec(t);
+  if (!m) return [];
+  const body = t.slice(m.index + m[0].length, t.indexOf(')', m.index + m[0].length));
+  return [...body.matchAll(/\{([^{}]*)\}/g)]
+    .map((g) => ({ address: str(g[1], 'address'), protocol: str(g[1], 'protocol') || 'http', upstream: str(g[1], 'upstream') }));
+}
+
+function roleConfigs(docs, pod, byName) {
+  const cm = docs.find((d) => d.kind === 'ConfigMap' &&
+    pod.volumes.some((v) => v.name === 'config' && v.configMap?.name === d.metadata.name));
+  if (!check(cm && cm.data, 'the config volume is a ConfigMap of the rendered output')) return;
+  const out = process.env.K8S_CONFIG_OUT;
+  if (out) {
+    fs.mkdirSync(out, { recursive: true });
+    for (const [f, text] of Object.entries(cm.data)) fs.writeFileSync(path.join(out, f), text);
+  }
+  const gwText = cm.data['gateway.conf'], pxText = cm.data['proxy.conf'];
+  if (!check(gwText && pxText && cm.data['gateway-tls.conf'], 'ConfigMap: gateway.conf, gateway-tls.conf, proxy.conf')) return;
+  const gw = uncomment(gwText), tls = uncomment(cm.data['gateway-tls.conf']), px = uncomment(pxText);
+  const encFile = process.env.ENCLAVE_CONF || path.join(here, '..', '..', 'enclave', 'enclave.conf');
+  const enc = uncomment(fs.readFileSync(encFile, 'utf8'));
+
+  // The commands: signerd with these files, nowhere AWS's vsock-proxy.
+  const conf = '/etc/enclave-signer';
+  check(eq(byName.gateway?.command, ['/usr/bin/signerd', '-c', `${conf}/gateway.conf`]), 'gateway: signerd -c gateway.conf');
+  check(eq(byName.proxy?.command, ['/usr/bin/signerd', '-c', `${conf}/proxy.conf`]), 'proxy: signerd -c proxy.conf');
+  check(!pod.containers.some((c) => /vsock-proxy/.test(JSON.stringify([c.command, c.args]))), 'no container runs vsock-proxy');
+  for (const n of ['gateway', 'proxy'])
+    check(byName[n]?.volumeMounts?.some((m) => m.name === 'config' && m.mountPath === conf), `${n}: the ConfigMap at ${conf}`);
+  check(/@include\s+"gateway-tls.conf"/.test(gwText), 'gateway.conf includes gateway-tls.conf');
+
+  // The roles and what they use.
+  check(str(gw, 'role') === 'gateway', 'gateway.conf: role "gateway"', str(gw, 'role'));
+  check(str(px, 'role') === 'proxy', 'proxy.conf: role "proxy"', str(px, 'role'));
+  check(str(enc, 'role') === 'enclave', 'enclave image config: role "enclave"', str(enc, 'role'));
+  const ks = group(gw, 'keystore'), gwg = group(gw, 'gateway'), seal = group(enc, 'sealer');
+  check(str(ks, 'type') === 'dynamodb' && !!str(ks, 'table'), 'gateway: the DynamoDB keystore with a table');
+  check(str(group(gw, 'sealer'), 'type') === 'none', 'gateway: no sealer');
+  check(/forward_credentials\s*=\s*true/.test(gwg), 'gateway: forwards the pod credentials to the enclave');
+  const gwl = listeners(gw), pxl = listeners(px), encl = listeners(enc);
+
+  // TLS from the mounted Secret; mTLS where the overlay asks for it.
+  const tlsg = group(tls, 'tls');
+  const secretAt = (vol) => {
+    const v = pod.volumes.find((x) => x.secret?.secretName === vol);
+    return v && byName.gateway?.volumeMounts?.find((m) => m.name === v.name)?.mountPath;
+  };
+  const tlsDir = secretAt('enclave-signer-tls');
+  check(gwl.some((l) => l.protocol === 'https') && tlsDir && str(tlsg, 'cert') === `${tlsDir}/tls.crt` &&
+    str(tlsg, 'key') === `${tlsDir}/tls.key`, 'gateway: HTTPS with the certificate of the mounted Secret enclave-signer-tls');
+  const ca = str(tlsg, 'client_ca');
+  if (ca) {
+    const caDir = secretAt('enclave-signer-client-ca');
+    check(caDir && ca === `${caDir}/ca.crt`, 'gateway: mTLS client CA from the mounted Secret enclave-signer-client-ca', ca);
+  }
+  if (pod.containers && docs.find((d) => d.kind === 'Deployment').metadata.namespace === 'enclave-signer')
+    check(!!ca, 'prod: mTLS (client certificates required)');
+
+  // The vsock path: gateway -> enclave (CID, port), enclave -> proxy (port), proxy -> KMS (host).
+  const cid = byName.enclave?.env?.find((e) => e.name === 'ENCLAVE_CID')?.value;
+  const encPort = encl.find((l) => l.protocol === 'frames')?.address?.match(/^vsock:any:(\d+)$/)?.[1];
+  const enclaves = (/enclaves\s*=\s*\[([^\]]*)\]/.exec(gwg)?.[1] || '').match(/"[^"]*"/g) || [];
+  check(encPort && eq(enclaves, [`"vsock:${cid}:${encPort}"`]), 'gateway: the enclave at vsock:ENCLAVE_CID:<enclave.conf port>',
+    `${enclaves} vs CID ${cid}, port ${encPort}`);
+  const relay = pxl.filter((l) => l.protocol === 'relay');
+  const kmsPort = str(seal, 'endpoint')?.match(/^vsock:3:(\d+)$/)?.[1];
+  const host = str(seal, 'host'), region = str(seal, 'region');
+  check(relay.length === 1 && relay[0].address === `vsock:any:${kmsPort}` && relay[0].upstream === `${host}:443`,
+    'proxy: relays vsock:any:<enclave sealer port> to the enclave sealer\'s KMS host', JSON.stringify(relay));
+  check(host === `kms.${region}.amazonaws.com`, 'enclave image: KMS host of its region', host);
+  const allow = [...group(px, 'proxy').matchAll(/address\s*=\s*"([^"]*)"\s*;\s*port\s*=\s*(\d+)/g)].map((m) => `${m[1]}:${m[2]}`);
+  check(eq(allow.slice().sort(), [`kms.${region}.amazonaws.com:443`, `sts.${region}.amazonaws.com:443`]),
+    'proxy: allowlist = the region\'s KMS and STS endpoints', allow.join(','));
+  const envRegion = byName.gateway?.env?.find((e) => e.name === 'AWS_REGION')?.value;
+  check([str(ks, 'region'), str(gwg, 'region'), envRegion].every((r) => r === region),
+    'one region: keystore, gateway, AWS_REGION and the enclave image', `${str(ks, 'region')} ${str(gwg, 'region')} ${envRegion} ${region}`);
+
+  // Container ports and probes match the listeners.
+  const portOf = (c, name) => c?.ports?.find((p) => p.name === name)?.containerPort;
+  const tcp = (ls, proto) => ls.filter((l) => l.protocol === proto).map((l) => Number(l.address.split(':').pop()));
+  check(eq(tcp(gwl, 'https'), [portOf(byName.gateway, 'https')]) && eq(tcp(gwl, 'http'), [portOf(byName.gateway, 'http')]),
+    'gateway: container ports https and http are its listeners', JSON.stringify(gwl));
+  check(eq(tcp(pxl, 'http'), [portOf(byName.proxy, 'proxy-health')]) &&
+    byName.proxy?.readinessProbe?.httpGet?.path === '/readyz' && byName.proxy?.livenessProbe?.httpGet?.path === '/healthz',
+    'proxy: probes on its health listener');
+  const svc = docs.find((d) => d.kind === 'Service'), np = docs.find((d) => d.kind === 'NetworkPolicy');
+  check(svc?.spec.ports.every((p) => p.targetPort === 'https'), 'the Service sends clients to the HTTPS listener only');
+  check(eq(np?.spec.ingress.flatMap((r) => r.ports.map((p) => p.port)), [portOf(byName.gateway, 'https')]),
+    'the NetworkPolicy admits the HTTPS port only');
 }
 
 // ------------------------------------------------------------------ main
