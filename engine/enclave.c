@@ -80,8 +80,14 @@ int eng_enclave_open(eng_engine *e, const eng_config *cfg, char *err,
 {
     eng_attest_config ac;
     char why[512];
+    int mode;
     if (!eng_enclave_role(cfg))
         return 0;
+    if ((mode = trust_client_conf(cfg)) < 0) {
+        snprintf(err, err_len, "%s: trust_client_field must be true or false",
+                 cfg->file);
+        return -1;
+    }
     memset(&ac, 0, sizeof ac);
     if (eng_attest_conf_parse(&ac, config_root_setting(&cfg->lc), cfg->dir,
                               why, sizeof why) != 0) {
@@ -96,12 +102,7 @@ int eng_enclave_open(eng_engine *e, const eng_config *cfg, char *err,
         return -1;
     }
     log_warnings();
-    if ((client_mode = trust_client_conf(cfg)) < 0) {
-        snprintf(err, err_len, "%s: trust_client_field must be true or false",
-                 cfg->file);
-        client_mode = CLIENT_REFUSE;
-        return -1;
-    }
+    client_mode = mode;
     e->host.random_bytes = enclave_random;
     eng_log(SIGNER_LOG_INFO, "attestation device: %s",
             eng_attest_name(device));
