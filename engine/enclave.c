@@ -117,6 +117,7 @@ void eng_enclave_close(void)
     client_mode = CLIENT_REFUSE;
 }
 
+/* A frame's "client": used, ignored or refused (see enclave.h). */
 int eng_enclave_frame_client(signer_reply *reply, char *out, size_t cap,
                              const cJSON *v)
 {
@@ -178,6 +179,7 @@ static char *health_answer(const char *id, size_t id_len, size_t *len)
     return out;
 }
 
+/* The gateway's probe, answered without the dispatcher (see enclave.h). */
 int eng_enclave_health(const eng_request *req, char **resp, size_t *resp_len)
 {
     eng_json_span id = {"id", NULL, 0};
