@@ -523,7 +523,8 @@ static int parse_root(eng_config *c, char *err, size_t err_len)
         "role",   "data_dir", "plugin_dir", "log_level", "workers",
         "io_loops", "listen", "limits",   "sealer",     "keystore",  "auth",
         "key_cache", "plugins", "aliases",  "gateway", "tls", "proxy",
-        "attestation", "emulated_nsm", /* enclave role: engine/enclave.c */
+        "attestation", "emulated_nsm", "trust_client_field",
+        /* enclave role: engine/enclave.c */
         NULL};
     const config_setting_t *root = config_root_setting(&c->lc);
     char *s = NULL;

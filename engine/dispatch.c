@@ -49,6 +49,7 @@ typedef struct dispatch {
     signer_reply reply;
     struct signer_call call;
     char rid[17];
+    char client[80]; /* a trusted frame's "client" (enclave.h) */
 } dispatch;
 
 /* Copies at most 64 printable characters of s for messages. */
@@ -99,6 +100,23 @@ static int step_frame_rid(dispatch *d)
     return SIGNER_OK;
 }
 
+/* A frame from a trusted gateway may name the client it serves
+ * (docs/frames.md): the auth throttle then counts that client. */
+static int step_frame_client(dispatch *d)
+{
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(d->root, "client");
+    int rc;
+    if (c == NULL)
+        return SIGNER_OK;
+    if ((rc = eng_enclave_frame_client(&d->reply, d->client,
+                                       sizeof d->client, c)) != SIGNER_OK)
+        return rc;
+    if (d->client[0] != '\0')
+        d->call.peer = d->client;
+    cJSON_DeleteItemFromObjectCaseSensitive(d->root, "client");
+    return SIGNER_OK;
+}
+
 /* Step 1: the body is one strict JSON object (and a frame has an id). */
 static int step_parse(dispatch *d)
 {
@@ -137,7 +155,9 @@ static int step_parse(dispatch *d)
                                "id: must be a string or a number");
     }
     cJSON_DeleteItemFromObjectCaseSensitive(d->root, "id");
-    return step_frame_rid(d);
+    if ((rc = step_frame_rid(d)) != SIGNER_OK)
+        return rc;
+    return step_frame_client(d);
 }
 
 /* Step 2a, a convenience route: the body is the payload itself, and a
@@ -211,7 +231,8 @@ static int step_find_op(dispatch *d)
         return eng_reply_error(&d->reply, SIGNER_ERR_BAD_REQUEST,
                                "operation: unknown operation '%s'", name);
     }
-    if (eng_op_is_raw(d->entry->plugin, d->entry->op) != d->raw) {
+    if (!d->req->framed && /* frames carry a raw op's payload as is */
+        eng_op_is_raw(d->entry->plugin, d->entry->op) != d->raw) {
         printable(name, sizeof name, d->opname);
         return eng_reply_error(&d->reply, SIGNER_ERR_BAD_REQUEST,
                                "operation: '%s' is served at its own route "
@@ -277,14 +298,37 @@ static cJSON *answer_id(const dispatch *d)
     return id;
 }
 
+/* A raw op's answer in a frame: result {"raw": the text as a JSON string}
+ * (docs/frames.md).  1 done, 0 not a raw answer, -1 out of memory. */
+static int raw_as_string(dispatch *d)
+{
+    cJSON *r, *s;
+    if (!d->reply.raw || d->reply.result == NULL ||
+        (r = cJSON_GetObjectItemCaseSensitive(d->reply.result, "raw")) ==
+            NULL)
+        return 0;
+    s = cJSON_CreateString(r->valuestring != NULL ? r->valuestring : "");
+    if (s == NULL ||
+        !cJSON_ReplaceItemInObjectCaseSensitive(d->reply.result, "raw", s)) {
+        cJSON_Delete(s);
+        return -1;
+    }
+    return 1;
+}
+
 /* The answer body; returns the HTTP status (the edge's only mapping). */
 static int step_answer(dispatch *d, int err, char **resp, size_t *resp_len)
 {
-    int status = signer_err_http_status(err);
+    int status = signer_err_http_status(err), raw;
     cJSON *out, *r;
     char st[16];
     *resp = NULL;
-    if (d->reply.raw && d->reply.result != NULL &&
+    if (d->req->framed && (raw = raw_as_string(d)) != 0) {
+        err = raw > 0 ? SIGNER_OK
+                      : eng_reply_error(&d->reply, SIGNER_ERR_NOMEM,
+                                        "out of memory");
+        status = signer_err_http_status(raw > 0 ? d->reply.raw_err : err);
+    } else if (d->reply.raw && d->reply.result != NULL &&
         (r = cJSON_GetObjectItemCaseSensitive(d->reply.result, "raw")) !=
             NULL) { /* host->reply_raw: the whole answer */
         *resp = r->valuestring;

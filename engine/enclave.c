@@ -1,5 +1,6 @@
 /* Enclave role: attestation device, mixed randomness, the `attestation`
- * operation and the device's warnings (see enclave.h, docs/enclave.md). */
+ * and `health` operations, the device's warnings and the frame's `client`
+ * field (see enclave.h, docs/enclave.md, docs/frames.md). */
 #include "config.h"
 #include "enclave.h"
 
@@ -9,12 +10,20 @@
 
 #include "aws/buf.h"
 #include "host.h"
+#include "json.h"
 #include "log.h"
 #include "util.h"
+
+/* A health probe is a small frame: anything larger is not parsed twice. */
+#define HEALTH_FRAME_MAX 256
 
 /* One engine per process: the device the role opened. */
 static eng_attest *device;
 static int warn_emulated, warn_debug_pcrs;
+/* A frame's "client": refused outside the enclave role; in it, used with
+ * trust_client_field (the default), ignored without. */
+enum { CLIENT_REFUSE = 0, CLIENT_TRUST = 1, CLIENT_IGNORE = 2 };
+static int client_mode;
 
 int eng_enclave_role(const eng_config *cfg)
 {
@@ -52,13 +61,33 @@ static void log_warnings(void)
     }
 }
 
+/* trust_client_field (default true: only the gateway reaches the enclave's
+ * vsock port): CLIENT_TRUST or CLIENT_IGNORE, -1 when not a boolean. */
+static int trust_client_conf(const eng_config *cfg)
+{
+    const config_setting_t *s =
+        config_setting_get_member(config_root_setting(&cfg->lc),
+                                  "trust_client_field");
+    if (s == NULL)
+        return CLIENT_TRUST;
+    if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+        return -1;
+    return config_setting_get_bool(s) ? CLIENT_TRUST : CLIENT_IGNORE;
+}
+
 int eng_enclave_open(eng_engine *e, const eng_config *cfg, char *err,
                      size_t err_len)
 {
     eng_attest_config ac;
     char why[512];
+    int mode;
     if (!eng_enclave_role(cfg))
         return 0;
+    if ((mode = trust_client_conf(cfg)) < 0) {
+        snprintf(err, err_len, "%s: trust_client_field must be true or false",
+                 cfg->file);
+        return -1;
+    }
     memset(&ac, 0, sizeof ac);
     if (eng_attest_conf_parse(&ac, config_root_setting(&cfg->lc), cfg->dir,
                               why, sizeof why) != 0) {
@@ -73,6 +102,7 @@ int eng_enclave_open(eng_engine *e, const eng_config *cfg, char *err,
         return -1;
     }
     log_warnings();
+    client_mode = mode;
     e->host.random_bytes = enclave_random;
     eng_log(SIGNER_LOG_INFO, "attestation device: %s",
             eng_attest_name(device));
@@ -84,6 +114,94 @@ void eng_enclave_close(void)
     eng_attest_close(device);
     device = NULL;
     warn_emulated = warn_debug_pcrs = 0;
+    client_mode = CLIENT_REFUSE;
+}
+
+/* A frame's "client": used, ignored or refused (see enclave.h). */
+int eng_enclave_frame_client(signer_reply *reply, char *out, size_t cap,
+                             const cJSON *v)
+{
+    size_t i, n;
+    out[0] = '\0';
+    if (client_mode == CLIENT_REFUSE)
+        return eng_reply_error(reply, SIGNER_ERR_BAD_REQUEST,
+                               "client: set by a gateway for an enclave, "
+                               "not accepted here");
+    n = cJSON_IsString(v) ? strlen(v->valuestring) : 0;
+    for (i = 0; i < n && n < cap; i++)
+        if (v->valuestring[i] <= 0x20 || v->valuestring[i] >= 0x7f)
+            break;
+    if (n == 0 || n >= cap || i < n)
+        return eng_reply_error(reply, SIGNER_ERR_BAD_REQUEST,
+                               "client: must be 1 to %zu printable "
+                               "characters without spaces",
+                               cap - 1);
+    if (client_mode == CLIENT_TRUST)
+        memcpy(out, v->valuestring, n + 1);
+    return SIGNER_OK;
+}
+
+/* 1 if root is {"id", "operation": "health", "payload"?: {},
+ * "request_id"?, "client"?} and nothing else. */
+static int is_health(const cJSON *root)
+{
+    const cJSON *op = cJSON_GetObjectItemCaseSensitive(root, "operation");
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "payload");
+    const cJSON *c;
+    if (!cJSON_IsObject(root) || !cJSON_IsString(op) ||
+        strcmp(op->valuestring, ENG_ENCLAVE_OP_HEALTH) != 0 ||
+        (p != NULL && (!cJSON_IsObject(p) || p->child != NULL)))
+        return 0;
+    for (c = root->child; c != NULL; c = c->next)
+        if (strcmp(c->string, "id") != 0 &&
+            strcmp(c->string, "operation") != 0 &&
+            strcmp(c->string, "payload") != 0 &&
+            strcmp(c->string, "request_id") != 0 &&
+            strcmp(c->string, "client") != 0)
+            return 0;
+    return 1;
+}
+
+/* The answer to a health frame whose id token is id[0..id_len). */
+static char *health_answer(const char *id, size_t id_len, size_t *len)
+{
+    char *out = NULL;
+    const char *name = device != NULL ? eng_attest_name(device) : "none";
+    int n = asprintf(&out,
+                     "{\"id\":%.*s,\"enclave_status\":200,"
+                     "\"enclave_result\":{\"status\":\"ok\","
+                     "\"attestation\":\"%s\",\"attested\":%s}}",
+                     (int)id_len, id, name,
+                     device != NULL && !warn_emulated ? "true" : "false");
+    if (n < 0)
+        return NULL;
+    *len = (size_t)n;
+    return out;
+}
+
+/* The gateway's probe, answered without the dispatcher (see enclave.h). */
+int eng_enclave_health(const eng_request *req, char **resp, size_t *resp_len)
+{
+    eng_json_span id = {"id", NULL, 0};
+    eng_json_error jerr;
+    cJSON *root = NULL;
+    int done = 0;
+    if (!req->framed || req->body_len > HEALTH_FRAME_MAX ||
+        memmem(req->body, req->body_len, "\"" ENG_ENCLAVE_OP_HEALTH "\"",
+               sizeof ENG_ENCLAVE_OP_HEALTH + 1) == NULL)
+        return 0;
+    if (eng_json_parse(&root, &id, req->body, req->body_len, 4, &jerr) !=
+            SIGNER_OK ||
+        !is_health(root) || id.text == NULL)
+        goto cleanup;
+    if (id.text[0] != '"' && (id.text[0] < '0' || id.text[0] > '9') &&
+        id.text[0] != '-')
+        goto cleanup; /* not a string or number: the dispatcher says why */
+    *resp = health_answer(id.text, id.len, resp_len);
+    done = *resp != NULL;
+cleanup:
+    eng_json_free(root);
+    return done;
 }
 
 /* payload.nonce: strict base64 of 1..ENG_ATTEST_DATA_MAX bytes. */

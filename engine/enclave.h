@@ -16,8 +16,9 @@
 typedef struct eng_engine eng_engine;
 typedef struct eng_config eng_config;
 
-/* The frame operation answered by the engine itself in this role. */
+/* The frame operations answered by the engine itself in this role. */
 #define ENG_ENCLAVE_OP_ATTESTATION "attestation"
+#define ENG_ENCLAVE_OP_HEALTH "health"
 
 /* 1 if cfg's role is "enclave". */
 int eng_enclave_role(const eng_config *cfg);
@@ -40,6 +41,25 @@ eng_attest *eng_enclave_device(void);
  * -> reply {document: base64}, a fresh document from the device.
  * SIGNER_OK or a signer_err written to reply. */
 int eng_enclave_attestation_op(signer_reply *reply, const cJSON *payload);
+
+/* The `health` probe of a gateway's pool (docs/frames.md): when req is a
+ * frame {"id", "operation": "health", "payload"?: {}} (at most 256 bytes),
+ * sets *resp to {"id", "enclave_status": 200, "enclave_result": {"status":
+ * "ok", "attestation": device name, "attested": true for a real NSM}} and
+ * returns 1; no plugin, key, access-log line or worker thread is involved.
+ * Otherwise 0 (the request goes on to the dispatcher). */
+int eng_enclave_health(const eng_request *req, char **resp,
+                       size_t *resp_len);
+
+/* A frame's top-level "client" (docs/frames.md): the client a gateway
+ * serves, which the per-(key_id, client) auth throttle then counts instead
+ * of the gateway's address.  In the enclave role it is copied into
+ * out[cap] with trust_client_field = true (the default), and ignored
+ * (out = "") with false; other roles refuse it, as does a value that is
+ * not 1..cap-1 printable characters without spaces: a 400 written to
+ * reply. */
+int eng_enclave_frame_client(signer_reply *reply, char *out, size_t cap,
+                             const cJSON *v);
 
 /* Prometheus lines about the device (malloc'd, "" outside the role):
  * signer_attestation_emulated, signer_attestation_debug_pcrs. */

@@ -18,6 +18,7 @@
 #include "gateway/pool.h"
 #include "gateway/throttle.h"
 #include "log.h"
+#include "rpc.h"
 #include "util.h"
 
 #define GW_BUCKETS 12
@@ -60,6 +61,7 @@ typedef struct gw_call {
     eng_parsed parsed;
     uint64_t t0;
     int creates; /* no key_id: the answer may carry a new sealed record */
+    int raw;     /* a raw op's route (/rpc): the answer is the op's text */
     cJSON *answer; /* waiting for a storer */
     struct gw_call *next;
 } gw_call;
@@ -88,6 +90,15 @@ static void observe(eng_gateway *g, size_t op_index, int status, uint64_t us)
     atomic_fetch_add(&h->sum_us, us);
 }
 
+/* Frees c and what it holds (the payload wiped). */
+static void call_free(gw_call *c)
+{
+    free(c->parsed.opname);
+    free(c->parsed.id_raw);
+    eng_json_free(c->parsed.payload);
+    free(c);
+}
+
 /* Completes the request with answer (an {enclave_status, enclave_result}
  * object, consumed) and frees the call.  msg, logged, is the gateway's own
  * error (never request content); an enclave's error is not logged here
@@ -110,10 +121,23 @@ static void call_answer(gw_call *c, cJSON *answer, int status,
                          c->parsed.opname, status, c->t0,
                          status == 200 ? NULL : msg);
     eng_complete(c->done, status, body, body ? strlen(body) : 0);
-    free(c->parsed.opname);
-    free(c->parsed.id_raw);
-    eng_json_free(c->parsed.payload);
-    free(c);
+    call_free(c);
+}
+
+/* Completes a raw op's request with the enclave's answer text (the string
+ * enclave_result.raw of ans, consumed) as the whole body, as a standalone
+ * signer answers it; frees the call. */
+static void call_answer_raw(gw_call *c, cJSON *ans, cJSON *raw, int status)
+{
+    char *body = raw->valuestring;
+    size_t len = strlen(body);
+    raw->valuestring = NULL; /* taken: not freed with ans */
+    cJSON_Delete(ans);
+    observe(c->g, c->parsed.op_index, status, eng_now_us() - c->t0);
+    eng_dispatch_account(c->g->e, c->req, c->parsed.op_index,
+                         c->parsed.opname, status, c->t0, NULL);
+    eng_complete(c->done, status, body, len);
+    call_free(c);
 }
 
 /* Answers an error of the gateway's own (status, message). */
@@ -226,7 +250,7 @@ static void on_answer(void *arg, cJSON *ans, int err, const char *why)
 {
     gw_call *c = arg;
     const cJSON *st;
-    cJSON *res;
+    cJSON *res, *raw;
     int status;
     if (err != SIGNER_OK) {
         call_fail(c, err, "%s", why != NULL ? why : "enclave unavailable");
@@ -241,6 +265,11 @@ static void on_answer(void *arg, cJSON *ans, int err, const char *why)
         return;
     }
     status = st->valueint;
+    if (c->raw && cJSON_IsString(raw = cJSON_GetObjectItemCaseSensitive(
+                      res, "raw"))) {
+        call_answer_raw(c, ans, raw, status);
+        return;
+    }
     if (status == 200 &&
         cJSON_GetObjectItemCaseSensitive(res, "sealed_key") != NULL) {
         store_enqueue(c, ans);
@@ -260,6 +289,8 @@ static int attach_record(gw_call *c, const char *key_id)
     size_t blen = 0;
     int rc = eng_keystore_get(c->g->e->ks, chain, sizeof chain, address,
                               sizeof address, &blob, &blen, key_id);
+    if (rc == SIGNER_ERR_NOT_FOUND && c->raw)
+        return SIGNER_OK; /* the enclave refuses it in the op's protocol */
     if (rc == SIGNER_ERR_NOT_FOUND) {
         call_fail(c, rc, "key_id: no such key");
         return rc;
@@ -336,11 +367,38 @@ static int refuse_reserved(gw_call *c)
     return SIGNER_OK;
 }
 
+/* The client as the throttles know it (docs/frames.md): the verified
+ * certificate "tls:sha256:HEX", else the source address without its port;
+ * printable, without spaces, at most cap - 1 characters. */
+static void client_of(char *out, size_t cap, const eng_request *req)
+{
+    const char *p = req->peer_id != NULL ? req->peer_id
+                                         : req->peer != NULL ? req->peer
+                                                             : "unknown";
+    const char *colon = strrchr(p, ':');
+    size_t n = strlen(p), i;
+    if (req->peer_id == NULL && colon != NULL) {
+        if (p[0] == '[') /* [v6]:port */
+            colon = strchr(p, ']') != NULL ? strchr(p, ']') + 1 : NULL;
+        else if (strchr(p, ':') != colon) /* v6 without a port */
+            colon = NULL;
+        if (colon != NULL && *colon == ':' &&
+            strspn(colon + 1, "0123456789") == strlen(colon + 1))
+            n = (size_t)(colon - p);
+    }
+    if (n >= cap)
+        n = cap - 1;
+    for (i = 0; i < n; i++)
+        out[i] = p[i] > 0x20 && p[i] < 0x7f ? p[i] : '?';
+    out[n] = '\0';
+}
+
 /* Builds the frame and hands it to the pool. */
 static void forward(gw_call *c)
 {
     const cJSON *kid =
         cJSON_GetObjectItemCaseSensitive(c->parsed.payload, "key_id");
+    char client[80];
     cJSON *frame;
     if (refuse_reserved(c) != SIGNER_OK)
         return;
@@ -359,11 +417,52 @@ static void forward(gw_call *c)
     cJSON_AddStringToObject(frame, "operation", c->parsed.opname);
     if (c->req->request_id != NULL)
         cJSON_AddStringToObject(frame, "request_id", c->req->request_id);
+    client_of(client, sizeof client, c->req);
+    if (client[0] != '\0')
+        cJSON_AddStringToObject(frame, "client", client);
     cJSON_AddItemToObject(frame, "payload", c->parsed.payload);
     c->parsed.payload = NULL;
     /* Using an existing key changes nothing: safe to run on another
      * enclave after a connection loss.  Creating one is not. */
     eng_gw_pool_forward(c->g->pool, frame, !c->creates, on_answer, c);
+}
+
+/* 1 if req is an HTTP route of a raw op (SIGNER_OP_RAW, ABI 1.2: the eth
+ * plugin's /rpc), known from the same op tables a standalone signer has. */
+static int raw_route(const eng_gateway *g, const eng_request *req)
+{
+    const eng_op_entry *e;
+    if (req->operation == NULL || req->framed)
+        return 0;
+    e = eng_registry_find(&g->e->reg, req->operation);
+    return e != NULL && eng_op_is_raw(e->plugin, e->op);
+}
+
+/* A raw op's request as a standalone signer takes it (engine/rpc.c): the
+ * payload {body, key_id?, secret?} from the body text and Authorization.
+ * SIGNER_OK, or an error answered (c freed). */
+static int parse_raw(gw_call *c)
+{
+    const eng_registry *reg = &c->g->e->reg;
+    const eng_op_entry *e = eng_registry_find(reg, c->req->operation);
+    signer_reply reply;
+    size_t i;
+    int err;
+    memset(&reply, 0, sizeof reply);
+    c->raw = 1;
+    c->parsed.op_index = (size_t)(e - reg->ops);
+    for (i = 0; e->is_alias && i < reg->n_ops; i++)
+        if (!reg->ops[i].is_alias && reg->ops[i].op == e->op)
+            c->parsed.op_index = i;
+    c->parsed.secret_op = (e->op->flags & SIGNER_OP_SECRET) != 0;
+    if ((c->parsed.opname = strdup(e->name)) == NULL)
+        err = eng_reply_error(&reply, SIGNER_ERR_NOMEM, "out of memory");
+    else
+        err = eng_rpc_payload(&c->parsed.payload, &reply, c->req,
+                              c->g->e->cfg->limits.max_body);
+    if (err != SIGNER_OK)
+        call_fail(c, err, "%s", reply.error);
+    return err;
 }
 
 void eng_gateway_submit(void *ctx, const eng_request *req,
@@ -382,8 +481,11 @@ void eng_gateway_submit(void *ctx, const eng_request *req,
     c->req = req;
     c->done = done;
     c->t0 = eng_now_us();
-    if ((err = eng_dispatch_parse(g->e, req, &c->parsed, &resp, &len)) !=
-        SIGNER_OK) {
+    if (raw_route(g, req)) {
+        if (parse_raw(c) != SIGNER_OK)
+            return;
+    } else if ((err = eng_dispatch_parse(g->e, req, &c->parsed, &resp,
+                                         &len)) != SIGNER_OK) {
         eng_complete(done, signer_err_http_status(err), resp, len);
         free(c);
         return;

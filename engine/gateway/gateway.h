@@ -5,8 +5,12 @@
  * carries before it answers, and strips it from what the client sees.
  *
  * Plugins are loaded in this role only for their op tables (names,
- * aliases, routes), so the API is exactly the standalone one; their
- * handlers are never called here. */
+ * aliases, routes, flags), so the API is exactly the standalone one; their
+ * handlers are never called here.  A raw op's route (SIGNER_OP_RAW: /rpc)
+ * is forwarded as the frame {operation, payload {body, key_id?, secret?}}
+ * and answered with the enclave's raw text as the whole body.  Each frame
+ * names the client ("client") for the enclave's wrong-secret backoff
+ * (docs/frames.md). */
 #ifndef ENG_GATEWAY_H
 #define ENG_GATEWAY_H
 

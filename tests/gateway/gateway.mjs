@@ -21,6 +21,12 @@
 //  - forward_credentials against a fake enclave: credentials, sealed record
 //    and request id in the frame; nothing secret in the gateway's log
 //  - per-client throttling: 429 with Retry-After over the bucket
+//  - /rpc (the eth plugin's raw JSON-RPC op) through the gateway: the same
+//    status, content type and body as standalone for the same key, and
+//    ethers agrees on the signatures
+//  - the health probe: answered 200 by the enclave, no log line for it
+//  - the client's identity in the frame: wrong-secret bursts from one
+//    client lock out that client only, not another with the right secret
 //  - signer-bench through the gateway over HTTPS with mTLS for a few
 //    seconds: zero errors
 //
@@ -95,14 +101,14 @@ const tlsFiles = () => ({
 });
 let agent;
 
-function request(url, { method = 'POST', body, tls = null, timeout = 10000 } = {}) {
+function request(url, { method = 'POST', body, tls = null, timeout = 10000, headers = {}, localAddress } = {}) {
   return new Promise((resolve) => {
     const u = new URL(url);
     const data = body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body));
     const isHttps = u.protocol === 'https:';
     const opts = {
-      method, hostname: u.hostname, port: u.port, path: u.pathname, timeout,
-      headers: data !== undefined ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } : {},
+      method, hostname: u.hostname, port: u.port, path: u.pathname, timeout, localAddress,
+      headers: { ...(data !== undefined ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } : {}), ...headers },
     };
     if (isHttps) Object.assign(opts, tls ?? { agent });
     const req = (isHttps ? https : http).request(opts, (res) => {
@@ -123,7 +129,31 @@ function request(url, { method = 'POST', body, tls = null, timeout = 10000 } = {
 }
 
 const gw = (op, payload) => request(env.GATEWAY_URL, { body: { operation: op, payload } });
-let standaloneUrl;
+let standaloneUrl, standaloneFrames;
+
+// One frame to a frames listener (HOST:PORT) and its answer, or null.
+async function frameRoundTrip(addr, obj) {
+  const net = await import('node:net');
+  const [host, port] = addr.split(':');
+  return new Promise((resolve) => {
+    const sock = net.connect(Number(port), host);
+    let buf = Buffer.alloc(0);
+    const t = setTimeout(() => { sock.destroy(); resolve(null); }, 3000);
+    sock.on('connect', () => {
+      const f = Buffer.from(JSON.stringify(obj));
+      const h = Buffer.alloc(4); h.writeUInt32BE(f.length);
+      sock.write(Buffer.concat([h, f]));
+    });
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      if (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
+        clearTimeout(t); sock.destroy();
+        resolve(JSON.parse(buf.subarray(4, 4 + buf.readUInt32BE(0)).toString()));
+      }
+    });
+    sock.on('error', () => { clearTimeout(t); resolve(null); });
+  });
+}
 const sa = (op, payload) => request(standaloneUrl, { body: { operation: op, payload } });
 
 // A standalone signer on its own data dir: the reference for the differential.
@@ -133,13 +163,15 @@ async function startStandalone() {
   const port = 20000 + Math.floor(Math.random() * 20000);
   fs.writeFileSync(path.join(dir, 'standalone.conf'), `role = "standalone";
 data_dir = "${dir}/data";
-listen = ( { address = "127.0.0.1:${port}"; protocol = "http"; } );
+listen = ( { address = "127.0.0.1:${port}"; protocol = "http"; },
+           { address = "127.0.0.1:${port + 1}"; protocol = "frames"; } );
 plugins = ( { name = "eth"; path = "eth.so"; } );
 `);
   const log = fs.openSync(path.join(dir, 'log'), 'a');
   children.push(spawn(path.join(BUILD, 'signerd'), ['-c', path.join(dir, 'standalone.conf'), '--io-loops', '1'],
     { stdio: ['ignore', log, log] }));
   standaloneUrl = `http://127.0.0.1:${port}/`;
+  standaloneFrames = `127.0.0.1:${port + 1}`;
   for (let i = 0; i < 100; i++) {
     if ((await request(standaloneUrl + 'readyz', { method: 'GET' })).status === 200) return true;
     await sleep(100);
@@ -203,7 +235,117 @@ async function differential(wallet) {
   const badop = await gw('no_such_op', {});
   const badopSa = await sa('no_such_op', {});
   check(badop.status === 400 && badop.text === badopSa.text, 'an unknown operation: the same 400 as standalone');
-  return { keyId: ka, ethKey };
+  return { keyId: ka, ethKey, saKeyId: kb };
+}
+
+// /rpc: the same JSON-RPC requests through the gateway and a standalone
+// signer, each with its own key_id for the same imported key (so only the
+// Authorization header differs): same status, content type and body.
+async function rpcDifferential(wallet, keyId, saKeyId) {
+  const bearer = (k, s = SECRET) => ({ Authorization: `Bearer ${k}:${s}` });
+  const basic = (k, s = SECRET) => ({ Authorization: 'Basic ' + Buffer.from(`${k}:${s}`).toString('base64') });
+  const both = async (body, ga = bearer(keyId), sh = bearer(saKeyId)) => {
+    const x = await request(env.GATEWAY_URL + 'rpc', { body, headers: ga });
+    const y = await request(standaloneUrl + 'rpc', { body, headers: sh });
+    return [x, y];
+  };
+  const same = (x, y) => x.status === y.status && x.text === y.text && x.headers['content-type'] === y.headers['content-type'];
+  const tx = { to: TX.to, value: TX.value, nonce: '0x7', chainId: '0xaa36a7', gas: '0x5208',
+    maxFeePerGas: TX.maxFeePerGas, maxPriorityFeePerGas: TX.maxPriorityFeePerGas, type: '0x2' };
+  const data = '0x' + Buffer.from('gateway rpc').toString('hex');
+  const { EIP712Domain, ...types } = TYPED.types;
+  const cases = [
+    ['eth_accounts', { jsonrpc: '2.0', id: 1, method: 'eth_accounts', params: [] },
+      (j) => j?.result?.[0] === wallet.address],
+    ['eth_signTransaction', { jsonrpc: '2.0', id: 2, method: 'eth_signTransaction', params: [tx] },
+      async (j) => j?.result === await wallet.signTransaction({ ...TX, gasLimit: 21000n, value: BigInt(TX.value), data: '0x' })],
+    ['eth_sign', { jsonrpc: '2.0', id: 3, method: 'eth_sign', params: [wallet.address, data] },
+      async (j) => j?.result === await wallet.signMessage(getBytes(data))],
+    ['personal_sign', { jsonrpc: '2.0', id: 'p', method: 'personal_sign', params: [data, wallet.address] },
+      async (j) => j?.result === await wallet.signMessage(getBytes(data))],
+    ['eth_signTypedData_v4', { jsonrpc: '2.0', id: 5, method: 'eth_signTypedData_v4', params: [wallet.address, TYPED] },
+      async (j) => j?.result === await wallet.signTypedData(TYPED.domain, types, TYPED.message)],
+    ['an unknown method', { jsonrpc: '2.0', id: 6, method: 'eth_noSuchMethod', params: [] },
+      (j) => j?.error?.code === -32601],
+    ['a bad parameter', { jsonrpc: '2.0', id: 7, method: 'eth_sign', params: [wallet.address, 'not hex'] },
+      (j) => j?.error?.code === -32602],
+    ['a batch with a notification', [{ jsonrpc: '2.0', id: 'a', method: 'eth_accounts' },
+      { jsonrpc: '2.0', method: 'eth_accounts' }, { jsonrpc: '2.0', id: 'b', method: 'personal_sign', params: [data, wallet.address] }],
+    async (j) => Array.isArray(j) && j.length === 2 && j[1].result === await wallet.signMessage(getBytes(data))],
+    ['malformed JSON', '{"jsonrpc": "2.0", "method"', (j) => j?.error?.code === -32700],
+  ];
+  for (const [what, body, ok] of cases) {
+    const [x, y] = await both(body);
+    check(x.status === 200 && same(x, y) && await ok(x.json),
+      `/rpc ${what}: the gateway answers what the standalone signer answers (and ethers agrees)`, () => [x.status, x.text, y.status, y.text]);
+  }
+  const [n1, n2] = await both({ jsonrpc: '2.0', method: 'eth_accounts' });
+  check(n1.status === 200 && n1.text === '' && same(n1, n2), '/rpc only a notification: 200 and an empty body, as standalone',
+    () => [n1.status, n1.text, n2.status, n2.text]);
+  const [b1, b2] = await both(cases[0][1], basic(keyId), basic(saKeyId));
+  check(b1.status === 200 && same(b1, b2), '/rpc with Authorization: Basic, as standalone', () => [b1.text, b2.text]);
+  const [w1, w2] = await both(cases[0][1], bearer(keyId, 'wrong secret 0123456789xx'), bearer(saKeyId, 'wrong secret 0123456789xx'));
+  check(w1.status === 401 && same(w1, w2) && w1.json?.error?.code === -32001, '/rpc a wrong secret: the same 401 JSON-RPC error',
+    () => [w1.text, w2.text]);
+  const nobody = '7d0c7d8b-9a2b-4c7e-8f11-0123456789ab';
+  const [u1, u2] = await both(cases[0][1], bearer(nobody), bearer(nobody));
+  check(u1.status === 401 && same(u1, u2), '/rpc an unknown key_id: the same 401 JSON-RPC error', () => [u1.text, u2.text]);
+  const [a1, a2] = await both(cases[0][1], {}, {});
+  check(a1.status === 401 && same(a1, a2), '/rpc without Authorization: the same 401 JSON-RPC error', () => [a1.text, a2.text]);
+  const rid = x => x.headers['x-request-id'];
+  check(/^[0-9a-f]{16}$/.test(rid(a1) ?? ''), '/rpc answers carry X-Request-Id through the gateway');
+}
+
+// The gateway's pool probes idle enclaves with {"operation":"health"}: the
+// enclave answers 200 itself (no plugin, no key) and logs nothing for it.
+async function healthProbe() {
+  const answer = await frameRoundTrip(env.ENCLAVE1, { id: 'probe-1', operation: 'health' });
+  check(answer?.id === 'probe-1' && answer.enclave_status === 200 && answer.enclave_result?.status === 'ok'
+    && typeof answer.enclave_result.attested === 'boolean' && answer.enclave_result.attestation === 'emulated',
+  'health frame: the enclave answers 200 {status: ok, attestation, attested}', () => answer);
+  // Idle for more than two probe intervals (health_ms = 2000 in topology.sh).
+  await sleep(4500);
+  const logs = ['enclave1', 'enclave2'].map((n) => fs.readFileSync(path.join(TOPO_DIR, `${n}.log`), 'utf8')).join('');
+  const lines = logs.split('\n').filter((l) => /health|"level":"error"/.test(l));
+  check(lines.length === 0, 'the enclave logs no line for the gateway\'s health probes (and no error)', () => lines.slice(0, 3));
+}
+
+// Wrong-secret bursts from client A (source 127.0.0.2) through the gateway
+// lock A out in the enclaves; client B (127.0.0.3) with the right secret for
+// the same key is still served, because the frame names the client.
+async function clientLockout() {
+  const A = '127.0.0.2', B = '127.0.0.3';
+  const url = env.GATEWAY_HTTP_URL;
+  const g = await request(url, { body: { operation: 'generate_key', payload: { secret: SECRET } }, localAddress: B });
+  if (!check(g.status === 200, 'client B makes a key (over HTTP from 127.0.0.3)', () => g.text)) return;
+  const keyId = g.result.key_id;
+  const sign = (from, secret) => request(url, { body: { operation: 'sign_message',
+    payload: { key_id: keyId, secret, message: 'lockout' } }, localAddress: from });
+  const codes = [];
+  for (let i = 0; i < 30; i++) {
+    codes.push((await sign(A, 'wrong secret 0123456789xx')).status);
+    if (codes.length >= 4 && codes.slice(-4).every((c) => c === 429)) break;
+  }
+  check(codes[0] === 403 && codes.slice(-4).every((c) => c === 429), `client A: wrong secrets answered 403, then 429 (${codes.join(',')})`);
+  const b = [];
+  for (let i = 0; i < 4; i++) b.push(await sign(B, SECRET));
+  check(b.every((r) => r.status === 200), `client B with the right secret is served on every enclave meanwhile (${b.map((r) => r.status).join(',')})`,
+    () => b.map((r) => r.text));
+  const a = [];
+  for (let i = 0; i < 2; i++) a.push(await sign(A, SECRET));
+  check(a.every((r) => r.status === 429), `client A stays locked out even with the right secret (${a.map((r) => r.status).join(',')})`);
+  const logs = ['enclave1', 'enclave2'].map((n) => fs.readFileSync(path.join(TOPO_DIR, `${n}.log`), 'utf8')).join('');
+  check(!logs.includes(SECRET), 'the enclaves log no secret');
+  // Only an enclave takes "client" from a frame: a standalone signer's
+  // frames listener refuses it by name (nobody may pick their throttle).
+  const f = await frameRoundTrip(standaloneFrames, { id: 1, operation: 'sign_message', client: B,
+    payload: { key_id: keyId, secret: SECRET, message: 'x' } });
+  check(f?.enclave_status === 400 && /^client: /.test(f.enclave_result?.error ?? ''),
+    'a standalone signer refuses a frame\'s "client" (400 naming it)', () => f);
+  const bad = await frameRoundTrip(env.ENCLAVE1, { id: 2, operation: 'sign_message', client: 'two words',
+    payload: { key_id: keyId, secret: SECRET, message: 'x' } });
+  check(bad?.enclave_status === 400 && /^client: must be/.test(bad.enclave_result?.error ?? ''),
+    'an enclave refuses a malformed "client" (400 naming it)', () => bad);
 }
 
 async function seedFormats() {
@@ -465,6 +607,8 @@ gateway = { enclaves = [ "127.0.0.1:${server.address().port}" ]; forward_credent
   'forward_credentials: the frame carries credentials {access_key_id, secret_access_key, session_token, expiration}', () => f1);
   check(f1?.request_id === g.headers['x-request-id'] && f1?.payload?.secret === SECRET && f1?.payload?.sealed_key === undefined,
     'the frame carries the X-Request-Id and the client\'s secret, and no sealed_key for a new key', () => f1);
+  check(f1?.client === '127.0.0.1' && f2?.client === '127.0.0.1',
+    'the frame names the client (its source address without the port) for the enclave\'s auth throttle', () => [f1?.client, f2?.client]);
   check(m.status === 200 && f2?.payload?.sealed_key === SEALED && f2.payload.key_chain === 'eth' && f2.payload.key_address === ADDR,
     'a key-using frame carries the stored sealed_key, key_chain and key_address', () => f2);
   child.kill('SIGTERM');
@@ -569,7 +713,10 @@ async function main() {
   agent = new https.Agent({ keepAlive: true, maxSockets: 16, ...tlsFiles() });
   check(await startStandalone(), 'a standalone signer for the differential');
   const wallet = Wallet.createRandom();
-  const { keyId, ethKey } = await differential(wallet);
+  const { keyId, ethKey, saKeyId } = await differential(wallet);
+  await rpcDifferential(wallet, keyId, saKeyId);
+  await healthProbe();
+  await clientLockout();
   const kms = env.ENCLAVE_SEALER === 'aws-kms';
   check(kms || process.env.ENCLAVE_SEALER === 'local', `the enclaves seal with ${env.ENCLAVE_SEALER} (aws-kms unless ENCLAVE_SEALER=local)`);
   if (kms) await referenceItem();

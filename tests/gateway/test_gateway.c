@@ -1,7 +1,8 @@
 /* The gateway's parts on their own: the enclave pool against fake enclaves
  * on 127.0.0.1 (pipelining and id matching, deadline, failover only for
  * retryable requests, no enclave, reconnect), the per-client token buckets,
- * and the gateway/tls config groups with their errors. */
+ * the gateway/tls config groups with their errors, and the enclave's side
+ * of the probe (`health`) and of the frame's `client` field. */
 #include "config.h"
 #include "../unit/testutil.h"
 
@@ -15,7 +16,9 @@
 #include <signer/plugin.h>
 
 #include "conf.h"
+#include "enclave.h"
 #include "gateway/gwconf.h"
+#include "host.h"
 #include "gateway/pool.h"
 #include "gateway/throttle.h"
 #include "transport/transport.h"
@@ -458,6 +461,75 @@ static void test_tls_conf(void)
     eng_config_free(&cfg);
 }
 
+/* eng_enclave_health on one frame: 1 and the answer, or 0 (NULL). */
+static int health_of(const char *body, int framed, char **resp)
+{
+    eng_request req;
+    size_t len = 0;
+    int r;
+    memset(&req, 0, sizeof req);
+    req.body = body;
+    req.body_len = strlen(body);
+    req.framed = framed;
+    *resp = NULL;
+    r = eng_enclave_health(&req, resp, &len);
+    if (r)
+        CU_ASSERT_EQUAL(len, strlen(*resp));
+    return r;
+}
+
+static void test_health_op(void)
+{
+    char *a = NULL, big[400];
+    /* The id comes back as sent, even beyond a double's precision. */
+    CU_ASSERT_EQUAL(health_of("{\"id\":9007199254740993,\"operation\":"
+                              "\"health\",\"payload\":{}}", 1, &a), 1);
+    CU_ASSERT_STRING_EQUAL(a, "{\"id\":9007199254740993,\"enclave_status\""
+                              ":200,\"enclave_result\":{\"status\":\"ok\","
+                              "\"attestation\":\"none\",\"attested\":"
+                              "false}}");
+    free(a);
+    CU_ASSERT_EQUAL(health_of("{\"operation\":\"health\",\"id\":\"p-1\","
+                              "\"request_id\":\"0123456789abcdef\"}", 1, &a),
+                    1);
+    CU_ASSERT_PTR_NOT_NULL(a != NULL ? strstr(a, "{\"id\":\"p-1\",") : NULL);
+    free(a);
+    /* Anything else goes on to the dispatcher. */
+    CU_ASSERT_EQUAL(health_of("{\"id\":1,\"operation\":\"health\"}", 0, &a),
+                    0); /* HTTP */
+    CU_ASSERT_EQUAL(health_of("{\"id\":1,\"operation\":\"health\","
+                              "\"payload\":{\"x\":1}}", 1, &a), 0);
+    CU_ASSERT_EQUAL(health_of("{\"id\":1,\"operation\":\"healthy\"}", 1,
+                              &a), 0);
+    CU_ASSERT_EQUAL(health_of("{\"id\":1,\"operation\":\"sign_message\","
+                              "\"payload\":{\"message\":\"health\"}}", 1,
+                              &a), 0);
+    CU_ASSERT_EQUAL(health_of("{\"id\":true,\"operation\":\"health\"}", 1,
+                              &a), 0);
+    CU_ASSERT_EQUAL(health_of("{\"id\":1,\"id\":2,\"operation\":"
+                              "\"health\"}", 1, &a), 0); /* duplicate */
+    CU_ASSERT_EQUAL(health_of("{\"id\":1,\"operation\":\"health\",\"x\":1}",
+                              1, &a), 0);
+    snprintf(big, sizeof big, "{\"id\":1,\"operation\":\"health\","
+             "\"payload\":{},\"request_id\":\"%0300d\"}", 0);
+    CU_ASSERT_EQUAL(health_of(big, 1, &a), 0); /* larger than a probe */
+    CU_ASSERT_PTR_NULL(a);
+}
+
+/* Outside the enclave role a frame's "client" is refused by name. */
+static void test_frame_client_refused(void)
+{
+    signer_reply reply;
+    char out[80] = "x";
+    cJSON *v = cJSON_CreateString("10.0.0.7");
+    memset(&reply, 0, sizeof reply);
+    CU_ASSERT_EQUAL(eng_enclave_frame_client(&reply, out, sizeof out, v),
+                    SIGNER_ERR_BAD_REQUEST);
+    CU_ASSERT_EQUAL(strncmp(reply.error, "client: ", 8), 0);
+    CU_ASSERT_STRING_EQUAL(out, "");
+    cJSON_Delete(v);
+}
+
 int main(void)
 {
     CU_pSuite s;
@@ -473,5 +545,7 @@ int main(void)
     TU_ADD(s, test_conf);
     TU_ADD(s, test_tls_conf);
     TU_ADD(s, test_shipped_conf);
+    TU_ADD(s, test_health_op);
+    TU_ADD(s, test_frame_client_refused);
     return tu_run();
 }
