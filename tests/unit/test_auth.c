@@ -468,7 +468,7 @@ int main(void)
              "data_dir = \"%s/data\";\n"
              "plugin_dir = \"%s/plugins/.libs\";\n"
              "auth = { max_failures = 3; lockout_seconds = 3; };\n"
-             "key_cache = { ttl_seconds = 30; max_entries = 64; };\n"
+             "key_cache = { ttl_seconds = 3600; max_entries = 64; };\n"
              "plugins = ( { name = \"test\"; settings = { greeting = \"hi \"; }; },\n"
              "            { name = \"eth\"; } );\n",
              dir, tu_builddir());
