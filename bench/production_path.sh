@@ -11,7 +11,7 @@
 #     local sealer, frames over TCP (vsock in production)
 #   - a gateway-role signerd: plain HTTP listener (as (c)), SQLite keystore
 #     (the gateway's default; tests/gateway/bench.sh measures the DynamoDB
-#     keystore over HTTPS+mTLS), one enclave, record cache on (default)
+#     keystore over HTTPS+mTLS), one enclave, record cache on (its default)
 #   - a standalone signerd (conf/standalone.conf), the (c) reference
 # imports one key through the gateway (set_key, so the gateway stores its
 # sealed record), warms both caches, then runs signer-bench (-c BENCH_CONNS,
@@ -31,7 +31,9 @@
 # BENCH_ROUNDS [3], PP_STANDALONE [1] (0: no standalone reference),
 # PP_GW_LOOPS [1], PP_ENC_LOOPS [1] (io_loops of the gateway and the
 # enclave: on a machine they share, one loop each leaves the cores to the
-# signing; the enclave runs requests on its own pool threads), BENCH_KEEP=1.
+# signing; the enclave runs requests on its own pool threads),
+# PP_RECORD_CACHE [4096] (the gateway's record_cache_max_entries; 0: every
+# request reads the keystore), BENCH_KEEP=1.
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -43,6 +45,7 @@ WARM=${BENCH_WARMUP:-1}
 ROUNDS=${BENCH_ROUNDS:-3}
 GW_LOOPS=${PP_GW_LOOPS:-1}
 EN_LOOPS=${PP_ENC_LOOPS:-1}
+RCACHE=${PP_RECORD_CACHE:-4096}
 BENCH=$BUILDDIR/signer-bench
 SIGNERD=$BUILDDIR/signerd
 CLI=$BUILDDIR/signer-cli
@@ -150,7 +153,7 @@ sealer = { type = "none"; };
 keystore = { type = "sqlite"; path = "keys.db"; };
 plugins = ( { name = "eth"; path = "eth.so"; } );
 gateway = { enclaves = [ "127.0.0.1:$EN_PORT" ]; deadline_ms = 5000;
-            reconnect_ms = 100; };
+            reconnect_ms = 100; record_cache_max_entries = $RCACHE; };
 EOF
     "$SIGNERD" -c "$tmp/gateway.conf" --plugin-dir "$PLUGDIR" \
         --io-loops "$GW_LOOPS" >>"$tmp/gateway.log" 2>&1 &
@@ -245,6 +248,11 @@ while [ $r -le "$ROUNDS" ]; do
     [ -n "$SURL" ] && run s "$SKEY_ID" "$SURL" "$sa_pid"
     r=$((r + 1))
 done
+
+# how the gateway's record cache did: one miss (the first read), then hits
+rc_line=$(curl -s "${GURL}metrics" 2>/dev/null |
+    sed -n 's/^signer_gateway_record_cache_\(hits\|misses\)_total /\1 /p' | tr '\n' ' ')
+say "gateway record cache: ${rc_line:-no metrics}"
 
 ops() { sed -n 's/.*"ops_per_s":\([0-9.]*\).*/\1/p' "$tmp/$1.jsonl" 2>/dev/null | median; }
 lat() { sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p" "$tmp/$1.jsonl" 2>/dev/null | median; }

@@ -6,6 +6,8 @@
 
 #include <pthread.h>
 
+#include "conf.h"
+#include "gateway/gwconf.h"
 #include "gateway/record_cache.h"
 
 #define KID_FMT "%08x-1111-4111-8111-111111111111"
@@ -222,6 +224,48 @@ static void test_concurrency(void)
     eng_gw_rcache_free(c);
 }
 
+#define GW_CONF "role = \"gateway\";\nsealer = { type = \"none\"; };\n" \
+                "plugins = ( { name = \"eth\"; } );\n" \
+                "gateway = { enclaves = [\"127.0.0.1:9\"]; %s };\n"
+
+/* gateway.record_cache_max_entries: n (or -1 with err naming it). */
+static int conf_entries(const char *setting, char *err, size_t n)
+{
+    eng_config cfg;
+    eng_gw_conf gc;
+    char text[512];
+    int rc;
+    snprintf(text, sizeof text, GW_CONF, setting);
+    memset(&gc, 0, sizeof gc);
+    if ((rc = eng_config_load_string(&cfg, text, "/etc/x", err, n)) == 0)
+        rc = eng_gw_conf_load(&gc, &cfg, err, n);
+    if (rc == 0)
+        rc = gc.record_cache_max_entries;
+    eng_gw_conf_free(&gc);
+    eng_config_free(&cfg);
+    return rc;
+}
+
+static void test_conf(void)
+{
+    char err[512];
+    CU_ASSERT_EQUAL(conf_entries("", err, sizeof err),
+                    ENG_GW_RCACHE_DEFAULT_ENTRIES);
+    CU_ASSERT_EQUAL(conf_entries("record_cache_max_entries = 0;", err,
+                                 sizeof err), 0);
+    CU_ASSERT_EQUAL(conf_entries("record_cache_max_entries = 10;", err,
+                                 sizeof err), 10);
+    CU_ASSERT_EQUAL(conf_entries("record_cache_max_entries = -1;", err,
+                                 sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "gateway.record_cache_max_entries"));
+    CU_ASSERT_EQUAL(conf_entries("record_cache_max_entries = 1000001;", err,
+                                 sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "outside 0..1000000"));
+    CU_ASSERT_EQUAL(conf_entries("record_cache_max_entries = \"9\";", err,
+                                 sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "must be an integer"));
+}
+
 int main(void)
 {
     CU_pSuite s;
@@ -232,5 +276,6 @@ int main(void)
     TU_ADD(s, test_limits);
     TU_ADD(s, test_eviction_and_wipe);
     TU_ADD(s, test_concurrency);
+    TU_ADD(s, test_conf);
     return tu_run();
 }
