@@ -438,11 +438,22 @@ anvil_pid=
 # The table prints the row and its ratio as soon as F is set.
 F= F_CPU= F_NOTE=
 bench_production_path() {
-    if "$SIGNERD" --help 2>&1 | grep -q 'gateway'; then
-        F_NOTE="hook not wired yet (bench/run.sh: bench_production_path)"
-    else
-        F_NOTE="n/a: no gateway role in this signerd"
+    # bench/production_path.sh: enclave + gateway (HTTP, SQLite keystore)
+    # on loopback, the (c) client settings, alternated with a standalone
+    # signerd of its own; NAME=value lines on stdout.
+    say "bench: (f) production path: gateway -> frames -> enclave (bench/production_path.sh)"
+    if ! BENCH_CONNS=$CONNS BENCH_DURATION=$DUR BENCH_WARMUP=$WARM \
+            BENCH_ROUNDS=$ROUNDS BUILDDIR=$BUILDDIR SRCDIR=$SRCDIR \
+            sh "$SRCDIR/bench/production_path.sh" >"$tmp/f.env"; then
+        F_NOTE="failed (bench/production_path.sh)"
+        failed=1
+        return 0
     fi
+    F=$(sed -n 's/^F=//p' "$tmp/f.env")
+    F_CPU=$(sed -n 's/^F_CPU=//p' "$tmp/f.env")
+    [ -n "$F" ] || F_NOTE="n/a (bench/production_path.sh printed no F)"
+    say "bench: (f) $(tr '\n' ' ' <"$tmp/f.env")"
+    say "bench: (f) CPU per request: gateway $(sed -n 's/^F_GW_CPU=//p' "$tmp/f.env") us + enclave $(sed -n 's/^F_EN_CPU=//p' "$tmp/f.env") us = $F_CPU us; standalone measured alternately: $(sed -n 's/^S_CPU=//p' "$tmp/f.env") us, F/S $(sed -n 's/^F_RATIO=//p' "$tmp/f.env")"
 }
 bench_production_path
 

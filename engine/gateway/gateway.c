@@ -16,6 +16,7 @@
 #include "dispatch.h"
 #include "gateway/gwconf.h"
 #include "gateway/pool.h"
+#include "gateway/record_cache.h"
 #include "gateway/throttle.h"
 #include "log.h"
 #include "rpc.h"
@@ -41,6 +42,7 @@ struct eng_gateway {
     eng_gw_pool *pool;
     eng_gw_throttle *throttle;
     eng_aws_creds_chain *creds;
+    eng_gw_rcache *rcache; /* sealed records by key_id; NULL: off */
     gw_hist hist[ENG_MAX_OP_METRICS + 1][GW_N_STATUS];
     /* Key-creating answers are stored by these threads, so a slow keystore
      * never stalls the enclave pool's loop. */
@@ -280,17 +282,19 @@ static void on_answer(void *arg, cJSON *ans, int err, const char *why)
 
 /* ---- forwarding ------------------------------------------------------- */
 
-/* Attaches key_id's sealed record to the payload.  SIGNER_OK, or an error
- * answered. */
-static int attach_record(gw_call *c, const char *key_id)
+/* Reads key_id's record from the keystore: chain and address into the
+ * caller's buffers, the blob as malloc'd base64 text, which is also put
+ * in the record cache.  SIGNER_OK, or an error answered. */
+static int record_read(gw_call *c, char *chain, size_t chain_cap,
+                       char *address, size_t address_cap, char **text,
+                       size_t *text_len, const char *key_id)
 {
-    char chain[64], address[SIGNER_MAX_ADDRESS], *text;
     unsigned char *blob = NULL;
     size_t blen = 0;
-    int rc = eng_keystore_get(c->g->e->ks, chain, sizeof chain, address,
-                              sizeof address, &blob, &blen, key_id);
+    int rc = eng_keystore_get(c->g->e->ks, chain, chain_cap, address,
+                              address_cap, &blob, &blen, key_id);
     if (rc == SIGNER_ERR_NOT_FOUND && c->raw)
-        return SIGNER_OK; /* the enclave refuses it in the op's protocol */
+        return rc; /* not answered: attach_record forwards without it */
     if (rc == SIGNER_ERR_NOT_FOUND) {
         call_fail(c, rc, "key_id: no such key");
         return rc;
@@ -301,19 +305,46 @@ static int attach_record(gw_call *c, const char *key_id)
                   signer_err_str(rc));
         return rc;
     }
-    text = eng_aws_b64_encode(blob, blen);
+    *text = eng_aws_b64_encode(blob, blen);
     eng_wipe(blob, blen);
     free(blob);
-    if (text == NULL ||
-        !cJSON_AddStringToObject(c->parsed.payload, "sealed_key", text) ||
-        !cJSON_AddStringToObject(c->parsed.payload, "key_chain", chain) ||
-        !cJSON_AddStringToObject(c->parsed.payload, "key_address", address)) {
-        free(text);
+    if (*text == NULL) {
         call_fail(c, SIGNER_ERR_NOMEM, "out of memory");
         return SIGNER_ERR_NOMEM;
     }
-    free(text);
+    *text_len = strlen(*text);
+    /* Too large for the cache, or no cache: served uncached. */
+    (void)eng_gw_rcache_put(c->g->rcache, key_id, chain, address, *text,
+                            *text_len);
     return SIGNER_OK;
+}
+
+/* Attaches key_id's sealed record to the payload, from the record cache
+ * or else the keystore (records never change once stored).  SIGNER_OK,
+ * or an error answered. */
+static int attach_record(gw_call *c, const char *key_id)
+{
+    char chain[ENG_GW_RCACHE_CHAIN_MAX], address[SIGNER_MAX_ADDRESS];
+    char cached[ENG_GW_RCACHE_TEXT_MAX + 1], *text = cached;
+    size_t tlen = 0;
+    int rc = SIGNER_OK;
+    if (!eng_gw_rcache_get(c->g->rcache, chain, sizeof chain, address,
+                           sizeof address, cached, sizeof cached, &tlen,
+                           key_id) &&
+        (rc = record_read(c, chain, sizeof chain, address, sizeof address,
+                          &text, &tlen, key_id)) != SIGNER_OK)
+        /* an unknown key on a raw route is forwarded without a record:
+         * the enclave refuses it in the op's own protocol */
+        return rc == SIGNER_ERR_NOT_FOUND && c->raw ? SIGNER_OK : rc;
+    if (!cJSON_AddStringToObject(c->parsed.payload, "sealed_key", text) ||
+        !cJSON_AddStringToObject(c->parsed.payload, "key_chain", chain) ||
+        !cJSON_AddStringToObject(c->parsed.payload, "key_address", address)) {
+        call_fail(c, SIGNER_ERR_NOMEM, "out of memory");
+        rc = SIGNER_ERR_NOMEM;
+    }
+    if (text != cached)
+        free(text);
+    return rc;
 }
 
 /* Adds the AWS credentials for the enclave's KMS calls.  SIGNER_OK, or an
@@ -534,6 +565,12 @@ eng_gateway *eng_gateway_open(eng_engine *e, char *err, size_t err_len)
         snprintf(err, err_len, "out of memory");
         goto fail;
     }
+    if (g->conf.record_cache_max_entries > 0 &&
+        (g->rcache = eng_gw_rcache_new(g->conf.record_cache_max_entries)) ==
+            NULL) {
+        snprintf(err, err_len, "out of memory (gateway.record_cache)");
+        goto fail;
+    }
     if ((g->throttle = eng_gw_throttle_new(g->conf.client_rate,
                                            g->conf.client_burst)) == NULL) {
         snprintf(err, err_len, "out of memory");
@@ -607,6 +644,24 @@ static char *hists_text(eng_gateway *g, char *out, size_t *len, size_t *cap)
     return out;
 }
 
+/* The record cache's series (docs/gateway.md, "Record cache"). */
+static char *rcache_text(eng_gateway *g, char *out, size_t *len, size_t *cap)
+{
+    eng_gw_rcache_stats st;
+    char line[512];
+    int n;
+    eng_gw_rcache_stats_get(g->rcache, &st);
+    n = snprintf(line, sizeof line,
+                 "signer_gateway_record_cache_entries %zu\n"
+                 "signer_gateway_record_cache_max_entries %zu\n"
+                 "signer_gateway_record_cache_hits_total %llu\n"
+                 "signer_gateway_record_cache_misses_total %llu\n"
+                 "signer_gateway_record_cache_evictions_total %llu\n",
+                 st.entries, st.max_entries, st.hits, st.misses,
+                 st.evictions);
+    return eng_gw_append(out, len, cap, line, (size_t)n);
+}
+
 char *eng_gateway_metrics(eng_gateway *g)
 {
     char *out = eng_metrics_text(g->e), line[512];
@@ -630,6 +685,8 @@ char *eng_gateway_metrics(eng_gateway *g)
     if (out != NULL)
         out = hists_text(g, out, &len, &cap);
     if (out != NULL)
+        out = rcache_text(g, out, &len, &cap);
+    if (out != NULL)
         out = eng_gw_pool_metrics(g->pool, out);
     return out;
 }
@@ -649,6 +706,7 @@ void eng_gateway_close(eng_gateway *g)
     pthread_cond_destroy(&g->cv);
     pthread_mutex_destroy(&g->mu);
     eng_aws_creds_chain_free(g->creds);
+    eng_gw_rcache_free(g->rcache);
     eng_gw_throttle_free(g->throttle);
     eng_gw_conf_free(&g->conf);
     free(g);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateway/record_cache.h"
 #include "transport/tls.h"
 #include "util.h"
 
@@ -55,7 +56,7 @@ static int gw_keys(const eng_config *cfg, const config_setting_t *g,
     static const char *const keys[] = {
         "enclaves",   "deadline_ms", "reconnect_ms", "health_ms",
         "forward_credentials", "region", "client_rate", "client_burst",
-        NULL};
+        "record_cache_max_entries", NULL};
     int i, n = config_setting_length(g);
     for (i = 0; i < n; i++) {
         const config_setting_t *m = config_setting_get_elem(g, (unsigned)i);
@@ -126,6 +127,7 @@ int eng_gw_conf_load(eng_gw_conf *gc, const eng_config *cfg, char *err,
     gc->deadline_ms = 5000;
     gc->reconnect_ms = 500;
     gc->health_ms = 5000;
+    gc->record_cache_max_entries = ENG_GW_RCACHE_DEFAULT_ENTRIES;
     if (g == NULL || !config_setting_is_group(g))
         return gw_fail(cfg, g, err, err_len,
                        "role gateway needs a gateway = { enclaves = "
@@ -137,6 +139,9 @@ int eng_gw_conf_load(eng_gw_conf *gc, const eng_config *cfg, char *err,
         gw_int(cfg, g, "reconnect_ms", 10, 60000, &gc->reconnect_ms, err,
                err_len) != 0 ||
         gw_int(cfg, g, "health_ms", 0, 600000, &gc->health_ms, err,
+               err_len) != 0 ||
+        gw_int(cfg, g, "record_cache_max_entries", 0,
+               ENG_GW_RCACHE_MAX_ENTRIES, &gc->record_cache_max_entries, err,
                err_len) != 0 ||
         gw_num(cfg, g, "client_rate", &gc->client_rate, err, err_len) != 0 ||
         gw_num(cfg, g, "client_burst", &gc->client_burst, err, err_len) != 0)

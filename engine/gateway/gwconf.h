@@ -16,6 +16,7 @@ typedef struct eng_gw_conf {
     char *region;          /* for the credential chain (STS) */
     double client_rate;    /* requests per second per client (0: off) */
     double client_burst;   /* bucket size */
+    int record_cache_max_entries; /* sealed records cached (0: off) */
 } eng_gw_conf;
 
 /* Reads cfg's gateway group strictly (unknown keys and wrong types are

@@ -9,6 +9,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -425,12 +426,25 @@ static void *pool_main(void *arg)
 
 /* ---- public ------------------------------------------------------------- */
 
+/* An event base whose epoll changes are applied once per iteration (write
+ * interest added and dropped within one costs no epoll_ctl). */
+static struct event_base *pool_base_new(void)
+{
+    struct event_config *cfg = event_config_new();
+    struct event_base *b;
+    if (cfg == NULL)
+        return event_base_new();
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    b = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    return b;
+}
+
 static int pool_events(eng_gw_pool *p)
 {
     struct timeval tv = {0, GW_TICK_MS * 1000};
     size_t i;
-    if (evthread_use_pthreads() != 0 ||
-        (p->base = event_base_new()) == NULL ||
+    if (evthread_use_pthreads() != 0 || (p->base = pool_base_new()) == NULL ||
         (p->wake = event_new(p->base, -1, EV_PERSIST, pool_wake_cb, p)) ==
             NULL ||
         (p->tick = event_new(p->base, -1, EV_PERSIST, pool_tick_cb, p)) ==
@@ -482,6 +496,29 @@ fail:
     return NULL;
 }
 
+/* Integers below 10^15 (what "%1.15g" prints as plain digits) become raw
+ * text made here, so printing the frame does not run printf and sscanf
+ * per number (cJSON's round-trip check); the text is the same. */
+static void frame_fast_numbers(cJSON *item)
+{
+    for (; item != NULL; item = item->next) {
+        double v = item->valuedouble;
+        char digits[24], *raw;
+        int n;
+        if (item->child != NULL)
+            frame_fast_numbers(item->child);
+        if (!cJSON_IsNumber(item) || !(v > -1e15 && v < 1e15) ||
+            v != (double)(long long)v || (v == 0 && signbit(v)))
+            continue;
+        n = snprintf(digits, sizeof digits, "%lld", (long long)v);
+        if ((raw = cJSON_malloc((size_t)n + 1)) == NULL)
+            continue;
+        memcpy(raw, digits, (size_t)n + 1);
+        item->valuestring = raw;
+        item->type = (item->type & ~0xFF) | cJSON_Raw;
+    }
+}
+
 void eng_gw_pool_forward(eng_gw_pool *p, cJSON *frame, int retryable,
                          eng_gw_done done, void *arg)
 {
@@ -498,6 +535,7 @@ void eng_gw_pool_forward(eng_gw_pool *p, cJSON *frame, int retryable,
     r->arg = arg;
     r->deadline_us = eng_now_us() + (uint64_t)p->conf.deadline_ms * 1000;
     cJSON_AddItemToObject(frame, "id", cJSON_CreateNumber((double)r->id));
+    frame_fast_numbers(frame->child);
     r->frame = cJSON_PrintUnformatted(frame);
     cJSON_Delete(frame); /* cJSON's free wipes (eng_wiping_allocators) */
     if (r->frame == NULL) {
