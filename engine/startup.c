@@ -488,10 +488,25 @@ static void report_storage(const eng_engine *e, const eng_config *cfg,
     else if (e->sealer != NULL)
         fprintf(out, "data_dir %s: %s checked, no keystore yet\n",
                 cfg->data_dir, sl);
+    else if (cfg->role != NULL && strcmp(cfg->role, "gateway") == 0)
+        fprintf(out, "data_dir %s: no keystore yet (created on first "
+                     "start)\n",
+                cfg->data_dir);
     else
         fprintf(out, "data_dir %s: no master key yet (created on first "
                      "start)\n",
                 cfg->data_dir);
+}
+
+/* The listener protocol as the config file names it. */
+static const char *proto_name(int proto)
+{
+    switch (proto) {
+    case ENG_PROTO_FRAMES: return "frames";
+    case ENG_PROTO_HTTPS: return "https";
+    case ENG_PROTO_RELAY: return "relay";
+    default: return "http";
+    }
 }
 
 int eng_engine_check_config(eng_config *cfg, FILE *out, char *err,
@@ -507,8 +522,7 @@ int eng_engine_check_config(eng_config *cfg, FILE *out, char *err,
     fprintf(out, "%s: ok (%zu plugins, %zu operations, %zu listeners)\n",
             cfg->file, e.reg.n_plugins, e.reg.n_ops, cfg->n_listen);
     for (i = 0; i < cfg->n_listen; i++)
-        fprintf(out, "listen: %s %s\n",
-                cfg->listen[i].proto == ENG_PROTO_FRAMES ? "frames" : "http",
+        fprintf(out, "listen: %s %s\n", proto_name(cfg->listen[i].proto),
                 cfg->listen[i].address);
     report_storage(&e, cfg, out);
     memlock_ok(heap, lock, sizeof lock);
