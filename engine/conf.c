@@ -354,16 +354,16 @@ static int parse_backend(eng_config *c, const config_setting_t *root,
 static const char *sealer_row(const char *type, const char *const **settings)
 {
     const eng_sealer_methods *m = eng_sealer_find(type);
-    *settings = m ? m->settings : NULL;
-    return m ? m->name : NULL;
+    *settings = m ? m->row.settings : NULL;
+    return m ? m->row.name : NULL;
 }
 
 static const char *keystore_row(const char *type,
                                 const char *const **settings)
 {
     const eng_keystore_methods *m = eng_keystore_find(type);
-    *settings = m ? m->settings : NULL;
-    return m ? m->name : NULL;
+    *settings = m ? m->row.settings : NULL;
+    return m ? m->row.name : NULL;
 }
 
 static int parse_sealer(eng_config *c, const config_setting_t *root,

@@ -862,6 +862,7 @@ static void row_close(void *state)
 }
 
 const eng_keystore_methods eng_keystore_dynamodb = {
-    "dynamodb",   ddb_settings, row_open,     row_put,
+    {"dynamodb", ddb_settings, row_open},
+    row_put,
     row_get,      row_count,    row_any_key_id, row_meta_get,
     row_meta_put, row_ready,    row_describe, row_close};

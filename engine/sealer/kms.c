@@ -343,6 +343,7 @@ static void kms_describe(void *state, char *out, size_t out_len)
 }
 
 const eng_sealer_methods eng_sealer_aws_kms = {
-    "aws-kms",    kms_settings, kms_open,     kms_seal,       kms_unseal,
+    {"aws-kms", kms_settings, kms_open},
+    kms_seal,     kms_unseal,
     kms_ready,    NULL,         kms_describe, kms_close,      kms_seal_call,
     kms_unseal_call};
