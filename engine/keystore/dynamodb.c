@@ -24,6 +24,7 @@
 #include <openssl/evp.h>
 
 #include "aws/creds.h"
+#include "aws/curl.h"
 #include "keystore.h"
 #include "log.h"
 #include "util.h"
