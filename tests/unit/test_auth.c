@@ -455,6 +455,31 @@ static void test_frames_and_strict(void)
     cJSON_Delete(o);
 }
 
+/* Hex as the MAC and the attestation PCRs are read: either case, exactly
+ * two digits a byte, anything else refused. */
+static void test_hex_decode(void)
+{
+    unsigned char out[3] = {0};
+
+    CU_ASSERT_EQUAL(eng_hex_nibble('0'), 0);
+    CU_ASSERT_EQUAL(eng_hex_nibble('9'), 9);
+    CU_ASSERT_EQUAL(eng_hex_nibble('a'), 10);
+    CU_ASSERT_EQUAL(eng_hex_nibble('F'), 15);
+    CU_ASSERT_EQUAL(eng_hex_nibble('g'), -1);
+    CU_ASSERT_EQUAL(eng_hex_nibble('x'), -1);
+    CU_ASSERT_EQUAL(eng_hex_nibble(-1), -1);
+    CU_ASSERT_EQUAL(eng_hex_decode(out, 3, "00aBfF"), 0);
+    CU_ASSERT_EQUAL(out[0], 0x00);
+    CU_ASSERT_EQUAL(out[1], 0xab);
+    CU_ASSERT_EQUAL(out[2], 0xff);
+    CU_ASSERT_EQUAL(eng_hex_decode(out, 3, "00abf"), -1);
+    CU_ASSERT_EQUAL(eng_hex_decode(out, 3, "00abff0"), -1);
+    CU_ASSERT_EQUAL(eng_hex_decode(out, 3, "0x00ab"), -1);
+    CU_ASSERT_EQUAL(eng_hex_decode(out, 3, "00ab g"), -1);
+    CU_ASSERT_EQUAL(eng_hex_decode(out, 3, NULL), -1);
+    CU_ASSERT_EQUAL(eng_hex_decode(out, 0, ""), 0);
+}
+
 int main(void)
 {
     CU_pSuite s;
@@ -488,6 +513,7 @@ int main(void)
     TU_ADD(s, test_frames_and_strict);
     TU_ADD(s, test_secret_ops_logging);
     TU_ADD(s, test_request_locator);
+    TU_ADD(s, test_hex_decode);
     rc = tu_run();
     eng_engine_close(&eng);
     eng_config_free(&cfg);
