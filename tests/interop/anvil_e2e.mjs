@@ -14,7 +14,9 @@ import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BUILDDIR, Checks, freePort, sleep, startAnvil, startSignerd, watchdog } from './lib.mjs';
+import {
+  BUILDDIR, Checks, freePort, runMain, sleep, watchdog, withAnvilAndSignerd,
+} from './lib.mjs';
 
 const NAME = 'anvil_e2e';
 watchdog(Number(process.env.INTEROP_TIME_LIMIT || 240), NAME);
@@ -170,10 +172,7 @@ async function cliChecks(signer, anvil) {
 }
 
 async function main() {
-  const anvil = await startAnvil({ chainId: CHAIN_ID });
-  const signer = await startSignerd();
-  console.log(`${NAME}: anvil at ${anvil.url}, signerd at ${signer.url}`);
-  try {
+  await withAnvilAndSignerd(checks, { chainId: CHAIN_ID }, async (signer, anvil) => {
     checks.check(BigInt(await anvil.rpc('eth_chainId')) === BigInt(CHAIN_ID), 'anvil chain id is 31337');
 
     const secret = crypto.randomBytes(32).toString('hex');
@@ -292,15 +291,7 @@ async function main() {
     }
 
     await cliChecks(signer, anvil);
-    checks.check(signer.alive, 'signerd still running at the end', () => signer.logTail().join('\n'));
-  } finally {
-    await signer.stop();
-    await anvil.stop();
-  }
-  process.exit(checks.finish());
+  });
 }
 
-main().catch((e) => {
-  checks.fail('unexpected error', e && e.stack ? e.stack : String(e));
-  process.exit(checks.finish() || 1);
-});
+runMain(checks, main);
