@@ -310,9 +310,7 @@ static void test_check_value(void)
 int main(void)
 {
     CU_pSuite s;
-    int rc;
-    dir = tu_tmpdir();
-    if (dir == NULL || CU_initialize_registry() != CUE_SUCCESS)
+    if (tu_begin(&dir) != 0)
         return 1;
     snprintf(mk, sizeof mk, "%s/master.key", dir);
     s = CU_add_suite("sealer", NULL, NULL);
@@ -326,8 +324,5 @@ int main(void)
     TU_ADD(s, test_aws_kms_needs_credentials);
     TU_ADD(s, test_create_and_undo);
     TU_ADD(s, test_check_value);
-    rc = tu_run();
-    tu_rmtree(dir);
-    free(dir);
-    return rc;
+    return tu_end(dir);
 }
