@@ -23,7 +23,7 @@
 
 import { Transaction, getAddress, getBytes, getCreateAddress, keccak256, parseEther, sha256, zeroPadValue } from 'ethers';
 import crypto from 'node:crypto';
-import { Checks, runMain, sleep, watchdog, withAnvilAndSignerd } from './lib.mjs';
+import { Checks, runMain, waitReceipt, watchdog, withAnvilAndSignerd } from './lib.mjs';
 
 const NAME = 'anvil_breadth';
 watchdog(Number(process.env.INTEROP_TIME_LIMIT || 240), NAME);
@@ -53,16 +53,6 @@ const zeroBlobKzg = {
     return getBytes(INFINITY);
   },
 };
-
-async function waitReceipt(anvil, hash, timeoutMs = 20000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const r = await anvil.rpc('eth_getTransactionReceipt', [hash]);
-    if (r) return r;
-    await sleep(100);
-  }
-  throw new Error(`no receipt for ${hash} within ${timeoutMs} ms`);
-}
 
 async function fund(anvil, to, wei) {
   const [dev] = await anvil.rpc('eth_accounts');

@@ -15,7 +15,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  BUILDDIR, Checks, freePort, runMain, sleep, watchdog, withAnvilAndSignerd,
+  BUILDDIR, Checks, freePort, runMain, waitReceipt, watchdog, withAnvilAndSignerd,
 } from './lib.mjs';
 
 const NAME = 'anvil_e2e';
@@ -31,16 +31,6 @@ const INIT_CODE = '0x69' + RUNTIME.slice(2) + '600052600a6016f3';
 
 const hexq = (v) => '0x' + BigInt(v).toString(16);
 const lc = (s) => (typeof s === 'string' ? s.toLowerCase() : s);
-
-async function waitReceipt(anvil, hash, timeoutMs = 20000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const r = await anvil.rpc('eth_getTransactionReceipt', [hash]);
-    if (r) return r;
-    await sleep(100);
-  }
-  throw new Error(`no receipt for ${hash} within ${timeoutMs} ms`);
-}
 
 async function fees(anvil) {
   const block = await anvil.rpc('eth_getBlockByNumber', ['latest', false]);

@@ -28,7 +28,7 @@ const VERBOSE = process.env.INTEROP_VERBOSE === '1';
 
 import { children, tempDirs, killAll, watchdog, setup } from '../lib/procs.mjs';
 import { Checks as BaseChecks, runMain } from '../lib/checks.mjs';
-import { freePort, pool, sleep } from '../lib/util.mjs';
+import { freePort, httpOnce, pool, sleep } from '../lib/util.mjs';
 
 setup('interop');
 export { watchdog, killAll, freePort, pool, runMain, sleep };
@@ -83,36 +83,13 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
  * {status, text, json} where json is null when the answer is not JSON.
  */
 export function httpRequest(method, url, body, { timeoutMs = 30000, headers = {} } = {}) {
-  return new Promise((resolve, reject) => {
-    const u = new URL(url);
-    if (u.hostname !== '127.0.0.1' && u.hostname !== 'localhost') {
-      reject(new Error(`refusing non-loopback URL ${url}`));
-      return;
-    }
-    const data = body === undefined ? null
-      : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body), 'utf8');
-    const req = http.request({
-      agent, method, hostname: u.hostname, port: u.port, path: u.pathname + u.search,
-      headers: {
-        Accept: 'application/json',
-        ...(data ? { 'Content-Type': 'application/json', 'Content-Length': data.length } : {}),
-        ...headers,
-      },
-    }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json = null;
-        try { json = JSON.parse(text); } catch { /* not JSON */ }
-        resolve({ status: res.statusCode, text, json });
-      });
-      res.on('error', reject);
-    });
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${url}: timed out after ${timeoutMs} ms`)));
-    req.on('error', reject);
-    if (data) req.write(data);
-    req.end();
+  const u = new URL(url);
+  if (u.hostname !== '127.0.0.1' && u.hostname !== 'localhost') {
+    return Promise.reject(new Error(`refusing non-loopback URL ${url}`));
+  }
+  return httpOnce({
+    agent, method, host: u.hostname, port: u.port, path: u.pathname + u.search, body, timeoutMs,
+    headers: { Accept: 'application/json', ...headers },
   });
 }
 
@@ -246,6 +223,17 @@ export async function startAnvil({ chainId = 31337, readyTimeoutMs = 20000, extr
     await stopChild(child);
   }
   throw lastErr;
+}
+
+/** Resolves to the receipt of transaction hash on anvil, polled within timeoutMs. */
+export async function waitReceipt(anvil, hash, timeoutMs = 20000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const r = await anvil.rpc('eth_getTransactionReceipt', [hash]);
+    if (r) return r;
+    await sleep(100);
+  }
+  throw new Error(`no receipt for ${hash} within ${timeoutMs} ms`);
 }
 
 // -------------------------------------------------------------- checks

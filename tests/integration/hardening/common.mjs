@@ -13,7 +13,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -32,7 +31,7 @@ const KEEP = process.env.HARDENING_KEEP === '1';
 
 import { children, tempDirs, killAll, watchdog, setup } from '../../lib/procs.mjs';
 import { Checks as BaseChecks } from '../../lib/checks.mjs';
-import { freePort, pool, sleep } from '../../lib/util.mjs';
+import { freePort, httpOnce, pool, sleep } from '../../lib/util.mjs';
 
 setup('hardening', { keep: KEEP });
 export { watchdog, killAll, freePort, pool, sleep };
@@ -202,32 +201,7 @@ function makeHandle(child, { port, framesPort, dataDir, conf }) {
  * Resolves to {status, headers, text, json}.
  */
 export function request(port, method, p, body, { timeoutMs = 10000, headers = {} } = {}) {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? null
-      : Buffer.isBuffer(body) ? body
-        : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body), 'utf8');
-    const req = http.request({
-      agent: false, method, host: '127.0.0.1', port, path: p,
-      headers: {
-        ...(data ? { 'Content-Type': 'application/json', 'Content-Length': data.length } : {}),
-        ...headers,
-      },
-    }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json = null;
-        try { json = JSON.parse(text); } catch { /* not JSON */ }
-        resolve({ status: res.statusCode, headers: res.headers, text, json });
-      });
-      res.on('error', reject);
-    });
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${p}: no answer within ${timeoutMs} ms`)));
-    req.on('error', reject);
-    if (data) req.write(data);
-    req.end();
-  });
+  return httpOnce({ method, port, path: p, body, headers, timeoutMs });
 }
 
 /** POST / {operation, payload}. */
