@@ -389,35 +389,15 @@ static int get_timestamp(const cJSON *t, int64_t *out)
     return -1;
 }
 
-static int hex_nibble(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Reads a 64-hex-digit MAC (0x prefix allowed).  0 or -1. */
 static int get_mac(unsigned char out[32], const cJSON *hm)
 {
     const char *h;
-    size_t i;
     if (!cJSON_IsString(hm) || (h = hm->valuestring) == NULL)
         return -1;
     if (h[0] == '0' && (h[1] == 'x' || h[1] == 'X'))
         h += 2;
-    if (strlen(h) != 64)
-        return -1;
-    for (i = 0; i < 32; i++) {
-        int hi = hex_nibble(h[2 * i]), lo = hex_nibble(h[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out[i] = (unsigned char)(hi << 4 | lo);
-    }
-    return 0;
+    return eng_hex_decode(out, 32, h);
 }
 
 int eng_auth_parse(eng_credential *cred, signer_reply *reply,

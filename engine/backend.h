@@ -33,6 +33,46 @@ typedef struct eng_backend_args {
     eng_created *created;        /* NULL, or records what open created */
 } eng_backend_args;
 
+/* The first member of every backend row (eng_sealer_methods,
+ * eng_keystore_methods): what finding, listing and opening a row by name
+ * needs, whatever kind of backend it is. */
+typedef struct eng_backend_row {
+    const char *name;             /* the group's "type" in the config */
+    const char *const *settings;  /* names its config group may hold besides
+                                     "type"; NULL-ended (values are strings) */
+    /* Opens with args.  SIGNER_OK; SIGNER_ERR_NOT_FOUND when what it opens
+     * is absent and args->create is 0; another signer_err with a message in
+     * err otherwise.  Records created files in args->created. */
+    int (*open)(void **state, const eng_backend_args *args, char *err,
+                size_t err_len);
+} eng_backend_row;
+
+/* The row of the NULL-ended rows named name, or NULL. */
+const eng_backend_row *eng_backend_find(const eng_backend_row *const *rows,
+                                        const char *name);
+
+/* The names of rows as "\"a\", \"b\"" for messages, in out. */
+void eng_backend_names(const eng_backend_row *const *rows, char *out,
+                       size_t out_len);
+
+/* Opens the row of rows named name: *row and *state on success (both
+ * untouched otherwise).  Returns the row's open result, or
+ * SIGNER_ERR_CONFIG with "<kind> '<name>' is not supported (supported:
+ * ...)" in err for an unknown name. */
+int eng_backend_open(const eng_backend_row **row, void **state,
+                     const eng_backend_row *const *rows, const char *kind,
+                     const char *name, const eng_backend_args *args,
+                     char *err, size_t err_len);
+
+/* The parts every "none" row (a role that keeps no keys or never seals)
+ * shares: no settings; an open that keeps no state; always ready; nothing
+ * to close. */
+extern const char *const eng_backend_no_settings[];
+int eng_backend_none_open(void **state, const eng_backend_args *args,
+                          char *err, size_t err_len);
+int eng_backend_none_ready(void *state);
+void eng_backend_none_close(void *state);
+
 /* The value of setting name in args, or dflt when the config has none. */
 const char *eng_backend_setting(const eng_backend_args *args,
                                 const char *name, const char *dflt);

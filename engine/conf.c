@@ -51,10 +51,9 @@ static const char *type_name(int t)
     }
 }
 
-/* Refuses members of group g whose names are not in allowed (NULL-ended). */
-static int check_keys(const eng_config *c, const config_setting_t *g,
-                      const char *const *allowed, const char *where,
-                      char *err, size_t err_len)
+int eng_config_check_keys(const eng_config *c, const config_setting_t *g,
+                          const char *const *allowed, const char *where,
+                          char *err, size_t err_len)
 {
     int i, n = config_setting_length(g);
     for (i = 0; i < n; i++) {
@@ -209,7 +208,7 @@ static int parse_listen(eng_config *c, const config_setting_t *root,
         int p = ENG_PROTO_HTTP, rc = 0;
         if (config_setting_type(e) != CONFIG_TYPE_GROUP)
             return fail(c, e, err, err_len, "listen[%d] must be a group", i);
-        if (check_keys(c, e, keys, "listen[]", err, err_len) < 0)
+        if (eng_config_check_keys(c, e, keys, "listen[]", err, err_len) < 0)
             return -1;
         if (get_str(c, e, "address", "listen[]", &addr, err, err_len) <= 0) {
             free(addr);
@@ -267,7 +266,7 @@ static int parse_int_group(eng_config *c, const config_setting_t *root,
     for (i = 0; i < n && i < 15; i++)
         keys[i] = t[i].name;
     keys[i] = NULL;
-    if (check_keys(c, g, keys, name, err, err_len) < 0)
+    if (eng_config_check_keys(c, g, keys, name, err, err_len) < 0)
         return -1;
     for (i = 0; i < n; i++) {
         r = get_int(c, g, t[i].name, name, t[i].lo, t[i].hi, &v, err,
@@ -329,7 +328,7 @@ static int parse_backend(eng_config *c, const config_setting_t *root,
     for (; allowed != NULL && *allowed != NULL && k < 15; allowed++)
         keys[k++] = *allowed;
     keys[k] = NULL;
-    if (check_keys(c, g, keys, name, err, err_len) < 0)
+    if (eng_config_check_keys(c, g, keys, name, err, err_len) < 0)
         return -1;
     n = config_setting_length(g);
     if ((out->settings = calloc((size_t)n + 1, sizeof *out->settings)) == NULL)
@@ -354,16 +353,16 @@ static int parse_backend(eng_config *c, const config_setting_t *root,
 static const char *sealer_row(const char *type, const char *const **settings)
 {
     const eng_sealer_methods *m = eng_sealer_find(type);
-    *settings = m ? m->settings : NULL;
-    return m ? m->name : NULL;
+    *settings = m ? m->row.settings : NULL;
+    return m ? m->row.name : NULL;
 }
 
 static const char *keystore_row(const char *type,
                                 const char *const **settings)
 {
     const eng_keystore_methods *m = eng_keystore_find(type);
-    *settings = m ? m->settings : NULL;
-    return m ? m->name : NULL;
+    *settings = m ? m->row.settings : NULL;
+    return m ? m->row.name : NULL;
 }
 
 static int parse_sealer(eng_config *c, const config_setting_t *root,
@@ -425,7 +424,7 @@ static int parse_plugins(eng_config *c, const config_setting_t *root,
         size_t j;
         if (config_setting_type(e) != CONFIG_TYPE_GROUP)
             return fail(c, e, err, err_len, "plugins[%d] must be a group", i);
-        if (check_keys(c, e, keys, "plugins[]", err, err_len) < 0)
+        if (eng_config_check_keys(c, e, keys, "plugins[]", err, err_len) < 0)
             return -1;
         c->n_plugins++;
         if (get_str(c, e, "name", "plugins[]", &p->name, err, err_len) < 0 ||
@@ -533,7 +532,7 @@ static int parse_root(eng_config *c, char *err, size_t err_len)
 
     if (set_defaults(c) < 0)
         return fail(c, NULL, err, err_len, "out of memory");
-    if (check_keys(c, root, keys, "", err, err_len) < 0)
+    if (eng_config_check_keys(c, root, keys, "", err, err_len) < 0)
         return -1;
     if (get_str(c, root, "role", "", &c->role, err, err_len) < 0)
         return -1;

@@ -74,6 +74,13 @@ int eng_config_add_listen(eng_config *c, const char *spec, int *replaced,
 int eng_config_set_data_dir(eng_config *c, const char *dir);
 int eng_config_set_plugin_dir(eng_config *c, const char *dir);
 
+/* Refuses a member of group g whose name is not in allowed (NULL-ended):
+ * -1 with "FILE:LINE: unknown setting '<where>.<name>'" in err (where ""
+ * for the top level), else 0. */
+int eng_config_check_keys(const eng_config *c, const config_setting_t *g,
+                          const char *const *allowed, const char *where,
+                          char *err, size_t err_len);
+
 /* The value of setting name of a backend group, or NULL. */
 const char *eng_backend_conf_get(const eng_backend_conf *b, const char *name);
 

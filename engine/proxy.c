@@ -455,7 +455,6 @@ static int px_settings(const eng_config *cfg, struct px_settings *st,
     const config_setting_t *g =
         config_setting_get_member(config_root_setting(&cfg->lc), "proxy");
     long long v;
-    int i, n;
 
     st->connect_ms = 5000;
     st->idle_ms = 300000;
@@ -466,16 +465,8 @@ static int px_settings(const eng_config *cfg, struct px_settings *st,
                     "group with an allowlist (see conf/proxy.conf)");
     if (config_setting_type(g) != CONFIG_TYPE_GROUP)
         return perr(cfg, g, err, err_len, "'proxy' must be a group { ... }");
-    n = config_setting_length(g);
-    for (i = 0; i < n; i++) {
-        const config_setting_t *m = config_setting_get_elem(g, (unsigned)i);
-        const char *const *k = keys;
-        while (*k != NULL && strcmp(*k, config_setting_name(m)) != 0)
-            k++;
-        if (*k == NULL)
-            return perr(cfg, m, err, err_len, "unknown setting 'proxy.%s'",
-                        config_setting_name(m));
-    }
+    if (eng_config_check_keys(cfg, g, keys, "proxy", err, err_len) != 0)
+        return -1;
 #define PX_INT(name, lo, hi, dst)                                            \
     v = (long long)(dst);                                                    \
     if (px_int(cfg, g, name, lo, hi, &v, err, err_len) != 0)                 \

@@ -11,6 +11,7 @@
 
 #include "aws/buf.h"
 #include "aws/creds.h"
+#include "aws/curl.h"
 #include "host.h"
 #include "util.h"
 
@@ -100,51 +101,18 @@ void eng_rpc_peer_name(char *out, size_t cap, const char *url)
     snprintf(out, cap, "%.*s://%.*s", (int)(s - url), url, (int)(end - h), h);
 }
 
-/* libcurl's write callback: appends to the buffer up to its limit. */
-typedef struct rpc_sink {
-    eng_aws_buf buf;
-    size_t max;
-    int over;
-} rpc_sink;
-
-static size_t on_body(char *data, size_t size, size_t n, void *arg)
-{
-    rpc_sink *k = arg;
-
-    if (k->buf.len + size * n > k->max) {
-        k->over = 1;
-        return 0; /* aborts the transfer */
-    }
-    eng_aws_buf_add(&k->buf, data, size * n);
-    return k->buf.err ? 0 : size * n;
-}
-
 /* The curl handle of one POST (options only). */
 static CURL *post_handle(const char *url, struct curl_slist *hdrs,
                          const char *body, size_t len, long timeout_ms,
-                         rpc_sink *sink)
+                         eng_curl_sink *sink)
 {
-    CURL *c = curl_easy_init();
+    CURL *c = eng_curl_new(url, hdrs, timeout_ms, sink);
 
     if (c == NULL)
         return NULL;
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
-#if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS,
-                     (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(c, CURLOPT_POST, 1L);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
     return c;
 }
 
@@ -154,7 +122,8 @@ int eng_rpc_http_post(char **resp, size_t *resp_len, long *status, char *err,
                       size_t len, long timeout_ms, size_t max_resp)
 {
     struct curl_slist *hdrs = NULL, *h2;
-    rpc_sink sink;
+    eng_aws_buf ans = {0};
+    eng_curl_sink sink = {&ans, max_resp, 0};
     char peer[160];
     CURLcode cc = CURLE_OUT_OF_MEMORY;
     CURL *c = NULL;
@@ -163,8 +132,6 @@ int eng_rpc_http_post(char **resp, size_t *resp_len, long *status, char *err,
     *resp = NULL;
     *resp_len = 0;
     *status = 0;
-    memset(&sink, 0, sizeof sink);
-    sink.max = max_resp;
     eng_rpc_peer_name(peer, sizeof peer, url);
     if (eng_curl_global_init() != 0)
         return snprintf(err, errcap, "%s: HTTP client unavailable", peer),
@@ -185,18 +152,18 @@ int eng_rpc_http_post(char **resp, size_t *resp_len, long *status, char *err,
         snprintf(err, errcap, "%s: answer larger than %zu bytes", peer,
                  max_resp);
         rc = SIGNER_ERR_TOO_LARGE;
-    } else if (cc != CURLE_OK || sink.buf.err) {
+    } else if (cc != CURLE_OK || ans.err) {
         snprintf(err, errcap, "%s: %s", peer,
                  cc == CURLE_OPERATION_TIMEDOUT
                      ? "no answer within the timeout"
                      : curl_easy_strerror(cc));
         rc = SIGNER_ERR_UNAVAILABLE;
     } else {
-        eng_aws_buf_str(&sink.buf, ""); /* an empty answer is "" too */
-        *resp_len = sink.buf.len;
-        *resp = eng_aws_buf_take(&sink.buf);
+        eng_aws_buf_str(&ans, ""); /* an empty answer is "" too */
+        *resp_len = ans.len;
+        *resp = eng_aws_buf_take(&ans);
         return *resp != NULL ? SIGNER_OK : SIGNER_ERR_NOMEM;
     }
-    eng_aws_buf_free(&sink.buf);
+    eng_aws_buf_free(&ans);
     return rc;
 }

@@ -108,6 +108,32 @@ void eng_hex_encode(char *out, const unsigned char *in, size_t len)
     out[2 * len] = '\0';
 }
 
+int eng_hex_nibble(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int eng_hex_decode(unsigned char *out, size_t len, const char *hex)
+{
+    size_t i;
+    if (hex == NULL || strlen(hex) != 2 * len)
+        return -1;
+    for (i = 0; i < len; i++) {
+        int hi = eng_hex_nibble(hex[2 * i]);
+        int lo = eng_hex_nibble(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return 0;
+}
+
 uint64_t eng_now_us(void)
 {
     struct timespec ts;

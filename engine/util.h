@@ -37,6 +37,11 @@ void eng_request_id(char out[17]);
 
 /* Lowercase hex of in[0..len) into out (2*len+1 bytes). */
 void eng_hex_encode(char *out, const unsigned char *in, size_t len);
+/* The value (0..15) of the hex digit c, either case; -1 if c is none. */
+int eng_hex_nibble(int c);
+/* Exactly 2*len hex digits (either case, no prefix) into out[0..len).  0,
+ * or -1 (hex NULL, another length, or not a hex digit). */
+int eng_hex_decode(unsigned char *out, size_t len, const char *hex);
 
 /* Monotonic and wall clocks. */
 uint64_t eng_now_us(void);   /* CLOCK_MONOTONIC, microseconds */

@@ -27,39 +27,13 @@ static void conf_err(char *err, size_t err_len, const config_setting_t *s)
              s ? config_setting_source_line(s) : 0);
 }
 
-static int hex_nibble(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Exactly 2*len hex digits into out.  0 ok, -1 otherwise. */
-static int hex_decode(unsigned char *out, size_t len, const char *hex)
-{
-    size_t i;
-    if (hex == NULL || strlen(hex) != 2 * len)
-        return -1;
-    for (i = 0; i < len; i++) {
-        int hi = hex_nibble(hex[2 * i]), lo = hex_nibble(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out[i] = (unsigned char)(hi << 4 | lo);
-    }
-    return 0;
-}
-
 /* One PCR value from setting s at index idx. */
 static int set_pcr(eng_attest_config *c, const config_setting_t *s,
                    unsigned long idx, char *err, size_t err_len)
 {
     if (idx >= ENG_ATTEST_PCRS)
         CONF_ERR(s, "pcrs: index %lu out of range 0..31", idx);
-    if (hex_decode(c->pcrs[idx], ENG_ATTEST_PCR_LEN,
+    if (eng_hex_decode(c->pcrs[idx], ENG_ATTEST_PCR_LEN,
                    config_setting_get_string(s)) != 0)
         CONF_ERR(s, "pcrs: PCR%lu must be %d hex digits", idx,
                  2 * ENG_ATTEST_PCR_LEN);

@@ -15,6 +15,7 @@
 #include <signer/plugin.h>
 
 #include "aws/buf.h"
+#include "aws/curl.h"
 #include "util.h"
 
 #define CREDS_BODY_MAX 65536
@@ -57,16 +58,6 @@ static int set_err(char *err, size_t cap, int rc, const char *what)
     return rc;
 }
 
-static size_t on_body(char *data, size_t size, size_t n, void *arg)
-{
-    eng_aws_buf *b = arg;
-
-    if (b->len + size * n > CREDS_BODY_MAX)
-        return 0; /* aborts the transfer */
-    eng_aws_buf_add(b, data, size * n);
-    return b->err ? 0 : size * n;
-}
-
 /* One HTTP exchange through libcurl: method ("GET", "PUT", "POST"), extra
  * headers, optional body; the answer into out.  SIGNER_OK with *status, or
  * SIGNER_ERR_UNAVAILABLE when nothing came back. */
@@ -74,27 +65,14 @@ static int http_fetch(eng_aws_buf *out, long *status, const char *method,
                       const char *url, struct curl_slist *hdrs,
                       const char *body, long timeout_ms)
 {
-    CURL *c = curl_easy_init();
+    eng_curl_sink sink = {out, CREDS_BODY_MAX, 0};
+    CURL *c = eng_curl_new(url, hdrs, timeout_ms, &sink);
     CURLcode cc;
 
     *status = 0;
     if (c == NULL)
         return SIGNER_ERR_NOMEM;
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
-#if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS,
-                     (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
     if (body != NULL)
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     else if (strcmp(method, "PUT") == 0)
@@ -545,33 +523,4 @@ void eng_aws_creds_chain_free(eng_aws_creds_chain *ch)
     eng_aws_creds_wipe(&ch->cached);
     pthread_mutex_destroy(&ch->lock);
     free(ch);
-}
-
-/* ---- libcurl set-up ------------------------------------------------------- */
-
-/* libcurl copies credentials and request bodies into its own memory: every
- * block it frees is wiped first. */
-static char *wiping_strdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (p != NULL)
-        memcpy(p, s, n);
-    return p;
-}
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static int curl_ready;
-
-static void curl_setup(void)
-{
-    curl_ready = curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc,
-                                      eng_wiping_free, eng_wiping_realloc,
-                                      wiping_strdup, calloc) == CURLE_OK;
-}
-
-int eng_curl_global_init(void)
-{
-    pthread_once(&curl_once, curl_setup);
-    return curl_ready ? 0 : -1;
 }

@@ -39,12 +39,6 @@ int eng_aws_creds_from_container(eng_aws_creds *out, char *err,
                                  size_t err_cap);
 int eng_aws_creds_from_imds(eng_aws_creds *out, char *err, size_t err_cap);
 
-/* Initialises libcurl once per process (thread-safe), with allocators
- * that wipe every block libcurl frees: it copies credentials and request
- * bodies into its own memory.  Call before any other libcurl use.  0, or -1
- * if libcurl could not be initialised. */
-int eng_curl_global_init(void);
-
 /* Unix time of an ISO 8601 UTC timestamp ("2026-01-02T03:04:05Z", with
  * optional fraction); -1 if malformed. */
 long long eng_aws_parse_time(const char *iso);

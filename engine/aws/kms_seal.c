@@ -65,17 +65,6 @@ cleanup:
     return rc;
 }
 
-static int hexdigit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* 1..64 hex digits (optional 0x), right-aligned into key[32]: the
  * reference stored hex(D.Bytes()), which drops leading zero bytes. */
 static int ref_key(unsigned char key[REF_KEY_LEN], const char *hex)
@@ -90,7 +79,7 @@ static int ref_key(unsigned char key[REF_KEY_LEN], const char *hex)
         return -1;
     memset(key, 0, REF_KEY_LEN);
     for (i = 0; i < n; i++) {
-        int d = hexdigit(hex[n - 1 - i]);
+        int d = eng_hex_nibble(hex[n - 1 - i]);
         if (d < 0)
             return -1;
         key[REF_KEY_LEN - 1 - i / 2] |= (unsigned char)(i % 2 ? d << 4 : d);

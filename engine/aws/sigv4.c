@@ -95,23 +95,16 @@ static void uri_encode(eng_aws_buf *b, const char *s, size_t len,
     }
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (char)tolower((unsigned char)c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* Percent-decodes s[0..len) into b ('+' stays '+'). */
 static void uri_decode(eng_aws_buf *b, const char *s, size_t len)
 {
     size_t i;
 
     for (i = 0; i < len; i++) {
-        if (s[i] == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 &&
-            hexval(s[i + 2]) >= 0) {
-            char c = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+        if (s[i] == '%' && i + 2 < len && eng_hex_nibble(s[i + 1]) >= 0 &&
+            eng_hex_nibble(s[i + 2]) >= 0) {
+            char c = (char)(eng_hex_nibble(s[i + 1]) * 16 +
+                            eng_hex_nibble(s[i + 2]));
             eng_aws_buf_add(b, &c, 1);
             i += 2;
         } else {

@@ -235,23 +235,13 @@ int eng_gw_tls_load(eng_gw_tls *t, const eng_config *cfg, char *err,
     static const char *const keys[] = {"cert", "key", "client_ca", "allow",
                                        NULL};
     const config_setting_t *g = config_lookup(&cfg->lc, "tls");
-    int i, n;
     memset(t, 0, sizeof *t);
     if (g == NULL)
         return 0;
     if (!config_setting_is_group(g))
         return gw_fail(cfg, g, err, err_len, "tls: must be a group");
-    n = config_setting_length(g);
-    for (i = 0; i < n; i++) {
-        const config_setting_t *m = config_setting_get_elem(g, (unsigned)i);
-        const char *const *k = keys;
-        while (*k != NULL && strcmp(*k, config_setting_name(m)) != 0)
-            k++;
-        if (*k == NULL)
-            return gw_fail(cfg, m, err, err_len, "unknown setting 'tls.%s'",
-                           config_setting_name(m));
-    }
-    if (tls_path(cfg, g, "cert", 1, &t->cert, err, err_len) != 0 ||
+    if (eng_config_check_keys(cfg, g, keys, "tls", err, err_len) != 0 ||
+        tls_path(cfg, g, "cert", 1, &t->cert, err, err_len) != 0 ||
         tls_path(cfg, g, "key", 1, &t->key, err, err_len) != 0 ||
         tls_path(cfg, g, "client_ca", 0, &t->client_ca, err, err_len) != 0 ||
         tls_allow(t, cfg, g, err, err_len) != 0)

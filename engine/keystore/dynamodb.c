@@ -24,6 +24,7 @@
 #include <openssl/evp.h>
 
 #include "aws/creds.h"
+#include "aws/curl.h"
 #include "keystore.h"
 #include "log.h"
 #include "util.h"
@@ -862,6 +863,7 @@ static void row_close(void *state)
 }
 
 const eng_keystore_methods eng_keystore_dynamodb = {
-    "dynamodb",   ddb_settings, row_open,     row_put,
+    {"dynamodb", ddb_settings, row_open},
+    row_put,
     row_get,      row_count,    row_any_key_id, row_meta_get,
     row_meta_put, row_ready,    row_describe, row_close};

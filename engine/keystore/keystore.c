@@ -12,58 +12,42 @@ struct eng_keystore {
 };
 
 /* Every backend: add its row here. */
-static const eng_keystore_methods *const rows[] = {
-    &eng_keystore_sqlite, &eng_keystore_dynamodb, &eng_keystore_none, NULL};
+static const eng_backend_row *const rows[] = {
+    &eng_keystore_sqlite.row, &eng_keystore_dynamodb.row,
+    &eng_keystore_none.row, NULL};
 
+/* A row is the first member of its methods, so the one converts to the
+ * other. */
 const eng_keystore_methods *eng_keystore_find(const char *name)
 {
-    size_t i;
-    for (i = 0; name != NULL && rows[i] != NULL; i++)
-        if (strcmp(rows[i]->name, name) == 0)
-            return rows[i];
-    return NULL;
+    return (const eng_keystore_methods *)eng_backend_find(rows, name);
 }
 
 void eng_keystore_names(char *out, size_t out_len)
 {
-    size_t i, pos = 0;
-    out[0] = '\0';
-    for (i = 0; rows[i] != NULL && pos < out_len; i++) {
-        int n = snprintf(out + pos, out_len - pos, "%s\"%s\"",
-                         i ? ", " : "", rows[i]->name);
-        if (n < 0)
-            break;
-        pos += (size_t)n;
-    }
+    eng_backend_names(rows, out, out_len);
 }
 
 int eng_keystore_open(eng_keystore **out, const char *name,
                       const eng_backend_args *args, char *err,
                       size_t err_len)
 {
-    const eng_keystore_methods *m = eng_keystore_find(name);
+    const eng_backend_row *row = NULL;
     eng_keystore *ks;
-    char names[128];
     int rc;
 
     *out = NULL;
-    if (m == NULL) {
-        eng_keystore_names(names, sizeof names);
-        snprintf(err, err_len,
-                 "keystore '%s' is not supported (supported: %s)",
-                 name ? name : "(null)", names);
-        return SIGNER_ERR_CONFIG;
-    }
     if ((ks = calloc(1, sizeof *ks)) == NULL) {
         snprintf(err, err_len, "out of memory");
         return SIGNER_ERR_NOMEM;
     }
-    ks->m = m;
-    rc = m->open(&ks->state, args, err, err_len);
+    rc = eng_backend_open(&row, &ks->state, rows, "keystore", name, args,
+                          err, err_len);
     if (rc != SIGNER_OK) {
         free(ks);
         return rc;
     }
+    ks->m = (const eng_keystore_methods *)row;
     *out = ks;
     return SIGNER_OK;
 }
@@ -154,18 +138,6 @@ void eng_keystore_close(eng_keystore *ks)
 /* ---- "none": roles that keep no keys (the enclave gets them sealed in
  * each request) ------------------------------------------------------- */
 
-static const char *const none_settings[] = {NULL};
-
-static int none_open(void **state, const eng_backend_args *args, char *err,
-                     size_t err_len)
-{
-    (void)args;
-    (void)err;
-    (void)err_len;
-    *state = NULL;
-    return SIGNER_OK;
-}
-
 static int none_put(void *state, const signer_key_meta *meta,
                     const unsigned char *blob, size_t blob_len)
 {
@@ -226,21 +198,20 @@ static int none_meta_put(void *state, const char *name,
     return SIGNER_ERR_UNAVAILABLE;
 }
 
-static int none_ready(void *state)
-{
-    (void)state;
-    return 1;
-}
-
 static void none_describe(void *state, char *out, size_t out_len)
 {
     (void)state;
     snprintf(out, out_len, "no keystore");
 }
 
-static void none_close(void *state) { (void)state; }
-
 const eng_keystore_methods eng_keystore_none = {
-    "none",        none_settings, none_open,       none_put,
-    none_get,      none_count,    none_any_key_id, none_meta_get,
-    none_meta_put, none_ready,    none_describe,   none_close};
+    {"none", eng_backend_no_settings, eng_backend_none_open},
+    none_put,
+    none_get,
+    none_count,
+    none_any_key_id,
+    none_meta_get,
+    none_meta_put,
+    eng_backend_none_ready,
+    none_describe,
+    eng_backend_none_close};

@@ -19,14 +19,10 @@ typedef struct eng_keystore eng_keystore;
 /* One keystore backend.  Every method receives the state its open made and
  * must be thread-safe. */
 typedef struct eng_keystore_methods {
-    const char *name;             /* keystore.type in the config */
-    const char *const *settings;  /* names its config group may hold besides
-                                     "type"; NULL-ended (values are strings) */
-    /* Opens with args.  SIGNER_OK; SIGNER_ERR_NOT_FOUND when the store is
-     * absent and args->create is 0; another signer_err with a message in err
-     * otherwise.  Records created files in args->created. */
-    int (*open)(void **state, const eng_backend_args *args, char *err,
-                size_t err_len);
+    /* name (keystore.type in the config), settings, open (SIGNER_ERR_NOT_FOUND
+     * when the store is absent and args->create is 0); first, so a row
+     * converts to its methods (engine/backend.h). */
+    eng_backend_row row;
     /* Inserts a record, durable on return; SIGNER_ERR_CONFLICT if key_id
      * exists. */
     int (*put)(void *state, const signer_key_meta *meta,

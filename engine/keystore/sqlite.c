@@ -387,6 +387,7 @@ static void sq_describe(void *state, char *out, size_t out_len)
 static const char *const sq_settings[] = {"path", NULL};
 
 const eng_keystore_methods eng_keystore_sqlite = {
-    "sqlite",    sq_settings, sq_open,  sq_put,      sq_get,  sq_count,
+    {"sqlite", sq_settings, sq_open},
+    sq_put,      sq_get,  sq_count,
     sq_any_key_id, sq_meta_get, sq_meta_put, sq_ready, sq_describe,
     sq_close};

@@ -313,14 +313,9 @@ static int kms_unseal(void *state, unsigned char *plain, size_t plain_cap,
                       size_t *plain_len, const signer_key_meta *meta,
                       const unsigned char *blob, size_t blob_len)
 {
-    (void)state;
-    (void)plain;
-    (void)plain_cap;
-    (void)meta;
-    (void)blob;
-    (void)blob_len;
-    *plain_len = 0;
-    return SIGNER_ERR_BAD_REQUEST; /* needs the request's credentials */
+    /* without a call there are no credentials: SIGNER_ERR_BAD_REQUEST */
+    return kms_unseal_call(state, NULL, plain, plain_cap, plain_len, meta,
+                           blob, blob_len);
 }
 
 static int kms_ready(void *state)
@@ -343,6 +338,7 @@ static void kms_describe(void *state, char *out, size_t out_len)
 }
 
 const eng_sealer_methods eng_sealer_aws_kms = {
-    "aws-kms",    kms_settings, kms_open,     kms_seal,       kms_unseal,
+    {"aws-kms", kms_settings, kms_open},
+    kms_seal,     kms_unseal,
     kms_ready,    NULL,         kms_describe, kms_close,      kms_seal_call,
     kms_unseal_call};

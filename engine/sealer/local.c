@@ -308,6 +308,7 @@ static void local_describe(void *state, char *out, size_t out_len)
 static const char *const local_settings[] = {"master_key_file", NULL};
 
 const eng_sealer_methods eng_sealer_local = {
-    "local",     local_settings,    local_open,     local_seal, local_unseal,
+    {"local", local_settings, local_open},
+    local_seal,  local_unseal,
     local_ready, local_check_value, local_describe, local_close,
     NULL,        NULL};

@@ -12,56 +12,41 @@ struct eng_sealer {
 };
 
 /* Every backend: add its row here. */
-static const eng_sealer_methods *const rows[] = {
-    &eng_sealer_local, &eng_sealer_none, &eng_sealer_aws_kms, NULL};
+static const eng_backend_row *const rows[] = {
+    &eng_sealer_local.row, &eng_sealer_none.row, &eng_sealer_aws_kms.row,
+    NULL};
 
+/* A row is the first member of its methods, so the one converts to the
+ * other. */
 const eng_sealer_methods *eng_sealer_find(const char *name)
 {
-    size_t i;
-    for (i = 0; name != NULL && rows[i] != NULL; i++)
-        if (strcmp(rows[i]->name, name) == 0)
-            return rows[i];
-    return NULL;
+    return (const eng_sealer_methods *)eng_backend_find(rows, name);
 }
 
 void eng_sealer_names(char *out, size_t out_len)
 {
-    size_t i, pos = 0;
-    out[0] = '\0';
-    for (i = 0; rows[i] != NULL && pos < out_len; i++) {
-        int n = snprintf(out + pos, out_len - pos, "%s\"%s\"",
-                         i ? ", " : "", rows[i]->name);
-        if (n < 0)
-            break;
-        pos += (size_t)n;
-    }
+    eng_backend_names(rows, out, out_len);
 }
 
 int eng_sealer_open(eng_sealer **out, const char *name,
                     const eng_backend_args *args, char *err, size_t err_len)
 {
-    const eng_sealer_methods *m = eng_sealer_find(name);
+    const eng_backend_row *row = NULL;
     eng_sealer *s;
-    char names[128];
     int rc;
 
     *out = NULL;
-    if (m == NULL) {
-        eng_sealer_names(names, sizeof names);
-        snprintf(err, err_len, "sealer '%s' is not supported (supported: %s)",
-                 name ? name : "(null)", names);
-        return SIGNER_ERR_CONFIG;
-    }
     if ((s = calloc(1, sizeof *s)) == NULL) {
         snprintf(err, err_len, "out of memory");
         return SIGNER_ERR_NOMEM;
     }
-    s->m = m;
-    rc = m->open(&s->state, args, err, err_len);
+    rc = eng_backend_open(&row, &s->state, rows, "sealer", name, args, err,
+                          err_len);
     if (rc != SIGNER_OK) {
         free(s);
         return rc;
     }
+    s->m = (const eng_sealer_methods *)row;
     *out = s;
     return SIGNER_OK;
 }
@@ -158,18 +143,6 @@ void eng_sealer_free(eng_sealer *s) { eng_sealer_close(s); }
 
 /* ---- "none": roles that never seal (a gateway forwards sealed keys) ---- */
 
-static const char *const none_settings[] = {NULL};
-
-static int none_open(void **state, const eng_backend_args *args, char *err,
-                     size_t err_len)
-{
-    (void)args;
-    (void)err;
-    (void)err_len;
-    *state = NULL;
-    return SIGNER_OK;
-}
-
 static int none_seal(void *state, unsigned char **blob, size_t *blob_len,
                      const signer_key_meta *meta, const unsigned char *plain,
                      size_t plain_len)
@@ -197,21 +170,19 @@ static int none_unseal(void *state, unsigned char *plain, size_t plain_cap,
     return SIGNER_ERR_UNAVAILABLE;
 }
 
-static int none_ready(void *state)
-{
-    (void)state;
-    return 1;
-}
-
 static void none_describe(void *state, char *out, size_t out_len)
 {
     (void)state;
     snprintf(out, out_len, "no sealer");
 }
 
-static void none_close(void *state) { (void)state; }
-
 const eng_sealer_methods eng_sealer_none = {
-    "none",     none_settings, none_open,     none_seal, none_unseal,
-    none_ready, NULL,          none_describe, none_close,
-    NULL,       NULL};
+    {"none", eng_backend_no_settings, eng_backend_none_open},
+    none_seal,
+    none_unseal,
+    eng_backend_none_ready,
+    NULL,
+    none_describe,
+    eng_backend_none_close,
+    NULL,
+    NULL};

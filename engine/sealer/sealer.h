@@ -37,14 +37,10 @@ typedef struct eng_seal_call {
 
 /* One sealer backend.  Every method receives the state its open made. */
 typedef struct eng_sealer_methods {
-    const char *name;             /* sealer.type in the config */
-    const char *const *settings;  /* names its config group may hold besides
-                                     "type"; NULL-ended (values are strings) */
-    /* Opens with args.  SIGNER_OK; SIGNER_ERR_NOT_FOUND when its key
-     * material is absent and args->create is 0; another signer_err with a
-     * message in err otherwise.  Records created files in args->created. */
-    int (*open)(void **state, const eng_backend_args *args, char *err,
-                size_t err_len);
+    /* name (sealer.type in the config), settings, open (SIGNER_ERR_NOT_FOUND
+     * when its key material is absent and args->create is 0); first, so a
+     * row converts to its methods (engine/backend.h). */
+    eng_backend_row row;
     int (*seal)(void *state, unsigned char **blob, size_t *blob_len,
                 const signer_key_meta *meta, const unsigned char *plain,
                 size_t plain_len);

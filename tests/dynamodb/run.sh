@@ -9,23 +9,11 @@
 
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
-SIGNER_SRCDIR=${SIGNER_SRCDIR:-$(cd "$here/../.." && pwd)}
-SIGNER_BUILDDIR=${SIGNER_BUILDDIR:-$SIGNER_SRCDIR}
-export SIGNER_SRCDIR SIGNER_BUILDDIR
-
-if ! command -v node >/dev/null 2>&1; then
-    echo "dynamodb: node not found; skipping (install nodejs >= 20 and npm)"
-    exit 77
-fi
 . "$here/../lib/suite.sh"
 suite_init dynamodb
-
-workdir=$here
-if [ ! -w "$here" ]; then   # read-only source tree (make distcheck)
-    workdir=$SIGNER_BUILDDIR/tests/dynamodb
-    mkdir -p "$workdir" && cp -f "$here"/package.json "$here"/package-lock.json \
-        "$here"/*.mjs "$workdir/" || exit 1
-fi
+suite_paths "$here/../.."
+suite_need_node
+suite_workdir "$here" dynamodb || exit 1
 suite_npm_ci "$workdir" || { echo "dynamodb: 0 passed, 1 failed"; exit 1; }
 
 export NODE_NO_WARNINGS=1  # the AWS SDK's notice about future node versions

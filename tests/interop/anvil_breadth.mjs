@@ -23,7 +23,7 @@
 
 import { Transaction, getAddress, getBytes, getCreateAddress, keccak256, parseEther, sha256, zeroPadValue } from 'ethers';
 import crypto from 'node:crypto';
-import { Checks, sleep, startAnvil, startSignerd, watchdog } from './lib.mjs';
+import { Checks, runMain, waitReceipt, watchdog, withAnvilAndSignerd } from './lib.mjs';
 
 const NAME = 'anvil_breadth';
 watchdog(Number(process.env.INTEROP_TIME_LIMIT || 240), NAME);
@@ -53,16 +53,6 @@ const zeroBlobKzg = {
     return getBytes(INFINITY);
   },
 };
-
-async function waitReceipt(anvil, hash, timeoutMs = 20000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const r = await anvil.rpc('eth_getTransactionReceipt', [hash]);
-    if (r) return r;
-    await sleep(100);
-  }
-  throw new Error(`no receipt for ${hash} within ${timeoutMs} ms`);
-}
 
 async function fund(anvil, to, wei) {
   const [dev] = await anvil.rpc('eth_accounts');
@@ -192,10 +182,7 @@ async function delegation(signer, anvil, A, B, contract, slot, label, selfSponso
 }
 
 async function main() {
-  const anvil = await startAnvil({ chainId: CHAIN_ID, extraArgs: ['--hardfork', 'prague'] });
-  const signer = await startSignerd();
-  console.log(`${NAME}: anvil at ${anvil.url}, signerd at ${signer.url}`);
-  try {
+  await withAnvilAndSignerd(checks, { chainId: CHAIN_ID, extraArgs: ['--hardfork', 'prague'] }, async (signer, anvil) => {
     const A = await newKey(signer, anvil, 'A');
     const B = await newKey(signer, anvil, 'B');
     await blobTx(signer, anvil, B);
@@ -207,15 +194,7 @@ async function main() {
       await delegation(signer, anvil, A, B, c1, 0, 'type 4 (B sponsors A)', false);
     }
     if (c2) await delegation(signer, anvil, A, B, c2, 1, 'type 4 (A self-sponsored)', true);
-    checks.check(signer.alive, 'signerd still running at the end', () => signer.logTail().join('\n'));
-  } finally {
-    await signer.stop();
-    await anvil.stop();
-  }
-  process.exit(checks.finish());
+  });
 }
 
-main().catch((e) => {
-  checks.fail('unexpected error', e && e.stack ? e.stack : String(e));
-  process.exit(checks.finish() || 1);
-});
+runMain(checks, main);

@@ -14,7 +14,9 @@ import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BUILDDIR, Checks, freePort, sleep, startAnvil, startSignerd, watchdog } from './lib.mjs';
+import {
+  BUILDDIR, Checks, freePort, runMain, waitReceipt, watchdog, withAnvilAndSignerd,
+} from './lib.mjs';
 
 const NAME = 'anvil_e2e';
 watchdog(Number(process.env.INTEROP_TIME_LIMIT || 240), NAME);
@@ -29,16 +31,6 @@ const INIT_CODE = '0x69' + RUNTIME.slice(2) + '600052600a6016f3';
 
 const hexq = (v) => '0x' + BigInt(v).toString(16);
 const lc = (s) => (typeof s === 'string' ? s.toLowerCase() : s);
-
-async function waitReceipt(anvil, hash, timeoutMs = 20000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const r = await anvil.rpc('eth_getTransactionReceipt', [hash]);
-    if (r) return r;
-    await sleep(100);
-  }
-  throw new Error(`no receipt for ${hash} within ${timeoutMs} ms`);
-}
 
 async function fees(anvil) {
   const block = await anvil.rpc('eth_getBlockByNumber', ['latest', false]);
@@ -170,10 +162,7 @@ async function cliChecks(signer, anvil) {
 }
 
 async function main() {
-  const anvil = await startAnvil({ chainId: CHAIN_ID });
-  const signer = await startSignerd();
-  console.log(`${NAME}: anvil at ${anvil.url}, signerd at ${signer.url}`);
-  try {
+  await withAnvilAndSignerd(checks, { chainId: CHAIN_ID }, async (signer, anvil) => {
     checks.check(BigInt(await anvil.rpc('eth_chainId')) === BigInt(CHAIN_ID), 'anvil chain id is 31337');
 
     const secret = crypto.randomBytes(32).toString('hex');
@@ -292,15 +281,7 @@ async function main() {
     }
 
     await cliChecks(signer, anvil);
-    checks.check(signer.alive, 'signerd still running at the end', () => signer.logTail().join('\n'));
-  } finally {
-    await signer.stop();
-    await anvil.stop();
-  }
-  process.exit(checks.finish());
+  });
 }
 
-main().catch((e) => {
-  checks.fail('unexpected error', e && e.stack ? e.stack : String(e));
-  process.exit(checks.finish() || 1);
-});
+runMain(checks, main);

@@ -19,17 +19,16 @@
 // default 200), INTEROP_CONCURRENCY (default 4), plus lib.mjs' paths.
 
 import {
-  Wallet, TypedDataEncoder, keccak256, getAddress, getBytes, hexlify, toUtf8Bytes,
+  Wallet, TypedDataEncoder, keccak256, getAddress, getBytes, toUtf8Bytes,
 } from 'ethers';
-import crypto from 'node:crypto';
-import { Checks, pool, startSignerd, watchdog } from './lib.mjs';
+import {
+  Checks, interopSeed, makeRng, pool, runMain, watchdog, withSignerd,
+} from './lib.mjs';
 
 const NAME = 'eth_breadth';
 watchdog(Number(process.env.INTEROP_TIME_LIMIT || 280), NAME);
 
-const SEED = process.env.INTEROP_SEED !== undefined
-  ? Number(process.env.INTEROP_SEED) >>> 0
-  : crypto.randomBytes(4).readUInt32LE(0);
+const SEED = interopSeed();
 const NCASES = Math.max(1, Number(process.env.INTEROP_BREADTH_CASES || 200));
 const CONCURRENCY = Math.max(1, Number(process.env.INTEROP_CONCURRENCY || 4));
 console.log(`${NAME}: seed ${SEED} (rerun with INTEROP_SEED=${SEED}), ${NCASES} cases per operation`);
@@ -37,44 +36,6 @@ console.log(`${NAME}: seed ${SEED} (rerun with INTEROP_SEED=${SEED}), ${NCASES} 
 const N_SECP = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
 const SAFE_MAX = BigInt(Number.MAX_SAFE_INTEGER);
 const checks = new Checks(NAME);
-
-// ------------------------------------------------------------------ PRNG
-
-// sfc32 seeded from one uint32 (splitmix32 expansion): reproducible runs.
-function makeRng(seed) {
-  let s = seed >>> 0;
-  const split = () => {
-    s = (s + 0x9e3779b9) >>> 0;
-    let z = s;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-    return (z ^ (z >>> 16)) >>> 0;
-  };
-  let a = split(), b = split(), c = split(), d = split();
-  const u32 = () => {
-    const t = (((a + b) >>> 0) + d) >>> 0;
-    d = (d + 1) >>> 0;
-    a = b ^ (b >>> 9);
-    b = (c + (c << 3)) >>> 0;
-    c = ((c << 21) | (c >>> 11)) >>> 0;
-    c = (c + t) >>> 0;
-    return t;
-  };
-  const r = {
-    u32,
-    int: (n) => Math.floor((u32() / 4294967296) * n),
-    chance: (p) => u32() / 4294967296 < p,
-    pick: (arr) => arr[Math.floor((u32() / 4294967296) * arr.length)],
-    bytes: (n) => { const o = new Uint8Array(n); for (let i = 0; i < n; i++) o[i] = u32() & 0xff; return o; },
-    hex: (n) => hexlify(r.bytes(n)),
-    bigBits: (bits) => {
-      let v = 0n;
-      for (let i = 0; i < bits; i += 32) v = (v << 32n) | BigInt(u32());
-      return v >> BigInt(Math.ceil(bits / 32) * 32 - bits);
-    },
-  };
-  return r;
-}
 const rng = makeRng(SEED);
 
 // ------------------------------------------------------------- generators
@@ -459,9 +420,7 @@ async function badInput(signer, k) {
 // ------------------------------------------------------------------ main
 
 async function main() {
-  const signer = await startSignerd();
-  console.log(`${NAME}: signerd at ${signer.url}`);
-  try {
+  await withSignerd(checks, async (signer) => {
     const keys = [];
     for (let i = 0; i < 12; i++) {
       const k = await importKey(signer, i === 0 ? '0x' + '0'.repeat(63) + '1' : randomKey());
@@ -481,14 +440,7 @@ async function main() {
     for (let i = 0; i < NCASES; i++) await compareMessage(signer, key(i), i, false);
     for (let i = 0; i < NCASES; i++) await compareMessage(signer, key(i), i, true);
     await badInput(signer, keys[0]);
-    checks.check(signer.alive, 'signerd still running at the end', () => signer.logTail().join('\n'));
-  } finally {
-    await signer.stop();
-  }
-  process.exit(checks.finish());
+  });
 }
 
-main().catch((e) => {
-  checks.fail('unexpected error', e && e.stack ? e.stack : String(e));
-  process.exit(checks.finish() || 1);
-});
+runMain(checks, main);

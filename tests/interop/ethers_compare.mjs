@@ -13,17 +13,17 @@
 
 import {
   Wallet, SigningKey, Transaction, keccak256, parseEther, getAddress, getBytes,
-  hexlify, verifyMessage, getCreateAddress,
+  verifyMessage, getCreateAddress,
 } from 'ethers';
 import crypto from 'node:crypto';
-import { Checks, pool, startSignerd, watchdog } from './lib.mjs';
+import {
+  Checks, interopSeed, makeRng, pool, runMain, watchdog, withSignerd,
+} from './lib.mjs';
 
 const NAME = 'ethers_compare';
 watchdog(Number(process.env.INTEROP_TIME_LIMIT || 280), NAME);
 
-const SEED = process.env.INTEROP_SEED !== undefined
-  ? Number(process.env.INTEROP_SEED) >>> 0
-  : crypto.randomBytes(4).readUInt32LE(0);
+const SEED = interopSeed();
 const NCASES = Math.max(1, Number(process.env.INTEROP_CASES || 240));
 const CONCURRENCY = Math.max(1, Number(process.env.INTEROP_CONCURRENCY || 4));
 console.log(`${NAME}: seed ${SEED} (rerun with INTEROP_SEED=${SEED}), ${NCASES} transaction cases`);
@@ -34,48 +34,6 @@ const SAFE_MAX = BigInt(Number.MAX_SAFE_INTEGER); // 2^53 - 1
 const UUID4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
 const HEX = (n) => new RegExp(`^0x[0-9a-f]{${n}}$`);
 
-// ------------------------------------------------------------------ PRNG
-
-// sfc32 seeded from one uint32 (splitmix32 expansion): reproducible runs.
-function makeRng(seed) {
-  let s = seed >>> 0;
-  const split = () => {
-    s = (s + 0x9e3779b9) >>> 0;
-    let z = s;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-    return (z ^ (z >>> 16)) >>> 0;
-  };
-  let a = split(), b = split(), c = split(), d = split();
-  const u32 = () => {
-    const t = (((a + b) >>> 0) + d) >>> 0;
-    d = (d + 1) >>> 0;
-    a = b ^ (b >>> 9);
-    b = (c + (c << 3)) >>> 0;
-    c = ((c << 21) | (c >>> 11)) >>> 0;
-    c = (c + t) >>> 0;
-    return t;
-  };
-  const rng = {
-    u32,
-    int: (n) => Math.floor((u32() / 4294967296) * n),               // [0, n)
-    chance: (p) => u32() / 4294967296 < p,
-    pick: (arr) => arr[Math.floor((u32() / 4294967296) * arr.length)],
-    bytes: (n) => {
-      const out = new Uint8Array(n);
-      for (let i = 0; i < n; i++) out[i] = u32() & 0xff;
-      return out;
-    },
-    hex: (n) => hexlify(rng.bytes(n)),
-    bigBits: (bits) => {                                              // uniform in [0, 2^bits)
-      let v = 0n;
-      for (let i = 0; i < bits; i += 32) v = (v << 32n) | BigInt(u32());
-      const extra = (Math.ceil(bits / 32) * 32) - bits;
-      return v >> BigInt(extra);
-    },
-  };
-  return rng;
-}
 const rng = makeRng(SEED);
 
 // ------------------------------------------------------------- generators
@@ -585,9 +543,7 @@ async function badInputChecks(signer, k) {
 }
 
 async function main() {
-  const signer = await startSignerd();
-  console.log(`${NAME}: signerd at ${signer.url}`);
-  try {
+  await withSignerd(checks, async (signer) => {
     // Build all cases first so the PRNG sequence does not depend on timing.
     const cases = [];
     for (let i = 0; i < NCASES; i++) {
@@ -620,14 +576,7 @@ async function main() {
       await routeChecks(signer);
       await badInputChecks(signer, live[0]);
     }
-    checks.check(signer.alive, 'signerd still running at the end', () => signer.logTail().join('\n'));
-  } finally {
-    await signer.stop();
-  }
-  process.exit(checks.finish());
+  });
 }
 
-main().catch((e) => {
-  checks.fail('unexpected error', e && e.stack ? e.stack : String(e));
-  process.exit(checks.finish() || 1);
-});
+runMain(checks, main);

@@ -13,44 +13,22 @@
 // Environment: INTEROP_SEED (uint32), INTEROP_JCS_CASES (default 400).
 
 import { spawnSync } from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import canonicalize from 'canonicalize';
-import { BUILDDIR, HERE, Checks, startSignerd, watchdog } from './lib.mjs';
+import {
+  BUILDDIR, HERE, Checks, interopSeed, makeRng, runMain, watchdog, withSignerd,
+} from './lib.mjs';
 import { hmacHex, jcs } from '../lib/hmac.mjs';
 
 const NAME = 'jcs_hmac';
 watchdog(Number(process.env.INTEROP_TIME_LIMIT || 200), NAME);
-const SEED = process.env.INTEROP_SEED !== undefined
-  ? Number(process.env.INTEROP_SEED) >>> 0
-  : crypto.randomBytes(4).readUInt32LE(0);
+const SEED = interopSeed();
 const NCASES = Math.max(200, Number(process.env.INTEROP_JCS_CASES || 400));
 console.log(`${NAME}: seed ${SEED} (rerun with INTEROP_SEED=${SEED}), ${NCASES} JSON values`);
 const checks = new Checks(NAME);
 
-// sfc32 seeded through splitmix32: reproducible runs.
-function makeRng(seed) {
-  let s = seed >>> 0;
-  const next32 = () => {
-    s = (s + 0x9e3779b9) >>> 0;
-    let z = s;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-    return (z ^ (z >>> 16)) >>> 0;
-  };
-  let a = next32(), b = next32(), c = next32(), d = next32();
-  return () => {
-    const t = (((a + b) >>> 0) + d) >>> 0;
-    d = (d + 1) >>> 0;
-    a = b ^ (b >>> 9);
-    b = (c + (c << 3)) >>> 0;
-    c = ((c << 21) | (c >>> 11)) >>> 0;
-    c = (c + t) >>> 0;
-    return t >>> 0;
-  };
-}
-const rng = makeRng(SEED);
+const rng = makeRng(SEED).u32; // uint32 draws
 const pick = (a) => a[rng() % a.length];
 
 function randomDouble() {
@@ -228,16 +206,7 @@ async function clients(signer) {
 
 async function main() {
   compareJcs();
-  const signer = await startSignerd();
-  try {
-    await clients(signer);
-  } finally {
-    await signer.stop();
-  }
-  process.exit(checks.finish());
+  await withSignerd(checks, clients);
 }
 
-main().catch((e) => {
-  checks.fail('unexpected error', e && e.stack ? e.stack : String(e));
-  process.exit(checks.finish() || 1);
-});
+runMain(checks, main);

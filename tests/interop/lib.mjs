@@ -12,9 +12,9 @@
 //   INTEROP_VERBOSE=1 copies the servers' stderr to ours.
 
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,24 +27,11 @@ const VERBOSE = process.env.INTEROP_VERBOSE === '1';
 // ------------------------------------------------------------ child processes
 
 import { children, tempDirs, killAll, watchdog, setup } from '../lib/procs.mjs';
+import { Checks as BaseChecks, runMain } from '../lib/checks.mjs';
+import { freePort, httpOnce, pool, sleep } from '../lib/util.mjs';
 
 setup('interop');
-export { watchdog, killAll };
-
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** Resolves to a TCP port on 127.0.0.1 that was free a moment ago. */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { watchdog, killAll, freePort, pool, runMain, sleep };
 
 /** Spawns a tracked child; keeps the last lines of its stderr/stdout. */
 function spawnTracked(file, args, opts = {}) {
@@ -96,36 +83,13 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
  * {status, text, json} where json is null when the answer is not JSON.
  */
 export function httpRequest(method, url, body, { timeoutMs = 30000, headers = {} } = {}) {
-  return new Promise((resolve, reject) => {
-    const u = new URL(url);
-    if (u.hostname !== '127.0.0.1' && u.hostname !== 'localhost') {
-      reject(new Error(`refusing non-loopback URL ${url}`));
-      return;
-    }
-    const data = body === undefined ? null
-      : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body), 'utf8');
-    const req = http.request({
-      agent, method, hostname: u.hostname, port: u.port, path: u.pathname + u.search,
-      headers: {
-        Accept: 'application/json',
-        ...(data ? { 'Content-Type': 'application/json', 'Content-Length': data.length } : {}),
-        ...headers,
-      },
-    }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json = null;
-        try { json = JSON.parse(text); } catch { /* not JSON */ }
-        resolve({ status: res.statusCode, text, json });
-      });
-      res.on('error', reject);
-    });
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${url}: timed out after ${timeoutMs} ms`)));
-    req.on('error', reject);
-    if (data) req.write(data);
-    req.end();
+  const u = new URL(url);
+  if (u.hostname !== '127.0.0.1' && u.hostname !== 'localhost') {
+    return Promise.reject(new Error(`refusing non-loopback URL ${url}`));
+  }
+  return httpOnce({
+    agent, method, host: u.hostname, port: u.port, path: u.pathname + u.search, body, timeoutMs,
+    headers: { Accept: 'application/json', ...headers },
   });
 }
 
@@ -261,78 +225,105 @@ export async function startAnvil({ chainId = 31337, readyTimeoutMs = 20000, extr
   throw lastErr;
 }
 
+/** Resolves to the receipt of transaction hash on anvil, polled within timeoutMs. */
+export async function waitReceipt(anvil, hash, timeoutMs = 20000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const r = await anvil.rpc('eth_getTransactionReceipt', [hash]);
+    if (r) return r;
+    await sleep(100);
+  }
+  throw new Error(`no receipt for ${hash} within ${timeoutMs} ms`);
+}
+
 // -------------------------------------------------------------- checks
 
 /**
- * A tiny check counter.  ok(name) / fail(name, details) count and print;
- * finish() prints `NAME: N passed, M failed` and returns the exit status.
+ * The check counter (tests/lib/checks.mjs) as the interop tests print it:
+ * passing checks with INTEROP_VERBOSE=1, details of the first 25 failures,
+ * at most 50 failures listed at the end.
  */
-export class Checks {
+export class Checks extends BaseChecks {
   constructor(name) {
-    this.name = name;
-    this.passed = 0;
-    this.failed = 0;
-    this.failures = [];
-    this.printedDetails = 0;
-  }
-
-  ok(what) {
-    this.passed++;
-    if (VERBOSE) console.log(`  ok   ${what}`);
-  }
-
-  fail(what, details) {
-    this.failed++;
-    this.failures.push(what);
-    console.log(`  FAIL ${what}`);
-    if (details !== undefined && this.printedDetails < 25) {
-      this.printedDetails++;
-      const text = typeof details === 'string' ? details : JSON.stringify(details, null, 2);
-      console.log(text.split('\n').map((l) => `       ${l}`).join('\n'));
-    } else if (details !== undefined && this.printedDetails === 25) {
-      this.printedDetails++;
-      console.log('       (further failure details suppressed)');
-    }
-  }
-
-  /** Counts one check: passes when cond is truthy. */
-  check(cond, what, details) {
-    if (cond) this.ok(what); else this.fail(what, typeof details === 'function' ? details() : details);
-    return !!cond;
-  }
-
-  /** Counts a check that must not throw; returns fn's value or undefined. */
-  async run(what, fn) {
-    try {
-      const v = await fn();
-      return v;
-    } catch (e) {
-      this.fail(what, e && e.stack ? e.stack : String(e));
-      return undefined;
-    }
-  }
-
-  finish() {
-    if (this.failures.length) {
-      console.log(`${this.name}: failed checks:`);
-      for (const f of this.failures.slice(0, 50)) console.log(`  - ${f}`);
-      if (this.failures.length > 50) console.log(`  ... and ${this.failures.length - 50} more`);
-    }
-    console.log(`${this.name}: ${this.passed} passed, ${this.failed} failed`);
-    return this.failed === 0 && this.passed > 0 ? 0 : 1;
+    super(name, { verbose: VERBOSE, maxDetails: 25, maxListed: 50 });
   }
 }
 
-/** Runs async tasks with at most `limit` in flight; keeps result order. */
-export async function pool(items, limit, fn) {
-  const out = new Array(items.length);
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i], i);
-    }
-  });
-  await Promise.all(workers);
-  return out;
+/**
+ * Starts signerd, runs body(signer), checks that signerd still runs, and
+ * stops it (also when body throws).
+ */
+export async function withSignerd(checks, body) {
+  const signer = await startSignerd();
+  console.log(`${checks.name}: signerd at ${signer.url}`);
+  try {
+    await body(signer);
+    checks.check(signer.alive, 'signerd still running at the end', () => signer.logTail().join('\n'));
+  } finally {
+    await signer.stop();
+  }
+}
+
+/** withSignerd with an anvil (startAnvil(anvilOpts)) started first: body(signer, anvil). */
+export async function withAnvilAndSignerd(checks, anvilOpts, body) {
+  const anvil = await startAnvil(anvilOpts);
+  console.log(`${checks.name}: anvil at ${anvil.url}`);
+  try {
+    await withSignerd(checks, (signer) => body(signer, anvil));
+  } finally {
+    await anvil.stop();
+  }
+}
+
+// ------------------------------------------------------------------ PRNG
+
+/** The run's seed: INTEROP_SEED (a uint32), or a random one. */
+export function interopSeed() {
+  return process.env.INTEROP_SEED !== undefined
+    ? Number(process.env.INTEROP_SEED) >>> 0
+    : crypto.randomBytes(4).readUInt32LE(0);
+}
+
+/**
+ * sfc32 seeded from one uint32 (splitmix32 expansion): reproducible runs.
+ * u32(); int(n) in [0, n); chance(p); pick(arr); bytes(n); hex(n) (0x and
+ * 2n lowercase digits); bigBits(bits) uniform in [0, 2^bits).
+ */
+export function makeRng(seed) {
+  let s = seed >>> 0;
+  const split = () => {
+    s = (s + 0x9e3779b9) >>> 0;
+    let z = s;
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
+    return (z ^ (z >>> 16)) >>> 0;
+  };
+  let a = split(), b = split(), c = split(), d = split();
+  const u32 = () => {
+    const t = (((a + b) >>> 0) + d) >>> 0;
+    d = (d + 1) >>> 0;
+    a = b ^ (b >>> 9);
+    b = (c + (c << 3)) >>> 0;
+    c = ((c << 21) | (c >>> 11)) >>> 0;
+    c = (c + t) >>> 0;
+    return t;
+  };
+  const rng = {
+    u32,
+    int: (n) => Math.floor((u32() / 4294967296) * n),
+    chance: (p) => u32() / 4294967296 < p,
+    pick: (arr) => arr[Math.floor((u32() / 4294967296) * arr.length)],
+    bytes: (n) => {
+      const out = new Uint8Array(n);
+      for (let i = 0; i < n; i++) out[i] = u32() & 0xff;
+      return out;
+    },
+    hex: (n) => '0x' + Buffer.from(rng.bytes(n)).toString('hex'),
+    bigBits: (bits) => {
+      let v = 0n;
+      for (let i = 0; i < bits; i += 32) v = (v << 32n) | BigInt(u32());
+      return v >> BigInt(Math.ceil(bits / 32) * 32 - bits);
+    },
+  };
+  return rng;
 }

@@ -14,7 +14,7 @@ import {
 } from 'ethers';
 import { Checks, freePort, watchdog } from './lib.mjs';
 import {
-  RPC_TIMEOUT_MS, TYPED, blackHole, makeKey, rpcPost, startSignerdRpc, startStack,
+  RPC_TIMEOUT_MS, TYPED, blackHole, makeKey, rpcPost, runOnStack, startSignerdRpc,
 } from './rpc_lib.mjs';
 
 const NAME = 'rpc_ethers';
@@ -144,19 +144,9 @@ async function downstreamDown() {
   await hole.close();
 }
 
-let stack;
-try {
-  stack = await startStack();
-  await checks.run('ethers through /rpc', () => viaEthers(stack));
-  await checks.run('raw JSON-RPC checks', () => rawChecks(stack));
-  await checks.run('no downstream', noDownstream);
-  await checks.run('downstream down', downstreamDown);
-} catch (e) {
-  checks.fail('set-up', e && e.stack ? e.stack : String(e));
-} finally {
-  if (stack) {
-    await stack.signer.stop();
-    await stack.anvil.stop();
-  }
-}
-process.exit(checks.finish());
+await runOnStack(checks, [
+  ['ethers through /rpc', viaEthers],
+  ['raw JSON-RPC checks', rawChecks],
+  ['no downstream', noDownstream],
+  ['downstream down', downstreamDown],
+]);

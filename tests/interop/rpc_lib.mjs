@@ -62,6 +62,27 @@ export async function startStack() {
   return { anvil, signer, key, rpcUrl: `${signer.url}/rpc` };
 }
 
+/**
+ * Starts the stack, runs each [what, fn(stack)] as one check (an exception
+ * fails it), stops the stack and exits with the checks' status; a stack
+ * that does not start fails 'set-up'.
+ */
+export async function runOnStack(checks, steps) {
+  let stack;
+  try {
+    stack = await startStack();
+    for (const [what, fn] of steps) await checks.run(what, () => fn(stack));
+  } catch (e) {
+    checks.fail('set-up', e && e.stack ? e.stack : String(e));
+  } finally {
+    if (stack) {
+      await stack.signer.stop();
+      await stack.anvil.stop();
+    }
+  }
+  process.exit(checks.finish());
+}
+
 /** POST /rpc with a body and headers; {status, text, json, ms}. */
 export async function rpcPost(rpcUrl, body, headers = {}) {
   const t0 = Date.now();

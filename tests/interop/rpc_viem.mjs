@@ -9,7 +9,7 @@
 import { createPublicClient, createWalletClient, http, parseEther, verifyMessage, verifyTypedData, getAddress } from 'viem';
 import { foundry } from 'viem/chains';
 import { Checks, watchdog } from './lib.mjs';
-import { TYPED, rpcPost, startStack } from './rpc_lib.mjs';
+import { TYPED, rpcPost, runOnStack } from './rpc_lib.mjs';
 
 const NAME = 'rpc_viem';
 watchdog(Number(process.env.INTEROP_TIME_LIMIT || 240), NAME);
@@ -64,17 +64,7 @@ async function unauthenticated({ rpcUrl }) {
     'no credentials: HTTP 401 with a JSON-RPC error object', () => r.text);
 }
 
-let stack;
-try {
-  stack = await startStack();
-  await checks.run('viem through /rpc', () => viaViem(stack));
-  await checks.run('unauthenticated', () => unauthenticated(stack));
-} catch (e) {
-  checks.fail('set-up', e && e.stack ? e.stack : String(e));
-} finally {
-  if (stack) {
-    await stack.signer.stop();
-    await stack.anvil.stop();
-  }
-}
-process.exit(checks.finish());
+await runOnStack(checks, [
+  ['viem through /rpc', viaViem],
+  ['unauthenticated', unauthenticated],
+]);

@@ -25,7 +25,7 @@ import {
   recoverAddress, SigningKey, Wallet, concat,
 } from 'ethers';
 import crypto from 'node:crypto';
-import { Checks, pool, startAnvil, startSignerd, watchdog } from './lib.mjs';
+import { Checks, pool, runMain, watchdog, withAnvilAndSignerd } from './lib.mjs';
 import { hmacHex } from '../lib/hmac.mjs';
 import {
   artifact, makeRng, packageVersion, packUserOp, randomRequest, refDigest,
@@ -241,10 +241,8 @@ async function differential(signer) {
 
 async function main() {
   for (const v of VERSIONS) console.log(`${NAME}: EntryPoint v${v} from @account-abstraction/contracts@${packageVersion(v)}`);
-  const anvil = await startAnvil({ chainId: CHAIN_ID, extraArgs: ['--hardfork', 'prague'] });
-  const signer = await startSignerd();
-  ANVIL = anvil;
-  try {
+  await withAnvilAndSignerd(checks, { chainId: CHAIN_ID, extraArgs: ['--hardfork', 'prague'] }, async (signer, anvil) => {
+    ANVIL = anvil;
     const provider = new JsonRpcProvider(anvil.url, CHAIN_ID, { staticNetwork: true, pollingInterval: 50 });
     const dev = new NonceManager(await provider.getSigner(0));
     const g = await signer.call('generate_key', { secret: SECRET });
@@ -258,15 +256,7 @@ async function main() {
     }
     await checks.run('v0.8 EIP-7702 flow', () => eip7702Flow(env));
     await checks.run('differential', () => differential(signer));
-    checks.check(signer.alive, 'signerd still running at the end', () => signer.logTail().join('\n'));
-  } finally {
-    await signer.stop();
-    await anvil.stop();
-  }
-  process.exit(checks.finish());
+  });
 }
 
-main().catch((e) => {
-  checks.fail('unexpected error', e && e.stack ? e.stack : String(e));
-  process.exit(checks.finish() || 1);
-});
+runMain(checks, main);

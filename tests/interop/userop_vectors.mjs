@@ -15,7 +15,7 @@
 import { Contract, ContractFactory, JsonRpcProvider, NonceManager, SigningKey, Wallet } from 'ethers';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Checks, SRCDIR, startAnvil, watchdog } from './lib.mjs';
+import { Checks, SRCDIR, runMain, startAnvil, watchdog } from './lib.mjs';
 import { artifact, packageVersion, packUserOp, refDigest, refHash } from './userop_lib.mjs';
 
 const NAME = 'userop_vectors';
@@ -139,10 +139,6 @@ async function main() {
   } finally {
     await anvil.stop();
   }
-  process.exit(checks.finish());
 }
 
-main().catch((e) => {
-  checks.fail('unexpected error', e && e.stack ? e.stack : String(e));
-  process.exit(checks.finish() || 1);
-});
+runMain(checks, main);

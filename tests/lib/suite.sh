@@ -1,7 +1,14 @@
-# Shared by the Node suites' run.sh (sourced, not run): runs one test script
-# under a time limit and adds its "NAME: N passed, M failed" line to the
-# totals.  A crash or time-out counts as a failure even if no check failed.
+# Shared by the Node suites' run.sh (sourced, not run): finds the trees and
+# node, runs one test script under a time limit and adds its "NAME: N passed,
+# M failed" line to the totals.  A crash or time-out counts as a failure even
+# if no check failed.
 #   suite_init PREFIX              resets passed, failed, status
+#   suite_paths SRCDIR             exports SIGNER_SRCDIR (default SRCDIR) and
+#                                  SIGNER_BUILDDIR (default SIGNER_SRCDIR)
+#   suite_need_node                exits 77 (skip) without node, 1 (after the
+#                                  totals line) when it is older than 18
+#   suite_workdir DIR NAME         sets workdir: DIR, or a copy of the suite
+#                                  in the build tree when DIR is read-only
 #   suite_run NAME FILE LIMIT      runs node FILE within LIMIT seconds
 #   suite_finish                   prints the totals; returns status
 
@@ -10,6 +17,41 @@ suite_init() {
     passed=0
     failed=0
     status=0
+}
+
+suite_paths() {
+    SIGNER_SRCDIR=${SIGNER_SRCDIR:-$(cd "$1" && pwd)}
+    SIGNER_BUILDDIR=${SIGNER_BUILDDIR:-$SIGNER_SRCDIR}
+    export SIGNER_SRCDIR SIGNER_BUILDDIR
+}
+
+suite_need_node() {
+    local major
+    if ! command -v node >/dev/null 2>&1; then
+        echo "$suite_prefix: node not found; skipping (install nodejs >= 20 and npm)"
+        exit 77
+    fi
+    major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+    if [ "$major" -lt 18 ] 2>/dev/null; then
+        echo "$suite_prefix: node $(node --version) is too old (need >= 18; tested with 20)"
+        echo "$suite_prefix: 0 passed, 1 failed"
+        exit 1
+    fi
+}
+
+# The suite's scripts import ../lib/*.mjs: a copy in the build tree gets
+# tests/lib too.
+suite_workdir() {
+    local dir=$1 name=$2 f
+    workdir=$dir
+    [ -w "$dir" ] && return 0
+    workdir=$SIGNER_BUILDDIR/tests/$name
+    mkdir -p "$workdir" "$SIGNER_BUILDDIR/tests/lib" || return 1
+    for f in "$dir"/package.json "$dir"/package-lock.json "$dir"/*.mjs "$dir"/*.py; do
+        [ -e "$f" ] || continue
+        cp -f "$f" "$workdir/" || return 1
+    done
+    cp -f "$SIGNER_SRCDIR"/tests/lib/*.mjs "$SIGNER_BUILDDIR/tests/lib/"
 }
 
 suite_run() {

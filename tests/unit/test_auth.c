@@ -5,13 +5,7 @@
  * the start), the request locator of the enclave role, and the reference's
  * request bodies. */
 #include "config.h"
-#include "testutil.h"
-
-#include <openssl/hmac.h>
-
-#include "dispatch.h"
-#include "log.h"
-#include "util.h"
+#include "engine_test.h"
 
 static eng_config cfg;
 static eng_engine eng;
@@ -162,19 +156,6 @@ static void test_cache_after_auth(void)
                     SIGNER_ERR_FORBIDDEN);
 }
 
-/* HMAC-SHA256(secret, op \n key_id \n jcs \n ts) in hex. */
-static void mac_hex(char out[65], const char *op, const char *kid,
-                    const char *jcs, long long ts)
-{
-    unsigned char mac[32];
-    unsigned int len = 0;
-    char msg[1024];
-    snprintf(msg, sizeof msg, "%s\n%s\n%s\n%lld", op, kid, jcs, ts);
-    HMAC(EVP_sha256(), SECRET, (int)strlen(SECRET), (unsigned char *)msg,
-         strlen(msg), mac, &len);
-    eng_hex_encode(out, mac, 32);
-}
-
 /* The covered fields as Node's JSON.stringify writes them (keys sorted). */
 #define JS_JCS                                                               \
     "{\"transaction_payload\":{\"big\":1e+21,\"gas\":1000000000000000,"     \
@@ -202,7 +183,7 @@ static void test_hmac_message(void)
     char kid[64], err[512], mac[65];
     long long now = (long long)eng_unix_time();
     new_key(kid);
-    mac_hex(mac, "sign_transaction", kid, JS_JCS, now);
+    tu_hmac_hex(mac, SECRET, "sign_transaction", kid, JS_JCS, now);
     /* One ULP away: not the MAC's payload. */
     CU_ASSERT_EQUAL(hmac_open(&sign_op, kid, mac, now, ulp, "", err),
                     SIGNER_ERR_FORBIDDEN);
@@ -218,7 +199,7 @@ static void test_hmac_message(void)
     CU_ASSERT_EQUAL(hmac_open(&sign_op, kid, mac, now, tp, "", err),
                     SIGNER_OK);
     /* Before the process started: the replay memory cannot tell. */
-    mac_hex(mac, "sign_transaction", kid, JS_JCS, now - 30);
+    tu_hmac_hex(mac, SECRET, "sign_transaction", kid, JS_JCS, now - 30);
     CU_ASSERT_EQUAL(hmac_open(&sign_op, kid, mac, now - 30, tp, "", err),
                     SIGNER_ERR_FORBIDDEN);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "before the signer started"));
@@ -455,29 +436,41 @@ static void test_frames_and_strict(void)
     cJSON_Delete(o);
 }
 
+/* Hex as the MAC and the attestation PCRs are read: either case, exactly
+ * two digits a byte, anything else refused. */
+static void test_hex_decode(void)
+{
+    unsigned char out[3] = {0};
+
+    CU_ASSERT_EQUAL(eng_hex_nibble('0'), 0);
+    CU_ASSERT_EQUAL(eng_hex_nibble('9'), 9);
+    CU_ASSERT_EQUAL(eng_hex_nibble('a'), 10);
+    CU_ASSERT_EQUAL(eng_hex_nibble('F'), 15);
+    CU_ASSERT_EQUAL(eng_hex_nibble('g'), -1);
+    CU_ASSERT_EQUAL(eng_hex_nibble('x'), -1);
+    CU_ASSERT_EQUAL(eng_hex_nibble(-1), -1);
+    CU_ASSERT_EQUAL(eng_hex_decode(out, 3, "00aBfF"), 0);
+    CU_ASSERT_EQUAL(out[0], 0x00);
+    CU_ASSERT_EQUAL(out[1], 0xab);
+    CU_ASSERT_EQUAL(out[2], 0xff);
+    CU_ASSERT_EQUAL(eng_hex_decode(out, 3, "00abf"), -1);
+    CU_ASSERT_EQUAL(eng_hex_decode(out, 3, "00abff0"), -1);
+    CU_ASSERT_EQUAL(eng_hex_decode(out, 3, "0x00ab"), -1);
+    CU_ASSERT_EQUAL(eng_hex_decode(out, 3, "00ab g"), -1);
+    CU_ASSERT_EQUAL(eng_hex_decode(out, 3, NULL), -1);
+    CU_ASSERT_EQUAL(eng_hex_decode(out, 0, ""), 0);
+}
+
 int main(void)
 {
     CU_pSuite s;
-    char text[2048], err[1024];
-    int rc;
-    dir = tu_tmpdir();
-    if (dir == NULL)
-        return 1;
-    eng_log_set_level(SIGNER_LOG_ERROR);
-    snprintf(text, sizeof text,
-             "data_dir = \"%s/data\";\n"
-             "plugin_dir = \"%s/plugins/.libs\";\n"
-             "auth = { max_failures = 3; lockout_seconds = 3; };\n"
-             "key_cache = { ttl_seconds = 3600; max_entries = 64; };\n"
-             "plugins = ( { name = \"test\"; settings = { greeting = \"hi \"; }; },\n"
-             "            { name = \"eth\"; } );\n",
-             dir, tu_builddir());
-    if (eng_config_load_string(&cfg, text, dir, err, sizeof err) != 0 ||
-        eng_engine_open(&eng, &cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "setup: %s\n", err);
-        return 1;
-    }
-    if (CU_initialize_registry() != CUE_SUCCESS)
+
+    if (tu_engine_open(&eng, &cfg, &dir,
+                       "auth = { max_failures = 3; lockout_seconds = 3; };\n"
+                       "key_cache = { ttl_seconds = 3600; max_entries = 64; };\n"
+                       "plugins = ( { name = \"test\"; settings = { greeting = "
+                       "\"hi \"; }; },\n"
+                       "            { name = \"eth\"; } );\n") != 0)
         return 1;
     s = CU_add_suite("auth", NULL, NULL);
     TU_ADD(s, test_throttle_per_client);
@@ -488,10 +481,6 @@ int main(void)
     TU_ADD(s, test_frames_and_strict);
     TU_ADD(s, test_secret_ops_logging);
     TU_ADD(s, test_request_locator);
-    rc = tu_run();
-    eng_engine_close(&eng);
-    eng_config_free(&cfg);
-    tu_rmtree(dir);
-    free(dir);
-    return rc;
+    TU_ADD(s, test_hex_decode);
+    return tu_engine_end(&eng, &cfg, dir);
 }

@@ -4,6 +4,7 @@
 #include "testutil.h"
 
 #include "conf.h"
+#include "gateway/gwconf.h"
 
 static eng_config cfg;
 static char err[1024];
@@ -84,6 +85,24 @@ static void expect_error(const char *text, const char *needle)
     if (strstr(err, needle) == NULL)
         fprintf(stderr, "\nexpected '%s' in '%s'\n", needle, err);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, needle));
+}
+
+/* Groups read by their role's own code refuse unknown members with the
+ * same message as the rest of the config: the gateway's tls group. */
+static void test_role_group_members(void)
+{
+    eng_gw_tls t;
+
+    CU_ASSERT_EQUAL_FATAL(load(MIN_OK "tls = {\n cert = \"c.pem\";\n"
+                               " key = \"k.pem\"; };\n"), 0);
+    CU_ASSERT_EQUAL(eng_gw_tls_load(&t, &cfg, err, sizeof err), 1);
+    CU_ASSERT_STRING_EQUAL(t.cert, "/etc/x/c.pem");
+    eng_gw_tls_free(&t);
+    CU_ASSERT_EQUAL_FATAL(load(MIN_OK "tls = {\n cert = \"c.pem\";\n"
+                               " certs = \"k.pem\"; };\n"), 0);
+    CU_ASSERT_EQUAL(eng_gw_tls_load(&t, &cfg, err, sizeof err), -1);
+    CU_ASSERT_STRING_EQUAL(err, "<string>:4: unknown setting 'tls.certs'");
+    eng_gw_tls_free(&t);
 }
 
 static void test_errors(void)
@@ -228,6 +247,7 @@ int main(void)
     TU_ADD(s, test_file_errors);
     TU_ADD(s, test_overrides);
     TU_ADD(s, test_shipped_configs);
+    TU_ADD(s, test_role_group_members);
     rc = tu_run();
     eng_config_free(&cfg);
     return rc;

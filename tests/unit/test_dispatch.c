@@ -1,14 +1,9 @@
 /* Dispatcher and host key services, on a real engine (local sealer, SQLite
  * keystore) with the test plugin. */
 #include "config.h"
-#include "testutil.h"
+#include "engine_test.h"
 
-#include <openssl/hmac.h>
-
-#include "dispatch.h"
 #include "jcs.h"
-#include "log.h"
-#include "util.h"
 
 static eng_config cfg;
 static eng_engine eng;
@@ -348,20 +343,6 @@ static void test_key_open_errors(void)
     CU_ASSERT_EQUAL(host_call(0, pl, NULL, err, k), SIGNER_ERR_THROTTLED);
 }
 
-/* The MAC a client computes: op, key_id, JCS of the covered fields and
- * the timestamp, one per line (docs/hmac.md). */
-static void hmac_hex(char out[65], const char *kid, const char *jcs,
-                     long long ts)
-{
-    unsigned char mac[32];
-    unsigned int len = 0;
-    char msg[1024];
-    snprintf(msg, sizeof msg, "sign\n%s\n%s\n%lld", kid, jcs, ts);
-    HMAC(EVP_sha256(), SECRET, (int)strlen(SECRET), (unsigned char *)msg,
-         strlen(msg), mac, &len);
-    eng_hex_encode(out, mac, 32);
-}
-
 #define TP_JCS "{\"transaction_payload\":{\"chainId\":4,\"nonce\":1,\"to\":\"0xab\"}}"
 
 static void test_hmac(void)
@@ -391,7 +372,7 @@ static void test_hmac(void)
              "{\"key_id\":\"%s\",\"hmac\":\"zz\",\"timestamp\":%lld}", id2,
              now);
     CU_ASSERT_EQUAL(host_call(0, pl, NULL, err, k), SIGNER_ERR_BAD_REQUEST);
-    hmac_hex(mac, id2, TP_JCS, now);
+    tu_hmac_hex(mac, SECRET, "sign", id2, TP_JCS, now);
     snprintf(pl, sizeof pl,
              "{\"key_id\":\"%s\",\"hmac\":\"%s\",\"timestamp\":%lld,"
              "\"transaction_payload\":{\"to\":\"0xab\",\"nonce\":1,"
@@ -403,7 +384,7 @@ static void test_hmac(void)
     CU_ASSERT_EQUAL(host_call(0, pl, NULL, err, k), SIGNER_ERR_FORBIDDEN);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "replay"));
     /* Too old and too far in the future. */
-    hmac_hex(mac, id2, TP_JCS, now - 120);
+    tu_hmac_hex(mac, SECRET, "sign", id2, TP_JCS, now - 120);
     snprintf(pl, sizeof pl,
              "{\"key_id\":\"%s\",\"hmac\":\"%s\",\"timestamp\":%lld,"
              "\"transaction_payload\":{\"to\":\"0xab\",\"nonce\":1,"
@@ -412,7 +393,7 @@ static void test_hmac(void)
     CU_ASSERT_EQUAL(host_call(0, pl, NULL, err, k), SIGNER_ERR_FORBIDDEN);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "timestamp"));
     /* A tampered payload does not match. */
-    hmac_hex(mac, id2, TP_JCS, now);
+    tu_hmac_hex(mac, SECRET, "sign", id2, TP_JCS, now);
     snprintf(pl, sizeof pl,
              "{\"key_id\":\"%s\",\"hmac\":\"%s\",\"timestamp\":%lld,"
              "\"transaction_payload\":{\"to\":\"0xab\",\"nonce\":2,"
@@ -435,27 +416,14 @@ static void test_metrics(void)
 int main(void)
 {
     CU_pSuite s;
-    char text[2048], err[1024];
-    int rc;
-    dir = tu_tmpdir();
-    if (dir == NULL)
-        return 1;
-    eng_log_set_level(SIGNER_LOG_ERROR);
-    snprintf(text, sizeof text,
-             "data_dir = \"%s/data\";\n"
-             "plugin_dir = \"%s/plugins/.libs\";\n"
-             "auth = { max_failures = 3; lockout_seconds = 60; };\n"
-             "limits = { max_body = 65536; };\n"
-             "key_cache = { ttl_seconds = 30; max_entries = 64; };\n"
-             "plugins = ( { name = \"test\"; settings = { greeting = \"hello \"; }; } );\n"
-             "aliases = { legacy-echo = \"echo\"; };\n",
-             dir, tu_builddir());
-    if (eng_config_load_string(&cfg, text, dir, err, sizeof err) != 0 ||
-        eng_engine_open(&eng, &cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "setup: %s\n", err);
-        return 1;
-    }
-    if (CU_initialize_registry() != CUE_SUCCESS)
+
+    if (tu_engine_open(&eng, &cfg, &dir,
+                       "auth = { max_failures = 3; lockout_seconds = 60; };\n"
+                       "limits = { max_body = 65536; };\n"
+                       "key_cache = { ttl_seconds = 30; max_entries = 64; };\n"
+                       "plugins = ( { name = \"test\"; settings = { greeting = "
+                       "\"hello \"; }; } );\n"
+                       "aliases = { legacy-echo = \"echo\"; };\n") != 0)
         return 1;
     s = CU_add_suite("dispatch", NULL, NULL);
     TU_ADD(s, test_echo);
@@ -468,10 +436,5 @@ int main(void)
     TU_ADD(s, test_key_open_errors);
     TU_ADD(s, test_hmac);
     TU_ADD(s, test_metrics);
-    rc = tu_run();
-    eng_engine_close(&eng);
-    eng_config_free(&cfg);
-    tu_rmtree(dir);
-    free(dir);
-    return rc;
+    return tu_engine_end(&eng, &cfg, dir);
 }

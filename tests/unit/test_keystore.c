@@ -287,9 +287,7 @@ static void test_write_failure_not_ready(void)
 int main(void)
 {
     CU_pSuite s;
-    int rc;
-    dir = tu_tmpdir();
-    if (dir == NULL || CU_initialize_registry() != CUE_SUCCESS)
+    if (tu_begin(&dir) != 0)
         return 1;
     snprintf(db, sizeof db, "%s/keys.db", dir);
     s = CU_add_suite("keystore", NULL, NULL);
@@ -300,8 +298,5 @@ int main(void)
     TU_ADD(s, test_rows);
     TU_ADD(s, test_meta_and_create);
     TU_ADD(s, test_write_failure_not_ready);
-    rc = tu_run();
-    tu_rmtree(dir);
-    free(dir);
-    return rc;
+    return tu_end(dir);
 }

@@ -2,12 +2,19 @@
  * The engine's side of raw HTTP ops (engine/rpc.c): credentials from the
  * Authorization header (Basic and Bearer, malformed values refused),
  * the payload of a raw op, the peer name of a URL in messages (no user
- * info, path or query), and an outbound POST to a closed port failing
- * fast with a message naming the peer.
+ * info, path or query), an outbound POST to a closed port failing
+ * fast with a message naming the peer, and a POST to a one-shot stand-in
+ * on 127.0.0.1 (the answer returned; an answer over the limit refused).
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <CUnit/Basic.h>
 #include <CUnit/CUnit.h>
@@ -136,6 +143,115 @@ static void test_post_refused(void)
     CU_ASSERT_PTR_NULL(strstr(err, "SECRET"));
 }
 
+/* ---- one-shot stand-in: answers one request on 127.0.0.1 ---------------- */
+
+static struct {
+    int lfd;
+    pthread_t th;
+    char req[4096]; /* what it received */
+} S;
+
+static void *serve_one(void *arg)
+{
+    static const char answer[] = "HTTP/1.1 201 Created\r\nContent-Length: 16"
+                                 "\r\nConnection: close\r\n\r\n"
+                                 "{\"result\":\"0x1\"}";
+    struct pollfd p = {S.lfd, POLLIN, 0};
+    struct timeval tv = {5, 0};
+    size_t len = 0;
+    ssize_t n;
+    int fd;
+
+    (void)arg;
+    if (poll(&p, 1, 5000) != 1 || (fd = accept(S.lfd, NULL, NULL)) < 0)
+        return NULL;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    /* the client sends "{}" last: read until it arrives */
+    while (len < sizeof S.req - 1 &&
+           (n = recv(fd, S.req + len, sizeof S.req - 1 - len, 0)) > 0) {
+        len += (size_t)n;
+        S.req[len] = '\0';
+        if (strstr(S.req, "\r\n\r\n{}") != NULL)
+            break;
+    }
+    if (send(fd, answer, sizeof answer - 1, MSG_NOSIGNAL) < 0)
+        fprintf(stderr, "stand-in: send failed\n");
+    close(fd);
+    return NULL;
+}
+
+/* Starts the stand-in; its URL into url.  0, or -1. */
+static int serve_start(char *url, size_t cap)
+{
+    struct sockaddr_in a = {0};
+    socklen_t alen = sizeof a;
+
+    memset(S.req, 0, sizeof S.req);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if ((S.lfd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+        return -1;
+    if (bind(S.lfd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        listen(S.lfd, 1) != 0 ||
+        getsockname(S.lfd, (struct sockaddr *)&a, &alen) != 0 ||
+        pthread_create(&S.th, NULL, serve_one, NULL) != 0) {
+        close(S.lfd);
+        return -1;
+    }
+    snprintf(url, cap, "http://127.0.0.1:%d/rpc", ntohs(a.sin_port));
+    return 0;
+}
+
+static void serve_stop(void)
+{
+    pthread_join(S.th, NULL);
+    close(S.lfd);
+}
+
+/* One POST of "{}" to a fresh stand-in, answers up to max bytes; the
+ * post's result (-1000 when the stand-in did not start). */
+static int post_once(char **resp, size_t *len, long *status, char *err,
+                     size_t errcap, size_t max)
+{
+    char url[64];
+    int rc;
+
+    *resp = NULL;
+    *len = 0;
+    *status = -1;
+    if (serve_start(url, sizeof url) != 0)
+        return -1000;
+    rc = eng_rpc_http_post(resp, len, status, err, errcap, url, "{}", 2, 5000,
+                           max);
+    serve_stop();
+    return rc;
+}
+
+static void test_post_answer(void)
+{
+    char *resp, err[200] = "";
+    size_t len;
+    long status;
+
+    CU_ASSERT_EQUAL(post_once(&resp, &len, &status, err, sizeof err, 1024),
+                    SIGNER_OK);
+    CU_ASSERT_EQUAL(status, 201);
+    CU_ASSERT_EQUAL(len, 16);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(resp);
+    CU_ASSERT_STRING_EQUAL(resp, "{\"result\":\"0x1\"}");
+    CU_ASSERT(strncmp(S.req, "POST /rpc HTTP/1.1\r\n", 20) == 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(S.req,
+                                  "\r\nContent-Type: application/json\r\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(S.req, "\r\nContent-Length: 2\r\n"));
+    free(resp);
+    /* one byte over the limit: refused, nothing returned */
+    CU_ASSERT_EQUAL(post_once(&resp, &len, &status, err, sizeof err, 15),
+                    SIGNER_ERR_TOO_LARGE);
+    CU_ASSERT_PTR_NULL(resp);
+    CU_ASSERT_EQUAL(len, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "answer larger than 15 bytes"));
+}
+
 int main(void)
 {
     CU_pSuite s;
@@ -149,6 +265,8 @@ int main(void)
     CU_add_test(s, "peer names", test_peer_name);
     CU_add_test(s, "Authorization in the HTTP head", test_http_head);
     CU_add_test(s, "POST to a closed port", test_post_refused);
+    CU_add_test(s, "POST and its answer, within the limit and over it",
+                test_post_answer);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     failures = CU_get_number_of_failures() + CU_get_number_of_suites_failed();

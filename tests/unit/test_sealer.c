@@ -198,6 +198,44 @@ static void test_rows(void)
                     SIGNER_ERR_UNAVAILABLE);
 }
 
+/* The aws-kms row opened for a check (create = 0, no attestation device)
+ * refuses to seal or unseal without a request's credentials, before any
+ * connection: the plain methods and the *_call ones with no credentials. */
+static void test_aws_kms_needs_credentials(void)
+{
+    const eng_setting set[] = {{"region", "eu-west-1"},
+                               {"kms_key_id", "alias/test"},
+                               {"endpoint", "tcp:127.0.0.1:1"},
+                               {"plain", "true"}};
+    eng_backend_args args = {dir, set, 4, 0, NULL};
+    eng_seal_call call;
+    eng_sealer *s = NULL;
+    unsigned char *blob = (unsigned char *)"x", out[64];
+    size_t blen = 1, olen = 1;
+
+    CU_ASSERT_EQUAL_FATAL(eng_sealer_open(&s, "aws-kms", &args, err,
+                                          sizeof err),
+                          SIGNER_OK);
+    CU_ASSERT_EQUAL(eng_sealer_seal(s, &blob, &blen, &meta, plain, 10),
+                    SIGNER_ERR_BAD_REQUEST);
+    CU_ASSERT_PTR_NULL(blob);
+    CU_ASSERT_EQUAL(blen, 0);
+    CU_ASSERT_EQUAL(eng_sealer_unseal(s, out, sizeof out, &olen, &meta,
+                                      (const unsigned char *)"x", 1),
+                    SIGNER_ERR_BAD_REQUEST);
+    CU_ASSERT_EQUAL(olen, 0);
+    memset(&call, 0, sizeof call);
+    olen = 1;
+    CU_ASSERT_EQUAL(eng_sealer_unseal_call(s, &call, out, sizeof out, &olen,
+                                           &meta, (const unsigned char *)"x",
+                                           1),
+                    SIGNER_ERR_BAD_REQUEST);
+    CU_ASSERT_EQUAL(olen, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(call.msg, "credentials: required"));
+    CU_ASSERT_FALSE(eng_sealer_ready(s));
+    eng_sealer_close(s);
+}
+
 /* open(create = 0) on a missing master key: NOT_FOUND, nothing created;
  * create = 1 records the file it made, and undo removes it. */
 static void test_create_and_undo(void)
@@ -272,9 +310,7 @@ static void test_check_value(void)
 int main(void)
 {
     CU_pSuite s;
-    int rc;
-    dir = tu_tmpdir();
-    if (dir == NULL || CU_initialize_registry() != CUE_SUCCESS)
+    if (tu_begin(&dir) != 0)
         return 1;
     snprintf(mk, sizeof mk, "%s/master.key", dir);
     s = CU_add_suite("sealer", NULL, NULL);
@@ -285,10 +321,8 @@ int main(void)
     TU_ADD(s, test_other_master_key);
     TU_ADD(s, test_bad_master_files);
     TU_ADD(s, test_rows);
+    TU_ADD(s, test_aws_kms_needs_credentials);
     TU_ADD(s, test_create_and_undo);
     TU_ADD(s, test_check_value);
-    rc = tu_run();
-    tu_rmtree(dir);
-    free(dir);
-    return rc;
+    return tu_end(dir);
 }

@@ -46,4 +46,24 @@ static inline int tu_run(void)
 
 #define TU_ADD(suite, fn) CU_add_test(suite, #fn, fn)
 
+/* For main(): a fresh private directory into *dir and the CUnit registry.
+ * 0, or -1 (nothing to undo but *dir, which tu_end takes). */
+static inline int tu_begin(char **dir)
+{
+    *dir = tu_tmpdir();
+    if (*dir == NULL || CU_initialize_registry() != CUE_SUCCESS)
+        return -1;
+    return 0;
+}
+
+/* For main(): runs the registered suites, removes and frees dir; the exit
+ * status. */
+static inline int tu_end(char *dir)
+{
+    int rc = tu_run();
+    tu_rmtree(dir);
+    free(dir);
+    return rc;
+}
+
 #endif

@@ -1,4 +1,4 @@
-// Shared helpers of the hardening tests (DESIGN.md section 6): start signerd
+// Shared helpers of the hardening tests: start signerd
 // with a chosen config on free loopback ports, talk raw HTTP and frames to
 // it, read its JSON-lines log, count checks, and make sure every process we
 // start is killed (by PID) and every temp dir removed when we exit.
@@ -13,7 +13,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,14 +27,14 @@ export const STANDALONE_CONF = path.join(SRCDIR, 'conf', 'standalone.conf');
 export const VERBOSE = process.env.HARDENING_VERBOSE === '1';
 const KEEP = process.env.HARDENING_KEEP === '1';
 
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
 // ------------------------------------------------------------ cleanup
 
 import { children, tempDirs, killAll, watchdog, setup } from '../../lib/procs.mjs';
+import { Checks as BaseChecks } from '../../lib/checks.mjs';
+import { freePort, httpOnce, pool, sleep } from '../../lib/util.mjs';
 
 setup('hardening', { keep: KEEP });
-export { watchdog, killAll };
+export { watchdog, killAll, freePort, pool, sleep };
 
 export function tempDir(prefix) {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), `hardening-${prefix}-`));
@@ -45,60 +44,14 @@ export function tempDir(prefix) {
 
 // ------------------------------------------------------------ checks
 
-export class Checks {
+/**
+ * The check counter (tests/lib/checks.mjs) as the hardening tests print it:
+ * passing checks with HARDENING_VERBOSE=1, at most 30 lines of a failure's
+ * details.
+ */
+export class Checks extends BaseChecks {
   constructor(name) {
-    this.name = name;
-    this.passed = 0;
-    this.failed = 0;
-    this.failures = [];
-    this.notes = [];
-  }
-
-  ok(what) {
-    this.passed++;
-    if (VERBOSE) console.log(`  ok   ${what}`);
-  }
-
-  fail(what, details) {
-    this.failed++;
-    this.failures.push(what);
-    console.log(`  FAIL ${what}`);
-    if (details !== undefined) {
-      const text = typeof details === 'string' ? details : JSON.stringify(details, null, 2);
-      const lines = text.split('\n');
-      console.log(lines.slice(0, 30).map((l) => `       ${l}`).join('\n'));
-      if (lines.length > 30) console.log(`       ... (${lines.length - 30} more lines)`);
-    }
-  }
-
-  check(cond, what, details) {
-    if (cond) this.ok(what);
-    else this.fail(what, typeof details === 'function' ? details() : details);
-    return !!cond;
-  }
-
-  /** Runs fn; an exception counts as one failed check named `what`. */
-  async run(what, fn) {
-    try {
-      return await fn();
-    } catch (e) {
-      this.fail(what, e && e.stack ? e.stack : String(e));
-      return undefined;
-    }
-  }
-
-  note(text) {
-    this.notes.push(text);
-    console.log(`  note: ${text}`);
-  }
-
-  finish() {
-    if (this.failures.length) {
-      console.log(`${this.name}: failed checks:`);
-      for (const f of this.failures) console.log(`  - ${f}`);
-    }
-    console.log(`${this.name}: ${this.passed} passed, ${this.failed} failed`);
-    return this.failed === 0 && this.passed > 0 ? 0 : 1;
+    super(name, { verbose: VERBOSE, maxLines: 30 });
   }
 }
 
@@ -128,20 +81,6 @@ export function writeConfig(dir, { logLevel = 'info', workers = 2, limits = {}, 
   ].join('\n');
   fs.writeFileSync(file, text);
   return file;
-}
-
-// ------------------------------------------------------------ ports
-
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 // ------------------------------------------------------------ signerd
@@ -262,32 +201,7 @@ function makeHandle(child, { port, framesPort, dataDir, conf }) {
  * Resolves to {status, headers, text, json}.
  */
 export function request(port, method, p, body, { timeoutMs = 10000, headers = {} } = {}) {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? null
-      : Buffer.isBuffer(body) ? body
-        : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body), 'utf8');
-    const req = http.request({
-      agent: false, method, host: '127.0.0.1', port, path: p,
-      headers: {
-        ...(data ? { 'Content-Type': 'application/json', 'Content-Length': data.length } : {}),
-        ...headers,
-      },
-    }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json = null;
-        try { json = JSON.parse(text); } catch { /* not JSON */ }
-        resolve({ status: res.statusCode, headers: res.headers, text, json });
-      });
-      res.on('error', reject);
-    });
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${p}: no answer within ${timeoutMs} ms`)));
-    req.on('error', reject);
-    if (data) req.write(data);
-    req.end();
-  });
+  return httpOnce({ method, port, path: p, body, headers, timeoutMs });
 }
 
 /** POST / {operation, payload}. */
@@ -592,15 +506,3 @@ export function randomSecret() {
 
 export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
-/** Runs fn over items with at most `limit` in flight; keeps order. */
-export async function pool(items, limit, fn) {
-  const out = new Array(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i], i);
-    }
-  }));
-  return out;
-}

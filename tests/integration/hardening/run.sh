@@ -1,5 +1,5 @@
 #!/bin/sh
-# Hardening tests (DESIGN.md section 6): malformed input, limits, signals,
+# Hardening tests: malformed input, limits, signals,
 # logs and secret hygiene, crash safety -- against the real signerd.
 #
 # Used by `make check` (TESTS) and runnable by hand:
@@ -17,20 +17,10 @@
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
-SIGNER_SRCDIR=${SIGNER_SRCDIR:-$(cd "$here/../../.." && pwd)}
-SIGNER_BUILDDIR=${SIGNER_BUILDDIR:-$SIGNER_SRCDIR}
-export SIGNER_SRCDIR SIGNER_BUILDDIR
-
-if ! command -v node >/dev/null 2>&1; then
-    echo "hardening: node not found; skipping (install nodejs >= 20)"
-    exit 77
-fi
-node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
-if [ "$node_major" -lt 18 ] 2>/dev/null; then
-    echo "hardening: node $(node --version) is too old (need >= 18; tested with 20)"
-    echo "hardening: 0 passed, 1 failed"
-    exit 1
-fi
+. "$here/../../lib/suite.sh"
+suite_init hardening
+suite_paths "$here/../../.."
+suite_need_node
 if [ ! -x "$SIGNER_BUILDDIR/signerd" ]; then
     echo "hardening: $SIGNER_BUILDDIR/signerd not found (build first, or set SIGNER_BUILDDIR)"
     echo "hardening: 0 passed, 1 failed"
@@ -43,8 +33,6 @@ budget=${HARDENING_BUDGET:-260}
 start=$(date +%s)
 tests="bad_input:40 limits:55 signals_logs:50 crash:60 auth_regress:90"
 
-. "$here/../../lib/suite.sh"
-suite_init hardening
 for entry in $tests; do
     t=${entry%%:*}
     limit=${entry#*:}
