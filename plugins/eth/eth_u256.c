@@ -140,7 +140,7 @@ int eth_u256_from_ether(eth_u256 *r, double d)
     for (prec = 1; prec < 7; prec++) {
         snprintf(buf, sizeof buf, "%.*g", prec, d);
         if (strtod(buf, NULL) == d) {
-            lo = hi = prec;
+            lo = hi = 0; /* buf holds it already */
             break;
         }
     }
@@ -152,7 +152,8 @@ int eth_u256_from_ether(eth_u256 *r, double d)
         else
             lo = prec + 1;
     }
-    snprintf(buf, sizeof buf, "%.*g", lo, d);
+    if (lo != 0)
+        snprintf(buf, sizeof buf, "%.*g", lo, d);
 
     /* buf is [digits][.digits][e[+-]digits]; the point follows the locale
      * of snprintf, so accept ',' as well */
@@ -204,13 +205,20 @@ int eth_u256_from_ether(eth_u256 *r, double d)
 
 size_t eth_u256_to_be(unsigned char out[32], const eth_u256 *a)
 {
-    unsigned char tmp[32];
-    size_t i, skip = 0;
+    size_t n = 0;
+    int w, b;
 
-    for (i = 0; i < 32; i++)
-        tmp[i] = (unsigned char)(a->w[3 - i / 8] >> (8 * (7 - i % 8)));
-    while (skip < 32 && tmp[skip] == 0)
-        skip++;
-    memcpy(out, tmp + skip, 32 - skip);
-    return 32 - skip;
+    /* most significant non-zero byte first; zero words skipped whole */
+    for (w = 3; w >= 0; w--) {
+        uint64_t v = a->w[w];
+        if (n == 0 && v == 0)
+            continue;
+        for (b = 7; b >= 0; b--) {
+            unsigned char c = (unsigned char)(v >> (8 * b));
+            if (n == 0 && c == 0)
+                continue;
+            out[n++] = c;
+        }
+    }
+    return n;
 }
