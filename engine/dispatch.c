@@ -288,9 +288,7 @@ static size_t json_escaped(char *o, const char *s)
         const char *e = NULL;
         unsigned char c;
         /* a run of characters printed as they are */
-        for (run = 0; (unsigned char)s[run] >= 0x20 && s[run] != '"' &&
-                      s[run] != '\\';
-             run++)
+        for (run = 0; !eng_json_special[(unsigned char)s[run]]; run++)
             ;
         if (o != NULL)
             memcpy(o + n, s, run);

@@ -61,6 +61,13 @@ int eng_utf8_valid(const unsigned char *s, size_t len)
 
 /* ---- parser ------------------------------------------------------------------- */
 
+const unsigned char eng_json_special[256] = {
+    [0] = 1, [1] = 1, [2] = 1, [3] = 1, [4] = 1, [5] = 1, [6] = 1, [7] = 1,
+    [8] = 1, [9] = 1, [10] = 1, [11] = 1, [12] = 1, [13] = 1, [14] = 1, [15]
+    = 1, [16] = 1, [17] = 1, [18] = 1, [19] = 1, [20] = 1, [21] = 1, [22] =
+    1, [23] = 1, [24] = 1, [25] = 1, [26] = 1, [27] = 1, [28] = 1, [29] = 1,
+    [30] = 1, [31] = 1, ['"'] = 1, ['\\'] = 1};
+
 typedef struct parser {
     const char *b;
     size_t len, pos;
@@ -191,8 +198,12 @@ static int string_value(parser *p, char **out, size_t *out_len)
     size_t start = p->pos++, cap, n = 0, k = 0;
     char *o;
     int rc, verbatim = 1;
-    /* Decoded text is never longer than the source. */
-    for (cap = p->pos; cap < p->len && p->b[cap] != '"'; cap++) {
+    /* Decoded text is never longer than the source.  A run of plain
+     * characters first (most strings are nothing else). */
+    for (cap = p->pos;
+         cap < p->len && !eng_json_special[(unsigned char)p->b[cap]]; cap++)
+        ;
+    for (; cap < p->len && p->b[cap] != '"'; cap++) {
         if ((unsigned char)p->b[cap] < 0x20)
             verbatim = 0;
         if (p->b[cap] == '\\') {

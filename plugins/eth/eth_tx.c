@@ -344,8 +344,9 @@ static int eth_tx_members(const signer_json *fv[ETH_F_COUNT], unsigned *seen,
     for (i = 0; i < n; i++) {
         const char *key = NULL;
         const signer_json *v = h->json_at(tp, i, &key);
-        for (f = 0; f < ETH_F_COUNT; f++)
-            if (key != NULL && strcmp(key, eth_field_names[f]) == 0)
+        for (f = 0; f < ETH_F_COUNT; f++) /* first letters, then strcmp */
+            if (key != NULL && key[0] == eth_field_names[f][0] &&
+                strcmp(key, eth_field_names[f]) == 0)
                 break;
         if (f == ETH_F_COUNT)
             return eth_fail(err, errcap, ETH_TP "%.64s: unknown field",
