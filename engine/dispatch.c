@@ -374,14 +374,11 @@ static int answer_direct(const dispatch *d, int err, int status, char **resp,
         if (!cJSON_IsString(c) || c->string == NULL ||
             c->valuestring == NULL)
             return 0;
-    /* one pass into a buffer sized for the worst case (every character
-     * escaped as \u00XX) */
-    n = 64 + (d->req->framed ? d->id.len : 0);
-    for (c = d->reply.result->child; c != NULL; c = c->next)
-        n += 6 * (strlen(c->string) + strlen(c->valuestring)) + 6;
+    /* sized exactly (a scan), then written */
+    n = answer_write(NULL, d);
     if ((*resp = malloc(n + 1)) == NULL)
         return 0;
-    n = answer_write(*resp, d);
+    answer_write(*resp, d);
     (*resp)[n] = '\0';
     *resp_len = n;
     return 1;
