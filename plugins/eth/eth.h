@@ -73,6 +73,10 @@ void eth_hex_raw(char *out, const unsigned char *in, size_t len);
  * or 0 (out wiped) if a character is not a hex digit or hexlen is odd. */
 int eth_hex_decode(unsigned char *out, const char *hex, size_t hexlen)
     SIGNER_WARN_UNUSED;
+/* The same for public data (addresses): a table lookup, not constant
+ * time. */
+int eth_hex_decode_public(unsigned char *out, const char *hex, size_t hexlen)
+    SIGNER_WARN_UNUSED;
 /* 1 if s[0..len) starts with "0x" or "0X". */
 int eth_hex_has_prefix(const char *s, size_t len);
 /* 1 if every character of s[0..len) is a hex digit. */

@@ -259,6 +259,29 @@ static void test_hex(void)
     CU_ASSERT_EQUAL(eth_hex_is_digits("x", 1), 0);
 }
 
+/* The table decoder for public data agrees with the constant-time one on
+ * every pair of bytes. */
+static void test_hex_public(void)
+{
+    unsigned char a[1], b[1];
+    char pair[2];
+    int hi, lo, bad = 0;
+
+    for (hi = 1; hi < 256; hi++)
+        for (lo = 1; lo < 256; lo++) {
+            int ra, rb;
+            pair[0] = (char)hi;
+            pair[1] = (char)lo;
+            a[0] = b[0] = 0x5a;
+            ra = eth_hex_decode(a, pair, 2);
+            rb = eth_hex_decode_public(b, pair, 2);
+            if (ra != rb || a[0] != b[0])
+                bad++;
+        }
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(eth_hex_decode_public(a, "abc", 3), 0);
+}
+
 static void u256_hex(char *out, const eth_u256 *a)
 {
     unsigned char be[32];
@@ -1630,6 +1653,7 @@ int main(void)
     CU_add_test(s, "keccak vectors", test_keccak_vectors);
     CU_add_test(s, "keccak incremental", test_keccak_incremental);
     CU_add_test(s, "hex", test_hex);
+    CU_add_test(s, "hex_public", test_hex_public);
     CU_add_test(s, "u256", test_u256);
     CU_add_test(s, "ether to wei", test_ether);
     CU_add_test(s, "rlp vectors", test_rlp_vectors);
