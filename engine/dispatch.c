@@ -365,6 +365,7 @@ static size_t answer_write(char *o, const dispatch *d)
 static int answer_direct(const dispatch *d, int err, int status, char **resp,
                          size_t *resp_len)
 {
+    char stack[4096];
     const cJSON *c;
     size_t n;
     if (err != SIGNER_OK || status != 200 || d->reply.raw || d->reply.result == NULL ||
@@ -374,11 +375,24 @@ static int answer_direct(const dispatch *d, int err, int status, char **resp,
         if (!cJSON_IsString(c) || c->string == NULL ||
             c->valuestring == NULL)
             return 0;
-    /* sized exactly (a scan), then written */
-    n = answer_write(NULL, d);
-    if ((*resp = malloc(n + 1)) == NULL)
-        return 0;
-    answer_write(*resp, d);
+    /* written once on the stack when even the worst case (every character
+     * escaped as \u00XX) fits, then copied; else sized by a scan first */
+    n = 64 + (d->req->framed ? d->id.len : 0);
+    for (c = d->reply.result->child; c != NULL; c = c->next)
+        n += 6 * (strlen(c->string) + strlen(c->valuestring)) + 6;
+    if (n <= sizeof stack) {
+        n = answer_write(stack, d);
+        if ((*resp = malloc(n + 1)) != NULL)
+            memcpy(*resp, stack, n);
+        eng_wipe(stack, n); /* a result may carry what the caller keeps */
+        if (*resp == NULL)
+            return 0;
+    } else {
+        n = answer_write(NULL, d);
+        if ((*resp = malloc(n + 1)) == NULL)
+            return 0;
+        answer_write(*resp, d);
+    }
     (*resp)[n] = '\0';
     *resp_len = n;
     return 1;
