@@ -113,6 +113,10 @@ int eth_u256_parse_dec(eth_u256 *r, const char *s, size_t len);
  * double's shortest round-trip decimal form (%.*g, smallest precision that
  * strtod's back to d).  d must be finite and >= 0.  ETH_NUM_*. */
 int eth_u256_from_ether(eth_u256 *r, double d);
+/* The reference algorithm behind it (printf and strtod at increasing
+ * precisions); eth_u256_from_ether takes a faster path where that gives the
+ * same value. */
+int eth_u256_from_ether_shortest(eth_u256 *r, double d);
 /* Writes the minimal big-endian bytes of a (no leading zeros; zero has no
  * bytes) to out and returns their count (0..32). */
 size_t eth_u256_to_be(unsigned char out[32], const eth_u256 *a);

@@ -353,6 +353,45 @@ static void test_ether(void)
     check_ether(1e300, ETH_NUM_RANGE, NULL);
 }
 
+/* The fast path agrees with the reference (shortest printf form) on typed
+ * amounts of 1 to 17 digits at every scale, and on random doubles. */
+static void test_ether_fast(void)
+{
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    int i, bad = 0;
+
+    for (i = 0; i < 200000; i++) {
+        eth_u256 a, b;
+        char text[64];
+        double d;
+        int sa, sb;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if (i % 2 == 0) { /* a decimal someone typed */
+            snprintf(text, sizeof text, "%llue%d",
+                     (unsigned long long)(x % 100000000000000000ull) >>
+                         (x >> 58),
+                     (int)((x >> 40) % 36) - 30);
+            d = strtod(text, NULL);
+        } else { /* any double up to 2^53 */
+            uint64_t bits =
+                (x >> 12) | ((uint64_t)(970 + (x >> 52) % 83) << 52);
+            memcpy(&d, &bits, sizeof d);
+        }
+        if (!(d <= 9007199254740991.0))
+            continue;
+        sa = eth_u256_from_ether(&a, d);
+        sb = eth_u256_from_ether_shortest(&b, d);
+        if (sa != sb || (sa == ETH_NUM_OK && eth_u256_cmp(&a, &b) != 0)) {
+            if (bad++ < 5)
+                fprintf(stderr, "\nfrom_ether(%.17g): fast and reference "
+                                "differ\n", d);
+        }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
 /* ---- RLP ---------------------------------------------------------------------- */
 
 static void rlp_expect(eth_buf *b, const char *want)
@@ -1656,6 +1695,7 @@ int main(void)
     CU_add_test(s, "hex_public", test_hex_public);
     CU_add_test(s, "u256", test_u256);
     CU_add_test(s, "ether to wei", test_ether);
+    CU_add_test(s, "ether to wei, fast path", test_ether_fast);
     CU_add_test(s, "rlp vectors", test_rlp_vectors);
     CU_add_test(s, "addresses and EIP-55", test_addresses);
     s = CU_add_suite("eth_plugin", suite_init, suite_clean);
