@@ -12,6 +12,11 @@
  *   (e) many keys: a keystore with N keys (default 100,000), then sign
  *       latency with N keys (one hot key_id, and key_ids drawn at random)
  *       against the same with 1 key;
+ *   (a) and (b) together (the default): alternated short rounds in this
+ *       one process (raw sign, raw sign + verify, dispatcher verify on,
+ *       verify off, again; --rounds N, each measurement --time/4 CPU-
+ *       seconds), medians of each and of the per-round ratios (b)/(a),
+ *       printed as an "ab_ratio" line; the cold cache measured once;
  *   (i) instruction counts (--only i, run under valgrind --tool=callgrind
  *       --collect-atstart=no): raw sign, raw sign + verify, then
  *       sign_transaction through eng_dispatch (warm cache) with
@@ -24,7 +29,7 @@
  *
  *   bench_sign --plugin-dir BUILDDIR/plugins/.libs [--time SEC] [--keys N]
  *              [--keys-dir DIR] [--key-ids-out FILE] [--only a,b,e,i]
- *              [--count N]
+ *              [--count N] [--rounds N]
  *
  * --keys-dir keeps the N-key data directory (master.key, keys.db) for signerd
  * (run.sh starts signerd on it to measure RSS); --key-ids-out writes every
@@ -394,8 +399,8 @@ typedef struct sign_result {
 
 /* Signs for g_time seconds, single threaded.  With ids (n_ids > 0) each
  * request names a key_id drawn at random from ids; else key_id. */
-static int sign_loop(bengine *b, const char *key_id, char **ids, size_t n_ids,
-                     sign_result *r)
+static int sign_loop_for(bengine *b, const char *key_id, char **ids,
+                         size_t n_ids, sign_result *r, double secs)
 {
     char *fixed = n_ids ? NULL : sign_body(key_id);
     double t0, t, c0;
@@ -422,7 +427,7 @@ static int sign_loop(bengine *b, const char *key_id, char **ids, size_t n_ids,
     t0 = now_s();
     c0 = cpu_s();
     t = 0;
-    while (!bad && t < g_time) {
+    while (!bad && t < secs) {
         char *resp = NULL, *body = fixed;
         double s;
         int st;
@@ -459,6 +464,13 @@ static int sign_loop(bengine *b, const char *key_id, char **ids, size_t n_ids,
     return bad ? -1 : 0;
 }
 
+/* The same for --time seconds. */
+static int sign_loop(bengine *b, const char *key_id, char **ids, size_t n_ids,
+                     sign_result *r)
+{
+    return sign_loop_for(b, key_id, ids, n_ids, r, g_time);
+}
+
 static void print_sign(const char *bench, const char *extra,
                        const sign_result *r)
 {
@@ -473,7 +485,8 @@ static void print_sign(const char *bench, const char *extra,
 
 /* ---- (b) dispatcher, cold and warm -------------------------------------- */
 
-static int bench_dispatch(const char *base, sign_result *cold_out)
+static int bench_dispatch(const char *base, sign_result *cold_out,
+                          int cold_only)
 {
     /* cold, warm, and warm with the recovery check off (for comparison:
      * the default keeps it on) */
@@ -492,7 +505,8 @@ static int bench_dispatch(const char *base, sign_result *cold_out)
     int rc = 0;
 
     snprintf(dir, sizeof dir, "%s/one", base);
-    for (i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+    /* cold_only: the warm runs were made by bench_alternated */
+    for (i = 0; i < (cold_only ? 1 : sizeof runs / sizeof runs[0]); i++) {
         if (engine_open(&b, dir, runs[i].ttl, runs[i].verify) != 0)
             return -1;
         if (i == 0 && set_key(&b, key_id, address) != 0) {
@@ -512,6 +526,150 @@ static int bench_dispatch(const char *base, sign_result *cold_out)
         if (i == 0 && cold_out != NULL)
             *cold_out = r;
     }
+    return 0;
+}
+
+/* ---- (a) and (b) alternated ------------------------------------------------ */
+
+#define AB_MAX_ROUNDS 31
+static int g_rounds = 7;
+
+/* Raw signatures (verify: sign + verify) for secs CPU-seconds of this
+ * thread; ops per CPU-second. */
+static double raw_rate(const secp256k1_context *ctx, unsigned char *msg,
+                       const unsigned char *key, const secp256k1_pubkey *pk,
+                       int verify, double secs)
+{
+    secp256k1_ecdsa_recoverable_signature sig;
+    double c0 = cpu_s(), c;
+    uint64_t n = 0;
+    int i;
+
+    do {
+        for (i = 0; i < 64; i++) {
+            msg[0] = (unsigned char)(n + (uint64_t)i);
+            if (verify ? sign_verify(ctx, msg, key, pk) != 0
+                       : !secp256k1_ecdsa_sign_recoverable(ctx, &sig, msg, key,
+                                                           NULL, NULL))
+                exit(1);
+        }
+        n += 64;
+        c = cpu_s() - c0;
+    } while (c < secs);
+    return (double)n / c;
+}
+
+static int cmp_double(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* Median of v[0..n) (sorts a copy). */
+static double median(const double *v, int n)
+{
+    double t[AB_MAX_ROUNDS];
+    memcpy(t, v, (size_t)n * sizeof *t);
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
+}
+
+/* The smallest (dir < 0) or largest value of v[0..n). */
+static double extreme(const double *v, int n, int dir)
+{
+    double x = v[0];
+    int i;
+    for (i = 1; i < n; i++)
+        if (dir < 0 ? v[i] < x : v[i] > x)
+            x = v[i];
+    return x;
+}
+
+/* One round of (b): the dispatcher, warm cache, verify on or off, for secs
+ * CPU-seconds; fills *r. */
+static int ab_dispatch(const char *dir, const char *key_id, int verify,
+                       double secs, sign_result *r)
+{
+    bengine b;
+    int rc;
+    if (engine_open(&b, dir, 600, verify) != 0)
+        return -1;
+    rc = sign_loop_for(&b, key_id, NULL, 0, r, secs);
+    engine_close(&b);
+    return rc;
+}
+
+/* (a) and (b) in alternated short rounds in this one process (raw sign,
+ * raw sign + verify, dispatcher verify on, verify off, then again), so that
+ * a machine whose speed wanders moves both sides of each ratio alike.
+ * Prints the medians of each, and the medians of the per-round ratios
+ * (b on)/(a sign + verify) and (b off)/(a sign). */
+static int bench_alternated(const char *base)
+{
+    secp256k1_context *ctx = secp256k1_context_create(SECP256K1_CONTEXT_NONE);
+    double as[AB_MAX_ROUNDS], asv[AB_MAX_ROUNDS], bon[AB_MAX_ROUNDS],
+        boff[AB_MAX_ROUNDS], ron[AB_MAX_ROUNDS], roff[AB_MAX_ROUNDS];
+    double secs = g_time / 4 > 0.1 ? g_time / 4 : 0.1;
+    unsigned char key[32], msg[32], seed[32];
+    char dir[4096], key_id[37], address[SIGNER_MAX_ADDRESS];
+    sign_result on[AB_MAX_ROUNDS], off[AB_MAX_ROUNDS];
+    secp256k1_pubkey pk;
+    bengine b;
+    int i, n = g_rounds;
+
+    unhex(key, KEY_HEX, 32);
+    for (i = 0; i < 32; i++) {
+        msg[i] = (unsigned char)(0xa5 ^ (i * 7));
+        seed[i] = (unsigned char)(i * 13 + 1);
+    }
+    if (ctx == NULL || !secp256k1_context_randomize(ctx, seed) ||
+        !secp256k1_ec_pubkey_create(ctx, &pk, key))
+        return -1;
+    snprintf(dir, sizeof dir, "%s/alt", base);
+    if (engine_open(&b, dir, 600, 1) != 0)
+        return -1;
+    i = set_key(&b, key_id, address);
+    engine_close(&b);
+    if (i != 0)
+        return -1;
+    (void)raw_rate(ctx, msg, key, &pk, 1, 0.05); /* warm up */
+    for (i = 0; i < n; i++) {
+        as[i] = raw_rate(ctx, msg, key, &pk, 0, secs);
+        asv[i] = raw_rate(ctx, msg, key, &pk, 1, secs);
+        if (ab_dispatch(dir, key_id, 1, secs, &on[i]) != 0 ||
+            ab_dispatch(dir, key_id, 0, secs, &off[i]) != 0)
+            return -1;
+        bon[i] = on[i].ops;
+        boff[i] = off[i].ops;
+        ron[i] = bon[i] / asv[i];
+        roff[i] = boff[i] / as[i];
+    }
+    secp256k1_context_destroy(ctx);
+    printf("{\"bench\":\"secp256k1_sign_recoverable\",\"ops_per_s\":%.1f,"
+           "\"us_per_op\":%.3f,\"rounds\":%d,\"cpus\":%ld}\n",
+           median(as, n), 1e6 / median(as, n), n,
+           sysconf(_SC_NPROCESSORS_ONLN));
+    printf("{\"bench\":\"secp256k1_sign_verify\",\"ops_per_s\":%.1f,"
+           "\"us_per_op\":%.3f,\"rounds\":%d}\n",
+           median(asv, n), 1e6 / median(asv, n), n);
+    /* latencies: those of the last round */
+    on[n - 1].ops = median(bon, n);
+    off[n - 1].ops = median(boff, n);
+    print_sign("dispatch_sign_transaction", "\"cache\":\"warm\",\"keys\":1",
+               &on[n - 1]);
+    print_sign("dispatch_sign_transaction",
+               "\"cache\":\"warm-noverify\",\"keys\":1", &off[n - 1]);
+    printf("{\"bench\":\"ab_ratio\",\"rounds\":%d,\"seconds\":%.3f,"
+           "\"on\":%.4f,\"off\":%.4f,\"on_min\":%.4f,\"on_max\":%.4f,"
+           "\"off_min\":%.4f,\"off_max\":%.4f}\n",
+           n, secs, median(ron, n), median(roff, n), extreme(ron, n, -1),
+           extreme(ron, n, 1), extreme(roff, n, -1), extreme(roff, n, 1));
+    fflush(stdout);
+    fprintf(stderr, "(a)/(b) alternated, %d rounds of %.2f s: raw sign %.0f, "
+                    "sign + verify %.0f, dispatcher verify on %.0f (ratio "
+                    "%.2f), off %.0f (ratio %.2f) per CPU-second\n",
+            n, secs, median(as, n), median(asv, n), median(bon, n),
+            median(ron, n), median(boff, n), median(roff, n));
     return 0;
 }
 
@@ -824,7 +982,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: bench_sign --plugin-dir DIR [--time SEC] [--keys N]\n"
             "                  [--keys-dir DIR] [--key-ids-out FILE]\n"
-            "                  [--only a,b,e,i] [--count N]\n");
+            "                  [--only a,b,e,i] [--count N] [--rounds N]\n");
 }
 
 int main(int argc, char **argv)
@@ -837,13 +995,14 @@ int main(int argc, char **argv)
         {"key-ids-out", required_argument, NULL, 'o'},
         {"only", required_argument, NULL, 'O'},
         {"count", required_argument, NULL, 'n'},
+        {"rounds", required_argument, NULL, 'r'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     const char *only = "a,b,e", *keys_dir = NULL, *ids_out = NULL;
     char base[] = "/tmp/bench-sign-XXXXXX", path[4200];
     long n_keys = 100000, count = 200;
     sign_result cold;
-    int opt, rc = 0, have_cold = 0;
+    int opt, rc = 0, have_cold = 0, alternated;
 
     while ((opt = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (opt) {
@@ -854,15 +1013,19 @@ int main(int argc, char **argv)
         case 'o': ids_out = optarg; break;
         case 'O': only = optarg; break;
         case 'n': count = atol(optarg); break;
+        case 'r': g_rounds = atoi(optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 64;
         }
     }
-    if (g_time <= 0 || n_keys < 1 || count < 1 || optind != argc) {
+    if (g_time <= 0 || n_keys < 1 || count < 1 || g_rounds < 1 ||
+        g_rounds > AB_MAX_ROUNDS || optind != argc) {
         usage(stderr);
         return 64;
     }
-    if (strchr(only, 'a'))
+    /* a and b together: alternated rounds (bench_alternated) */
+    alternated = strchr(only, 'a') != NULL && strchr(only, 'b') != NULL;
+    if (strchr(only, 'a') && !alternated)
         bench_secp();
     if (!strchr(only, 'b') && !strchr(only, 'e') && !strchr(only, 'i'))
         return 0;
@@ -878,7 +1041,10 @@ int main(int argc, char **argv)
     snprintf(path, sizeof path, "%s/one", base);
     if (strchr(only, 'i') && bench_instr(base, count) != 0)
         rc = 1;
-    if (rc == 0 && strchr(only, 'b') && bench_dispatch(base, &cold) != 0)
+    if (rc == 0 && alternated && bench_alternated(base) != 0)
+        rc = 1;
+    if (rc == 0 && strchr(only, 'b') &&
+        bench_dispatch(base, &cold, alternated) != 0)
         rc = 1;
     else if (strchr(only, 'b'))
         have_cold = 1;

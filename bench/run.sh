@@ -8,12 +8,15 @@
 #   (a)  raw libsecp256k1 on one core: sign_recoverable + verify (what a
 #        signature costs with verify_signatures on) and sign alone
 #   (b)  sign_transaction through eng_dispatch in-process, one thread, warm
-#        key cache, verify_signatures on and off (cold for information)
+#        key cache, verify_signatures on and off (cold for information);
+#        (a) and (b) alternate in short rounds in one process: medians, and
+#        (b)/(a) is the median of the per-round ratios
 #   (c)  signerd over HTTP (signer-bench, keep-alive, closed loop; io_loops =
 #        online CPUs, the default), verify_signatures on; its CPU per request
 #   (cn) the same with verify_signatures = false
 #   (d)  anvil's eth_signTransaction with an unlocked dev account, same client,
-#        same concurrency and duration; (c), (cn) and (d) alternate, medians
+#        same concurrency and duration; (c), (cn) and (d) alternate: medians,
+#        and (c)/(d), (cn)/(d) are medians of the per-round ratios
 #   (c') signerd at a fixed rate of half its measured peak: p99
 #   (e)  100,000 keys: sign latency in-process (flat in the number of keys?)
 #        and over HTTP, signerd's RSS
@@ -25,7 +28,8 @@
 #
 # Environment (defaults in brackets): BENCH_CONNS [16], BENCH_DURATION [5]
 # seconds per run, BENCH_WARMUP [1], BENCH_ROUNDS [3], BENCH_TIME [2] seconds
-# per in-process measurement, BENCH_KEYS [100000], ANVIL (path of anvil),
+# per in-process measurement (BENCH_AB_ROUNDS [7] alternated rounds of
+# BENCH_TIME/4 each for (a) and (b)), BENCH_KEYS [100000], ANVIL (path of anvil),
 # BENCH_STRICT=1 (exit 1 when a target FAILs; by default only a failed
 # measurement makes the exit status non-zero), BENCH_KEEP=1 (keep the
 # temporary directory), BENCH_INSTR_COUNT [200] requests per callgrind
@@ -48,10 +52,11 @@ ROUNDS=${BENCH_ROUNDS:-3}
 BTIME=${BENCH_TIME:-2}
 NKEYS=${BENCH_KEYS:-100000}
 ICOUNT=${BENCH_INSTR_COUNT:-200}
+ABROUNDS=${BENCH_AB_ROUNDS:-7}
 for arg in "$@"; do
     case $arg in
-    --quick) DUR=2; ROUNDS=1; NKEYS=10000; BTIME=1 ;;
-    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
+    --quick) DUR=2; ROUNDS=1; NKEYS=10000; BTIME=1; ABROUNDS=3 ;;
+    -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
     *) echo "bench: unknown argument $arg" >&2; exit 64 ;;
     esac
 done
@@ -195,7 +200,7 @@ say "bench: $ROUNDS round(s) of ${DUR} s (+${WARM} s warm-up), $CONNS connection
 say "bench: in-process measurements (bench_sign)"
 mkdir -p "$tmp/keys" || exit 1
 if ! "$BSIGN" --plugin-dir "$PLUGDIR" --time "$BTIME" --keys "$NKEYS" \
-        --keys-dir "$tmp/keys/data" --key-ids-out "$tmp/key_ids.txt" \
+        --rounds "$ABROUNDS" --keys-dir "$tmp/keys/data" --key-ids-out "$tmp/key_ids.txt" \
         >"$tmp/bench_sign.jsonl"; then
     say "bench: bench_sign failed"
     failed=1
@@ -206,6 +211,13 @@ line_bc=$(grep '"cache":"cold","keys":1,' "$tmp/bench_sign.jsonl")
 line_bw=$(grep '"cache":"warm","keys":1,' "$tmp/bench_sign.jsonl")
 line_bn=$(grep '"cache":"warm-noverify","keys":1,' "$tmp/bench_sign.jsonl")
 line_k=$(grep '"bench":"keys"' "$tmp/bench_sign.jsonl")
+line_ab=$(grep '"bench":"ab_ratio"' "$tmp/bench_sign.jsonl")
+AB_ON=$(echo "$line_ab" | jnum on)
+AB_OFF=$(echo "$line_ab" | jnum off)
+AB_ON_MIN=$(echo "$line_ab" | jnum on_min)
+AB_ON_MAX=$(echo "$line_ab" | jnum on_max)
+AB_OFF_MIN=$(echo "$line_ab" | jnum off_min)
+AB_OFF_MAX=$(echo "$line_ab" | jnum off_max)
 A=$(echo "$line_a" | jnum ops_per_s)
 A_US=$(echo "$line_a" | jnum us_per_op)
 AV=$(echo "$line_av" | jnum ops_per_s)
@@ -378,6 +390,16 @@ if [ -s "$tmp/d.jsonl" ]; then
     D_P99=$(sed -n 's/.*"p99":\([0-9]*\).*/\1/p' "$tmp/d.jsonl" | median)
 fi
 RSS1=$(rss_kib "$signerd_pid")
+# pair_ratio A B: the median over rounds of A's ops/s over B's (the runs of
+# one round are next to each other in time), or nothing
+pair_ratio() {
+    [ -s "$1" ] && [ -s "$2" ] || return 0
+    sed -n 's/.*"ops_per_s":\([0-9.]*\).*/\1/p' "$1" >"$tmp/pr.a"
+    sed -n 's/.*"ops_per_s":\([0-9.]*\).*/\1/p' "$2" >"$tmp/pr.b"
+    paste "$tmp/pr.a" "$tmp/pr.b" | awk 'NF == 2 && $2 > 0 { print $1 / $2 }' | median
+}
+CD_R=$(pair_ratio "$tmp/c.jsonl" "$tmp/d.jsonl")
+CND_R=$(pair_ratio "$tmp/cn.jsonl" "$tmp/d.jsonl")
 
 # ---- (c') fixed rate at half the peak ------------------------------------------------
 HALF=
@@ -523,6 +545,8 @@ fi
 # ---- table --------------------------------------------------------------------------
 say "bench: load average now $(cut -d' ' -f1-3 /proc/loadavg)"
 awk -v a="$A" -v a_us="$A_US" -v av="$AV" -v av_us="$AV_US" -v cpus="$cpus" \
+    -v abon="$AB_ON" -v aboff="$AB_OFF" -v abonmin="$AB_ON_MIN" -v abonmax="$AB_ON_MAX" \
+    -v aboffmin="$AB_OFF_MIN" -v aboffmax="$AB_OFF_MAX" -v abrounds="$ABROUNDS" \
     -v bc="$BC" -v bw="$BW" -v bn="$BN" -v bc50="$BC_P50" -v bw50="$BW_P50" \
     -v c="$C" -v c50="$C_P50" -v c99="$C_P99" \
     -v cn="$CN" -v cnp99="$CN_P99" -v cncpu="$CN_CPU" \
@@ -532,6 +556,7 @@ awk -v a="$A" -v a_us="$A_US" -v av="$AV" -v av_us="$AV_US" -v cpus="$cpus" \
     -v k150="$K1_P50" -v kn50="$KN_P50" -v kr50="$KR_P50" \
     -v k199="$K1_P99" -v kn99="$KN_P99" -v kr99="$KR_P99" \
     -v e50="$E_P50" -v e99="$E_P99" -v eops="$E_OPS" \
+    -v cdr="$CD_R" -v cndr="$CND_R" \
     -v f="$F" -v fcpu="$F_CPU" -v fnote="$F_NOTE" \
     -v irs="$I_RS" -v irsv="$I_RSV" -v iv="$I_V" -v ivc="$I_VC" -v in_="$I_N" -v inc="$I_NC" \
     -v icount="$ICOUNT" -v conns="$CONNS" -v dur="$DUR" -v rounds="$ROUNDS" '
@@ -550,7 +575,7 @@ BEGIN {
     row("(a) secp256k1 sign alone, per CPU-s", num(a, "%.0f ops/s") " " num(a_us, "(%.1f us)"))
     row("    online CPUs", cpus)
     row("(b) eng_dispatch sign_transaction, verify on", num(bw, "%.0f ops/s"))
-    row("    (a) and (b): per CPU-second of the thread", "")
+    row(sprintf("    (a), (b): per CPU-s, medians of %s alternated rounds", abrounds), "")
     row("(b) same, verify_signatures = false", num(bn, "%.0f ops/s"))
     row("(b) cold cache (unseal each time), verify on", num(bc, "%.0f ops/s"))
     row("    p50 cold / warm (wall clock)", (bc50 == "" ? "n/a" : sprintf("%d / %d us", bc50, bw50)))
@@ -579,16 +604,21 @@ BEGIN {
     row("    sign_transaction, verify off: total", num(in_, "%d"))
     row("      crypto (secp256k1 + keccak) / rest", (in_ == "" ? "n/a" : sprintf("%d / %d", inc, in_ - inc)))
     print "-----------------------------------------------------------------------------------------"
-    trow("(b)/(a)   dispatcher vs raw, verify on", ratio(bw, av), ">= 0.85", bw != "" && av > 0 && bw / av >= 0.85, bw != "" && av > 0)
-    trow("(b)/(a)   dispatcher vs raw, verify off", ratio(bn, a), ">= 0.85", bn != "" && a > 0 && bn / a >= 0.85, bn != "" && a > 0)
+    trow("(b)/(a)   dispatcher vs raw, verify on", num(abon, "%.2f"), ">= 0.85", abon != "" && abon >= 0.85, abon != "")
+    row("    per-round ratios min / max", abonmin == "" ? "n/a" : sprintf("%.2f / %.2f", abonmin, abonmax))
+    trow("(b)/(a)   dispatcher vs raw, verify off", num(aboff, "%.2f"), ">= 0.85", aboff != "" && aboff >= 0.85, aboff != "")
+    row("    per-round ratios min / max", aboffmin == "" ? "n/a" : sprintf("%.2f / %.2f", aboffmin, aboffmax))
     trow("(c) CPU/req / (a) sign+verify time", ratio(ccpu, av_us), "<= 1.25", ccpu != "" && av_us > 0 && ccpu / av_us <= 1.25, ccpu != "" && av_us > 0)
     trow("(cn) CPU/req / (a) sign time", ratio(cncpu, a_us), "<= 1.25", cncpu != "" && a_us > 0 && cncpu / a_us <= 1.25, cncpu != "" && a_us > 0)
-    trow("(c)/(d)   signerd (verify on) vs anvil", ratio(c, d), ">= 1.0", c != "" && d > 0 && c / d >= 1.0, c != "" && d > 0)
-    trow("(cn)/(d)  signerd (verify off) vs anvil", ratio(cn, d), ">= 1.8", cn != "" && d > 0 && cn / d >= 1.8, cn != "" && d > 0)
+    trow("(c)/(d)   signerd (verify on) vs anvil", num(cdr, "%.2f"), ">= 1.0", cdr != "" && cdr >= 1.0, cdr != "")
+    row("    ratio of the medians", ratio(c, d))
+    trow("(cn)/(d)  signerd (verify off) vs anvil", num(cndr, "%.2f"), ">= 1.8", cndr != "" && cndr >= 1.8, cndr != "")
+    row("    ratio of the medians", ratio(cn, d))
     trow("(e) latency flat: p50 N random / 1 key", ratio(kr50, k150), "<= 1.5", kr50 != "" && k150 > 0 && kr50 / k150 <= 1.5, kr50 != "" && k150 > 0)
     trow("(i) rest / crypto, verify on", ratio(iv - ivc, ivc), "< 0.20", iv != "" && ivc > 0 && (iv - ivc) / ivc < 0.2, iv != "" && ivc > 0)
     trow("(i) rest / crypto, verify off", ratio(in_ - inc, inc), "< 0.20", in_ != "" && inc > 0 && (in_ - inc) / inc < 0.2, in_ != "" && inc > 0)
     row("(i) raw / dispatcher instructions, on / off", (iv == "" ? "n/a" : sprintf("%.2f / %.2f", irsv / iv, irs / in_)))
+    row("(i) dispatcher - raw, / raw crypto, on / off", (iv == "" ? "n/a" : sprintf("%.3f / %.3f", (iv - irsv) / irsv, (in_ - irs) / irs)))
     printf "%-46s %20s %10s %5s\n", "(f)/(c)   production path vs standalone", f == "" ? "n/a" : ratio(f, c), ">= 0.8", f == "" ? "hook" : ((c > 0 && f / c >= 0.8) ? "PASS" : "FAIL")
     if (f != "" && !(c > 0 && f / c >= 0.8)) nfail++
     row("(d)/(c) CPU per request: anvil / signerd", (ccpu > 0 && dcpu != "") ? sprintf("%.2f", dcpu / ccpu) : "n/a")

@@ -316,6 +316,127 @@ static int raw_as_string(dispatch *d)
     return 1;
 }
 
+/* Bytes of s as a JSON string body, escaped as cJSON prints it
+ * (",  \\ and \b \f \n \r \t by letter, other controls as \u00XX); writes
+ * them at o when not NULL. */
+static size_t json_escaped(char *o, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0, run;
+    for (;;) {
+        const char *e = NULL;
+        unsigned char c;
+        /* a run of characters printed as they are */
+        for (run = 0; !eng_json_special[(unsigned char)s[run]]; run++)
+            ;
+        if (o != NULL)
+            memcpy(o + n, s, run);
+        n += run;
+        s += run;
+        if ((c = (unsigned char)*s++) == '\0')
+            return n;
+        switch (c) {
+        case '"': e = "\\\""; break;
+        case '\\': e = "\\\\"; break;
+        case '\b': e = "\\b"; break;
+        case '\f': e = "\\f"; break;
+        case '\n': e = "\\n"; break;
+        case '\r': e = "\\r"; break;
+        case '\t': e = "\\t"; break;
+        default: break;
+        }
+        if (e != NULL) {
+            if (o != NULL)
+                memcpy(o + n, e, 2);
+            n += 2;
+            continue;
+        }
+        if (o != NULL) {
+            memcpy(o + n, "\\u00", 4);
+            o[n + 4] = hex[c >> 4];
+            o[n + 5] = hex[c & 15];
+        }
+        n += 6;
+    }
+}
+
+/* Writes (o != NULL) or sizes the answer of a successful request whose
+ * result holds only strings; returns its length: the bytes cJSON_PrintUnformatted gives for
+ * {["id":ID,]"enclave_status":200,"enclave_result":{...}}. */
+static size_t answer_write(char *o, const dispatch *d)
+{
+    const cJSON *c;
+    size_t n = 0;
+#define PUT(s, len)                                                            \
+    do {                                                                       \
+        if (o != NULL)                                                         \
+            memcpy(o + n, (s), (len));                                         \
+        n += (len);                                                            \
+    } while (0)
+#define PUTS(lit) PUT(lit, sizeof lit - 1)
+    PUTS("{");
+    if (d->req->framed) {
+        PUTS("\"id\":");
+        if (d->id.text != NULL)
+            PUT(d->id.text, d->id.len);
+        else
+            PUTS("null");
+        PUTS(",");
+    }
+    PUTS("\"enclave_status\":200,\"enclave_result\":{");
+    for (c = d->reply.result->child; c != NULL; c = c->next) {
+        PUTS("\"");
+        n += json_escaped(o != NULL ? o + n : NULL, c->string);
+        PUTS("\":\"");
+        n += json_escaped(o != NULL ? o + n : NULL, c->valuestring);
+        PUTS("\"");
+        if (c->next != NULL)
+            PUTS(",");
+    }
+    PUTS("}}");
+#undef PUTS
+#undef PUT
+    return n;
+}
+
+/* The common answer (200, a result of strings) written directly, without
+ * building and printing a tree.  1 when done (*resp set), else 0. */
+static int answer_direct(const dispatch *d, int err, int status, char **resp,
+                         size_t *resp_len)
+{
+    char stack[4096];
+    const cJSON *c;
+    size_t n;
+    if (err != SIGNER_OK || status != 200 || d->reply.raw || d->reply.result == NULL ||
+        !cJSON_IsObject(d->reply.result))
+        return 0;
+    for (c = d->reply.result->child; c != NULL; c = c->next)
+        if (!cJSON_IsString(c) || c->string == NULL ||
+            c->valuestring == NULL)
+            return 0;
+    /* written once on the stack when even the worst case (every character
+     * escaped as \u00XX) fits, then copied; else sized by a scan first */
+    n = 64 + (d->req->framed ? d->id.len : 0);
+    for (c = d->reply.result->child; c != NULL; c = c->next)
+        n += 6 * (strlen(c->string) + strlen(c->valuestring)) + 6;
+    if (n <= sizeof stack) {
+        n = answer_write(stack, d);
+        if ((*resp = malloc(n + 1)) != NULL)
+            memcpy(*resp, stack, n);
+        eng_wipe(stack, n); /* a result may carry what the caller keeps */
+        if (*resp == NULL)
+            return 0;
+    } else {
+        n = answer_write(NULL, d);
+        if ((*resp = malloc(n + 1)) == NULL)
+            return 0;
+        answer_write(*resp, d);
+    }
+    (*resp)[n] = '\0';
+    *resp_len = n;
+    return 1;
+}
+
 /* The answer body; returns the HTTP status (the edge's only mapping). */
 static int step_answer(dispatch *d, int err, char **resp, size_t *resp_len)
 {
@@ -337,6 +458,8 @@ static int step_answer(dispatch *d, int err, char **resp, size_t *resp_len)
         if (*resp != NULL)
             return signer_err_http_status(d->reply.raw_err);
     }
+    if (answer_direct(d, err, status, resp, resp_len))
+        return status;
     out = cJSON_CreateObject();
     if (out != NULL) {
         if (d->req->framed)

@@ -4,6 +4,7 @@
 #include <malloc.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +21,12 @@ size_t eng_utf8_check(const unsigned char *s, size_t len)
     while (i < len) {
         unsigned c = s[i], cp;
         size_t n, k;
-        if (c < 0x80) {
+        if (c < 0x80) { /* ASCII: skip eight bytes at a time */
+            uint64_t w;
             i++;
+            while (i + 8 <= len &&
+                   (memcpy(&w, s + i, 8), (w & 0x8080808080808080ull) == 0))
+                i += 8;
             continue;
         }
         if (c >= 0xc2 && c <= 0xdf) {
@@ -55,6 +60,13 @@ int eng_utf8_valid(const unsigned char *s, size_t len)
 }
 
 /* ---- parser ------------------------------------------------------------------- */
+
+const unsigned char eng_json_special[256] = {
+    [0] = 1, [1] = 1, [2] = 1, [3] = 1, [4] = 1, [5] = 1, [6] = 1, [7] = 1,
+    [8] = 1, [9] = 1, [10] = 1, [11] = 1, [12] = 1, [13] = 1, [14] = 1, [15]
+    = 1, [16] = 1, [17] = 1, [18] = 1, [19] = 1, [20] = 1, [21] = 1, [22] =
+    1, [23] = 1, [24] = 1, [25] = 1, [26] = 1, [27] = 1, [28] = 1, [29] = 1,
+    [30] = 1, [31] = 1, ['"'] = 1, ['\\'] = 1};
 
 typedef struct parser {
     const char *b;
@@ -186,8 +198,12 @@ static int string_value(parser *p, char **out, size_t *out_len)
     size_t start = p->pos++, cap, n = 0, k = 0;
     char *o;
     int rc, verbatim = 1;
-    /* Decoded text is never longer than the source. */
-    for (cap = p->pos; cap < p->len && p->b[cap] != '"'; cap++) {
+    /* Decoded text is never longer than the source.  A run of plain
+     * characters first (most strings are nothing else). */
+    for (cap = p->pos;
+         cap < p->len && !eng_json_special[(unsigned char)p->b[cap]]; cap++)
+        ;
+    for (; cap < p->len && p->b[cap] != '"'; cap++) {
         if ((unsigned char)p->b[cap] < 0x20)
             verbatim = 0;
         if (p->b[cap] == '\\') {
@@ -281,20 +297,41 @@ static int in_member(parser *p, int rc)
     return rc;
 }
 
+/* The double of the number text b[0..n) (a valid RFC 8259 number): an
+ * integer of at most 15 digits exactly, without strtod; else strtod on a
+ * copy (on the stack when short). */
+static int number_double(const char *b, size_t n, double *d)
+{
+    char stack[64], *text = stack;
+    size_t i = b[0] == '-';
+    uint64_t v = 0;
+    if (n - i <= 15) {
+        for (; i < n && b[i] >= '0' && b[i] <= '9'; i++)
+            v = v * 10 + (uint64_t)(b[i] - '0');
+        if (i == n) { /* below 2^53: exact */
+            *d = b[0] == '-' ? -(double)v : (double)v;
+            return SIGNER_OK;
+        }
+    }
+    if (n >= sizeof stack && (text = malloc(n + 1)) == NULL)
+        return SIGNER_ERR_NOMEM;
+    memcpy(text, b, n);
+    text[n] = '\0';
+    *d = strtod(text, NULL);
+    if (text != stack)
+        free(text);
+    return SIGNER_OK;
+}
+
 static int number_value(parser *p, cJSON **out)
 {
     size_t end = 0, start = p->pos;
     int nonzero, rc;
-    char *text;
     double d;
     if ((rc = number_span(p, &end, &nonzero)) != SIGNER_OK)
         return in_member(p, rc);
-    if ((text = malloc(end - start + 1)) == NULL)
-        return SIGNER_ERR_NOMEM;
-    memcpy(text, p->b + start, end - start);
-    text[end - start] = '\0';
-    d = strtod(text, NULL);
-    free(text);
+    if ((rc = number_double(p->b + start, end - start, &d)) != SIGNER_OK)
+        return rc;
     if (isinf(d))
         return in_member(p, fail(p, start, "number overflows a double"));
     if (d == 0 && nonzero)
@@ -367,16 +404,37 @@ static int cmp_seen(const void *x, const void *y)
     return c ? c : (a->at < b->at ? -1 : 1);
 }
 
-/* Refuses an object with two members of the same (decoded) name. */
+/* Refuses an object with two members of the same (decoded) name: the
+ * smallest such name (strcmp order), at its second occurrence.  Small
+ * objects (every request's) by pairs, without allocating; larger ones
+ * sorted. */
+#define SMALL_OBJECT 16
 static int check_duplicates(parser *p, const cJSON *obj, const size_t *at,
                             size_t n)
 {
-    seen_name *s;
+    const char *names[SMALL_OBJECT], *best = NULL;
+    size_t i, j, best_at = 0;
     const cJSON *c;
-    size_t i;
+    seen_name *s;
     int rc = SIGNER_OK;
     if (n < 2)
         return SIGNER_OK;
+    if (n <= SMALL_OBJECT) {
+        for (i = 0, c = obj->child; c != NULL && i < n; c = c->next, i++)
+            names[i] = c->string;
+        for (j = 1; j < n; j++)
+            for (i = 0; i < j; i++)
+                if (strcmp(names[i], names[j]) == 0) {
+                    if (best == NULL || strcmp(names[j], best) < 0) {
+                        best = names[j];
+                        best_at = at[j];
+                    }
+                    break;
+                }
+        return best == NULL ? SIGNER_OK
+                            : fail(p, best_at, "duplicate member \"%.40s\"",
+                                   best);
+    }
     if ((s = malloc(n * sizeof *s)) == NULL)
         return SIGNER_ERR_NOMEM;
     for (i = 0, c = obj->child; c != NULL && i < n; c = c->next, i++) {
@@ -391,14 +449,19 @@ static int check_duplicates(parser *p, const cJSON *obj, const size_t *at,
     return rc;
 }
 
-/* Records where each member name starts (grown as needed). */
-static int note_at(size_t **at, size_t *cap, size_t n, size_t pos)
+/* Records where each member name starts: in the caller's stack array
+ * (SMALL_OBJECT entries) first, then grown on the heap. */
+static int note_at(size_t **at, size_t *cap, size_t n, size_t pos,
+                   size_t *stack)
 {
     if (n == *cap) {
-        size_t c = *cap ? *cap * 2 : 16;
-        size_t *q = realloc(*at, c * sizeof *q);
+        size_t c = *cap * 2;
+        size_t *q = *at == stack ? malloc(c * sizeof *q)
+                                 : realloc(*at, c * sizeof *q);
         if (q == NULL)
             return SIGNER_ERR_NOMEM;
+        if (*at == stack)
+            memcpy(q, stack, n * sizeof *q);
         *at = q;
         *cap = c;
     }
@@ -438,17 +501,25 @@ static int member(parser *p, cJSON *obj)
         p->capture->text = p->b + vstart;
         p->capture->len = p->pos - vstart;
     }
-    cJSON_AddItemToObject(obj, name, item);
+    /* the decoded name becomes the member's (freed by cJSON_Delete through
+     * the same allocator): no copy */
+    item->string = name;
+    name = NULL;
+    cJSON_AddItemToArray(obj, item);
+    item = NULL;
 cleanup:
-    eng_wipe(name, nlen);
-    free(name);
+    if (name != NULL) {
+        eng_wipe(name, nlen);
+        free(name);
+    }
+    eng_json_free(item);
     return rc;
 }
 
 static int object_value(parser *p, cJSON **out)
 {
     cJSON *obj = cJSON_CreateObject();
-    size_t *at = NULL, cap = 0, n = 0;
+    size_t stack[SMALL_OBJECT], *at = stack, cap = SMALL_OBJECT, n = 0;
     int rc = SIGNER_OK;
     if (obj == NULL)
         return SIGNER_ERR_NOMEM;
@@ -460,7 +531,7 @@ static int object_value(parser *p, cJSON **out)
         return SIGNER_OK;
     }
     for (;;) {
-        if ((rc = note_at(&at, &cap, n, p->pos)) != SIGNER_OK ||
+        if ((rc = note_at(&at, &cap, n, p->pos, stack)) != SIGNER_OK ||
             (rc = member(p, obj)) != SIGNER_OK)
             break;
         n++;
@@ -473,7 +544,8 @@ static int object_value(parser *p, cJSON **out)
         if (peek(p) == '}') {
             p->pos++;
             if ((rc = check_duplicates(p, obj, at, n)) == SIGNER_OK) {
-                free(at);
+                if (at != stack)
+                    free(at);
                 *out = obj;
                 return SIGNER_OK;
             }
@@ -483,11 +555,14 @@ static int object_value(parser *p, cJSON **out)
                                          : "',' or '}' expected");
         break;
     }
-    free(at);
+    if (at != stack)
+        free(at);
     eng_json_free(obj);
     return rc;
 }
 
+/* A string node that takes the decoded buffer itself (cJSON frees it
+ * through the same allocator): no copy. */
 static int string_node(parser *p, cJSON **out)
 {
     char *s = NULL;
@@ -495,10 +570,14 @@ static int string_node(parser *p, cJSON **out)
     int rc = string_value(p, &s, &n);
     if (rc != SIGNER_OK)
         return rc;
-    *out = cJSON_CreateString(s);
-    eng_wipe(s, n);
-    free(s);
-    return *out != NULL ? SIGNER_OK : SIGNER_ERR_NOMEM;
+    if ((*out = cJSON_CreateNull()) == NULL) {
+        eng_wipe(s, n);
+        free(s);
+        return SIGNER_ERR_NOMEM;
+    }
+    (*out)->type = cJSON_String;
+    (*out)->valuestring = s;
+    return SIGNER_OK;
 }
 
 static int value(parser *p, cJSON **out)

@@ -41,4 +41,8 @@ size_t eng_utf8_check(const unsigned char *buf, size_t len);
 /* 1 if buf[0..len) is valid UTF-8 (no overlongs, no surrogates). */
 int eng_utf8_valid(const unsigned char *buf, size_t len);
 
+/* 1 for the bytes a JSON string cannot hold as they are (controls, '"'
+ * and backslash; NUL included), else 0: for scanning and printing. */
+extern const unsigned char eng_json_special[256];
+
 #endif

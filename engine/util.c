@@ -36,7 +36,7 @@ void eng_secure_free(void *p, size_t len)
 void eng_wipe(void *p, size_t len)
 {
     if (p != NULL && len > 0)
-        OPENSSL_cleanse(p, len);
+        explicit_bzero(p, len); /* glibc's memset, never elided */
 }
 
 int eng_ct_equal(const void *a, const void *b, size_t len)
@@ -177,7 +177,7 @@ void eng_wiping_free(void *p)
 {
     if (p == NULL)
         return;
-    OPENSSL_cleanse(p, malloc_usable_size(p));
+    eng_wipe(p, malloc_usable_size(p));
     free(p);
 }
 

@@ -259,13 +259,53 @@ static int update_reading(eng_conn *c, size_t out)
 
     if (want)
         bufferevent_enable(c->bev, EV_READ);
-    else
+    else if (!(c->jobs > 0 && !stopped && !c->read_eof &&
+               out < ENG_OUT_HIGH && eng_server_cb(c->loop->srv)->submit == NULL))
         bufferevent_disable(c->bev, EV_READ);
+    /* else the requests in flight were handled on this thread and their
+     * answers are queued for this same loop iteration: pausing reading
+     * now and resuming it then would cost two epoll changes and spare
+     * nothing (on_read takes no request while they are pending) */
     return want;
 }
 
-/* After every event: closes a finished connection, pauses or resumes
- * reading, and recomputes the state deadlines. */
+/* A plain HTTP or frames connection writes its answers itself, at the end
+ * of the event that made them (one writev, no write event added and
+ * removed per answer); EV_WRITE is enabled only while a partial write
+ * waits for room.  Returns 1 if c is written directly. */
+static int conn_direct_init(eng_conn *c)
+{
+    if (c->lsn == NULL || c->lsn->tls_ctx != NULL ||
+        (c->ops != &eng_http_ops && c->ops != &eng_frames_ops))
+        return 0;
+    bufferevent_disable(c->bev, EV_WRITE);
+    return 1;
+}
+
+/* Writes what output holds now; arms EV_WRITE for what the socket did not
+ * take (or to let the bufferevent report a write error). */
+static void conn_flush(eng_conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    size_t before = evbuffer_get_length(out);
+
+    if (!c->direct || c->write_armed || before == 0)
+        return;
+    evbuffer_unfreeze(out, 1); /* the bufferevent keeps its start frozen */
+    (void)evbuffer_write(out, bufferevent_getfd(c->bev));
+    evbuffer_freeze(out, 1);
+    if (evbuffer_get_length(out) > 0) {
+        c->write_armed = 1;
+        bufferevent_enable(c->bev, EV_WRITE);
+    } else if (before >= ENG_OUT_HIGH &&
+               evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+        c->reprocess = 1; /* reading had stopped for the full output */
+    }
+}
+
+/* After every event: writes pending answers, closes a finished
+ * connection, pauses or resumes reading, and recomputes the state
+ * deadlines. */
 void eng_conn_after(eng_conn *c)
 {
     size_t in, out;
@@ -274,6 +314,8 @@ void eng_conn_after(eng_conn *c)
 
     if (c->dead)
         return;
+    if (!c->lingering)
+        conn_flush(c);
     now = eng_now_ms();
     if (c->lingering) {
         c->req_start = c->write_start = c->idle_since = 0;
@@ -312,13 +354,16 @@ void eng_conn_after(eng_conn *c)
 /* Lets the protocol take what requests the state allows, then after. */
 void eng_conn_process(eng_conn *c)
 {
-    int stopped = c->closing || c->loop->draining;
+    do {
+        int stopped = c->closing || c->loop->draining;
 
-    if (c->dead)
-        return;
-    if (!c->lingering && (!stopped || c->ops->own_lifetime))
-        c->ops->on_read(c);
-    eng_conn_after(c);
+        if (c->dead)
+            return;
+        c->reprocess = 0;
+        if (!c->lingering && (!stopped || c->ops->own_lifetime))
+            c->ops->on_read(c);
+        eng_conn_after(c);
+    } while (c->reprocess);
 }
 
 /* evbuffer cleanup of a malloc'd answer handed over by reference. */
@@ -377,9 +422,12 @@ static void write_cb(struct bufferevent *bev, void *arg)
 {
     eng_conn *c = arg;
 
-    (void)bev;
     eng_conn_ref(c);
     c->write_start = 0;
+    if (c->write_armed) { /* drained: back to writing directly */
+        c->write_armed = 0;
+        bufferevent_disable(bev, EV_WRITE);
+    }
     eng_conn_process(c);
     eng_conn_unref(c);
 }
@@ -465,6 +513,7 @@ void eng_conn_new(eng_loop *l, int fd, eng_lsn *lsn,
     c->refs = 1;
     eng_sockaddr_print(addr, (socklen_t)alen, c->peer, sizeof c->peer);
     c->peer_ip_len = eng_peer_ip(addr, c->peer_ip);
+    c->direct = conn_direct_init(c);
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, c->ops->read_high(&l->limits));
     c->next = l->conns;

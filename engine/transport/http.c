@@ -296,25 +296,63 @@ char *eng_http_error_body(int status, const char *msg, size_t *len_out)
     return out;
 }
 
+/* A bounded text buffer (no printf on the answer path). */
+typedef struct hbuf {
+    char *p;
+    size_t cap, n;
+    int over; /* something did not fit */
+} hbuf;
+
+static void hput(hbuf *b, const char *s, size_t len)
+{
+    if (b->over || len >= b->cap - b->n) {
+        b->over = 1;
+        return;
+    }
+    memcpy(b->p + b->n, s, len);
+    b->n += len;
+    b->p[b->n] = '\0';
+}
+
+static void hputs(hbuf *b, const char *s) { hput(b, s, strlen(s)); }
+
+static void hputu(hbuf *b, unsigned long long v)
+{
+    char t[24];
+    size_t i = sizeof t;
+    do {
+        t[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    hput(b, t + i, sizeof t - i);
+}
+
 /* Formats a response head; its length, or 0 if out is too small. */
 size_t eng_http_format_head(char *out, size_t out_len, int status,
                             const char *content_type, size_t body_len,
                             int keep_alive, const char *extra)
 {
-    int n;
+    hbuf b = {out, out_len, 0, out_len == 0};
 
-    n = snprintf(out, out_len,
-                 "HTTP/1.1 %d %s\r\n"
-                 "Content-Type: %s\r\n"
-                 "Content-Length: %zu\r\n"
-                 "Connection: %s\r\n"
-                 "Cache-Control: no-store\r\n"
-                 "%s\r\n",
-                 status, eng_http_reason(status), content_type, body_len,
-                 keep_alive ? "keep-alive" : "close", extra ? extra : "");
-    if (n < 0 || (size_t)n >= out_len)
-        return 0;
-    return (size_t)n;
+    hputs(&b, "HTTP/1.1 ");
+    if (status < 0) {
+        hputs(&b, "-");
+        hputu(&b, (unsigned long long)-(long long)status);
+    } else {
+        hputu(&b, (unsigned long long)status);
+    }
+    hputs(&b, " ");
+    hputs(&b, eng_http_reason(status));
+    hputs(&b, "\r\nContent-Type: ");
+    hputs(&b, content_type);
+    hputs(&b, "\r\nContent-Length: ");
+    hputu(&b, (unsigned long long)body_len);
+    hputs(&b, keep_alive ? "\r\nConnection: keep-alive\r\n"
+                         : "\r\nConnection: close\r\n");
+    hputs(&b, "Cache-Control: no-store\r\n");
+    hputs(&b, extra ? extra : "");
+    hputs(&b, "\r\n");
+    return b.over ? 0 : b.n;
 }
 
 /* ---- the HTTP protocol ------------------------------------------------------ */
@@ -343,8 +381,16 @@ static void http_respond(eng_conn *c, const http_answer *a, char *body,
     /* After the peer's EOF, requests already buffered are still answered;
      * eng_conn_after() closes once they are flushed. */
     ka = a->keep_alive && !c->closing && !c->loop->draining;
-    snprintf(extra, sizeof extra, "X-Request-Id: %s\r\n%s", a->rid,
-             a->extra != NULL ? a->extra : "");
+    {
+        hbuf e = {extra, sizeof extra, 0, 0};
+        hputs(&e, "X-Request-Id: ");
+        hputs(&e, a->rid);
+        hputs(&e, "\r\n");
+        hputs(&e, a->extra != NULL ? a->extra : "");
+        if (e.over) /* cannot happen (a 16-digit id, short lines) */
+            snprintf(extra, sizeof extra, "X-Request-Id: %s\r\n%s", a->rid,
+                     a->extra != NULL ? a->extra : "");
+    }
     hl = eng_http_format_head(head, sizeof head, a->status, a->ctype, len, ka,
                               extra);
     evbuffer_add(out, head, hl);

@@ -220,6 +220,14 @@ static void completion_peer_id(eng_completion *d, eng_conn *c)
     d->req.peer_id = d->peer_id[0] != '\0' ? d->peer_id : NULL;
 }
 
+/* snprintf(out, cap, "%s", s) without printf. */
+static void copy_str(char *out, size_t cap, const char *s)
+{
+    size_t n = strnlen(s, cap - 1);
+    memcpy(out, s, n);
+    out[n] = '\0';
+}
+
 /* Builds the completion of a request of c (takes body). */
 static eng_completion *completion_new(eng_conn *c, char *body, size_t len,
                                       const eng_route_match *route,
@@ -233,8 +241,8 @@ static eng_completion *completion_new(eng_conn *c, char *body, size_t len,
     d->loop = c->loop;
     d->body = body;
     d->body_len = len;
-    snprintf(d->peer, sizeof d->peer, "%s", c->peer);
-    snprintf(d->rid, sizeof d->rid, "%s", rid);
+    copy_str(d->peer, sizeof d->peer, c->peer);
+    copy_str(d->rid, sizeof d->rid, rid);
     d->req.body = body;
     d->req.body_len = len;
     d->req.framed = c->ops == &eng_frames_ops;

@@ -151,6 +151,9 @@ struct eng_conn {
     uint64_t write_start;     /* ms: output became non-empty, 0 if empty */
     uint64_t idle_since;      /* ms: nothing pending since, 0 if busy */
     uint64_t linger_start;    /* ms */
+    int direct;               /* plain socket: answers written at once */
+    int write_armed;          /* direct: EV_WRITE on until output drains */
+    int reprocess;            /* direct: a flush unblocked pending input */
     struct {                  /* HTTP state */
         int continue_sent;    /* 100 Continue sent for this request */
     } http;

@@ -73,6 +73,10 @@ void eth_hex_raw(char *out, const unsigned char *in, size_t len);
  * or 0 (out wiped) if a character is not a hex digit or hexlen is odd. */
 int eth_hex_decode(unsigned char *out, const char *hex, size_t hexlen)
     SIGNER_WARN_UNUSED;
+/* The same for public data (addresses): a table lookup, not constant
+ * time. */
+int eth_hex_decode_public(unsigned char *out, const char *hex, size_t hexlen)
+    SIGNER_WARN_UNUSED;
 /* 1 if s[0..len) starts with "0x" or "0X". */
 int eth_hex_has_prefix(const char *s, size_t len);
 /* 1 if every character of s[0..len) is a hex digit. */
@@ -109,6 +113,10 @@ int eth_u256_parse_dec(eth_u256 *r, const char *s, size_t len);
  * double's shortest round-trip decimal form (%.*g, smallest precision that
  * strtod's back to d).  d must be finite and >= 0.  ETH_NUM_*. */
 int eth_u256_from_ether(eth_u256 *r, double d);
+/* The reference algorithm behind it (printf and strtod at increasing
+ * precisions); eth_u256_from_ether takes a faster path where that gives the
+ * same value. */
+int eth_u256_from_ether_shortest(eth_u256 *r, double d);
 /* Writes the minimal big-endian bytes of a (no leading zeros; zero has no
  * bytes) to out and returns their count (0..32). */
 size_t eth_u256_to_be(unsigned char out[32], const eth_u256 *a);

@@ -64,7 +64,7 @@ int eth_addr_parse(unsigned char out[20], const char *s, size_t len)
         s += 2;
         len -= 2;
     }
-    if (len != 40 || !eth_hex_decode(out, s, 40))
+    if (len != 40 || !eth_hex_decode_public(out, s, 40)) /* public */
         return ETH_ADDR_SYNTAX;
     for (i = 0; i < 40; i++) {
         if (s[i] >= 'a' && s[i] <= 'f')

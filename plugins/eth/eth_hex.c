@@ -66,6 +66,32 @@ int eth_hex_decode(unsigned char *out, const char *hex, size_t hexlen)
     return 1;
 }
 
+int eth_hex_decode_public(unsigned char *out, const char *hex, size_t hexlen)
+{
+    /* nibble + 1 of each hex digit, 0 for any other byte */
+    static const unsigned char nib[256] = {
+    ['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6']
+    = 7, ['7'] = 8, ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] =
+    13, ['d'] = 14, ['e'] = 15, ['f'] = 16, ['A'] = 11, ['B'] = 12, ['C'] =
+    13, ['D'] = 14, ['E'] = 15, ['F'] = 16};
+    unsigned char bad = 0;
+    size_t i;
+
+    if (hexlen % 2 != 0)
+        return 0;
+    for (i = 0; i < hexlen / 2; i++) {
+        unsigned hi = nib[(unsigned char)hex[2 * i]];
+        unsigned lo = nib[(unsigned char)hex[2 * i + 1]];
+        bad |= (unsigned char)(hi == 0 || lo == 0);
+        out[i] = (unsigned char)((hi - 1) << 4 | ((lo - 1) & 15));
+    }
+    if (bad) {
+        memset(out, 0, hexlen / 2);
+        return 0;
+    }
+    return 1;
+}
+
 int eth_hex_has_prefix(const char *s, size_t len)
 {
     return len >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X');

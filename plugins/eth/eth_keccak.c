@@ -128,29 +128,23 @@ void eth_keccak_update(eth_keccak *k, const void *in, size_t len)
 {
     const unsigned char *p = in;
 
-    /* finish a partial block byte by byte */
-    while (len > 0 && k->pos != 0) {
-        k->st[k->pos >> 3] ^= (uint64_t)*p++ << (8 * (k->pos & 7));
-        len--;
-        if (++k->pos == ETH_KECCAK_RATE) {
+    /* a lane (8 bytes) at a time wherever the position is lane-aligned,
+     * else a byte; the rate (136) is a whole number of lanes */
+    while (len > 0) {
+        if ((k->pos & 7) == 0 && len >= 8) {
+            k->st[k->pos >> 3] ^= eth_load64le(p);
+            p += 8;
+            len -= 8;
+            k->pos += 8;
+        } else {
+            k->st[k->pos >> 3] ^= (uint64_t)*p++ << (8 * (k->pos & 7));
+            len--;
+            k->pos++;
+        }
+        if (k->pos == ETH_KECCAK_RATE) {
             eth_keccak_f(k->st);
             k->pos = 0;
         }
-    }
-    /* whole blocks a lane at a time */
-    while (len >= ETH_KECCAK_RATE) {
-        size_t i;
-        for (i = 0; i < ETH_KECCAK_RATE / 8; i++)
-            k->st[i] ^= eth_load64le(p + 8 * i);
-        eth_keccak_f(k->st);
-        p += ETH_KECCAK_RATE;
-        len -= ETH_KECCAK_RATE;
-    }
-    /* tail */
-    while (len > 0) {
-        k->st[k->pos >> 3] ^= (uint64_t)*p++ << (8 * (k->pos & 7));
-        k->pos++;
-        len--;
     }
 }
 

@@ -97,7 +97,7 @@ int eth_open_key(const eth_ctx *c, signer_call *call, signer_reply *reply,
      * authenticated by the sealer (AAD), so its checksum is not recomputed
      * here: "0x" and 40 hex digits. */
     if (klen != 32 || strlen(text) != 42 || !eth_hex_has_prefix(text, 42) ||
-        !eth_hex_decode(addr, text + 2, 40)) {
+        !eth_hex_decode_public(addr, text + 2, 40)) {
         h->log(h, SIGNER_LOG_ERROR, "stored eth key record is malformed");
         return h->reply_error(reply, SIGNER_ERR_INTERNAL,
                               "key_id: stored key record is malformed");

@@ -54,6 +54,14 @@ static const char *const eth_field_names[ETH_F_COUNT] = {
     "data",  "input",   "accessList", "maxFeePerBlobGas", "blobVersionedHashes",
     "authorizationList", "from"};
 
+/* The same, as paths for messages (no formatting per request). */
+static const char *const eth_field_paths[ETH_F_COUNT] = {
+    ETH_TP "type", ETH_TP "chainId", ETH_TP "nonce", ETH_TP "to",
+    ETH_TP "value", ETH_TP "gas", ETH_TP "gasLimit", ETH_TP "gasPrice",
+    ETH_TP "maxFeePerGas", ETH_TP "maxPriorityFeePerGas", ETH_TP "data",
+    ETH_TP "input", ETH_TP "accessList", ETH_TP "maxFeePerBlobGas",
+    ETH_TP "blobVersionedHashes", ETH_TP "authorizationList", ETH_TP "from"};
+
 #define BIT(f) (1u << (f))
 #define ETH_COMMON                                                             \
     (BIT(ETH_F_TYPE) | BIT(ETH_F_CHAIN_ID) | BIT(ETH_F_NONCE) |                \
@@ -336,8 +344,9 @@ static int eth_tx_members(const signer_json *fv[ETH_F_COUNT], unsigned *seen,
     for (i = 0; i < n; i++) {
         const char *key = NULL;
         const signer_json *v = h->json_at(tp, i, &key);
-        for (f = 0; f < ETH_F_COUNT; f++)
-            if (key != NULL && strcmp(key, eth_field_names[f]) == 0)
+        for (f = 0; f < ETH_F_COUNT; f++) /* first letters, then strcmp */
+            if (key != NULL && key[0] == eth_field_names[f][0] &&
+                strcmp(key, eth_field_names[f]) == 0)
                 break;
         if (f == ETH_F_COUNT)
             return eth_fail(err, errcap, ETH_TP "%.64s: unknown field",
@@ -448,7 +457,7 @@ int eth_tx_parse(eth_tx *tx, char *err, size_t errcap, const signer_host *h,
                  const signer_json *tp)
 {
     const signer_json *fv[ETH_F_COUNT] = {NULL};
-    char name[64];
+    const char *gas_name;
     unsigned seen = 0;
     size_t i;
     int f, rc;
@@ -488,25 +497,22 @@ int eth_tx_parse(eth_tx *tx, char *err, size_t errcap, const signer_host *h,
                             eth_field_names[f], tx->type);
 
     /* quantities */
+    gas_name = eth_field_paths[ETH_F_GAS];
     if (fv[ETH_F_GAS] == NULL) {
         fv[ETH_F_GAS] = fv[ETH_F_GAS_LIMIT];
         fv[ETH_F_GAS_LIMIT] = NULL;
-        snprintf(name, sizeof name, ETH_TP "gasLimit");
-    } else {
-        snprintf(name, sizeof name, ETH_TP "gas");
+        gas_name = eth_field_paths[ETH_F_GAS_LIMIT];
     }
     for (i = 0; i < sizeof qty / sizeof qty[0]; i++) {
         const signer_json *v = fv[qty[i].field];
         eth_u256 *dst = (eth_u256 *)((char *)tx + qty[i].off);
-        char fname[64];
         if (v == NULL)
             continue;
-        if (qty[i].field == ETH_F_GAS)
-            memcpy(fname, name, sizeof fname);
-        else
-            snprintf(fname, sizeof fname, ETH_TP "%s",
-                     eth_field_names[qty[i].field]);
-        rc = eth_qty(dst, err, errcap, h, v, fname, qty[i].u64);
+        rc = eth_qty(dst, err, errcap, h, v,
+                     qty[i].field == ETH_F_GAS
+                         ? gas_name
+                         : eth_field_paths[qty[i].field],
+                     qty[i].u64);
         if (rc != SIGNER_OK)
             return rc;
     }

@@ -116,7 +116,46 @@ int eth_u256_parse_dec(eth_u256 *r, const char *s, size_t len)
     return range ? ETH_NUM_RANGE : ETH_NUM_OK;
 }
 
+/* The fast path of eth_u256_from_ether: the decimal with the fewest places
+ * (0..15) that reads back as d, m / 10^k, when it is the only one with that
+ * many places.  m / 10^k in IEEE arithmetic (m < 2^53 and 10^k exact) is
+ * the correctly rounded quotient, which is what strtod gives for the
+ * decimal.  Such a decimal has the fewest significant digits of all that
+ * read back as d, and below 16 digits there is only one, so its value is
+ * the shortest form's.  1 with *r set, or 0 (take the reference path). */
+static int eth_from_ether_fast(eth_u256 *r, double d)
+{
+    static const double p10[16] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7,
+                                   1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14,
+                                   1e15};
+    int k, e;
+
+    for (k = 0; k < 16; k++) {
+        double x = d * p10[k], m;
+        if (!(x < 1e15)) /* 16 digits and more: the reference path */
+            return 0;
+        m = (double)(uint64_t)(x + 0.5); /* x < 2^50: x + 0.5 is exact */
+        if (m / p10[k] != d)
+            continue;
+        if ((m - 1) / p10[k] == d || (m + 1) / p10[k] == d)
+            return 0;
+        eth_u256_set_u64(r, (uint64_t)m);
+        for (e = 18 - k; e > 0; e--) /* m * 10^(18-k) < 2^113: fits */
+            if (!eth_u256_mul_add(r, 10, 0))
+                return 0;
+        return 1;
+    }
+    return 0;
+}
+
 int eth_u256_from_ether(eth_u256 *r, double d)
+{
+    if (isfinite(d) && d > 0 && eth_from_ether_fast(r, d))
+        return ETH_NUM_OK;
+    return eth_u256_from_ether_shortest(r, d);
+}
+
+int eth_u256_from_ether_shortest(eth_u256 *r, double d)
 {
     char buf[64];
     const char *p;
@@ -140,7 +179,7 @@ int eth_u256_from_ether(eth_u256 *r, double d)
     for (prec = 1; prec < 7; prec++) {
         snprintf(buf, sizeof buf, "%.*g", prec, d);
         if (strtod(buf, NULL) == d) {
-            lo = hi = prec;
+            lo = hi = 0; /* buf holds it already */
             break;
         }
     }
@@ -152,7 +191,8 @@ int eth_u256_from_ether(eth_u256 *r, double d)
         else
             lo = prec + 1;
     }
-    snprintf(buf, sizeof buf, "%.*g", lo, d);
+    if (lo != 0)
+        snprintf(buf, sizeof buf, "%.*g", lo, d);
 
     /* buf is [digits][.digits][e[+-]digits]; the point follows the locale
      * of snprintf, so accept ',' as well */
@@ -204,13 +244,20 @@ int eth_u256_from_ether(eth_u256 *r, double d)
 
 size_t eth_u256_to_be(unsigned char out[32], const eth_u256 *a)
 {
-    unsigned char tmp[32];
-    size_t i, skip = 0;
+    size_t n = 0;
+    int w, b;
 
-    for (i = 0; i < 32; i++)
-        tmp[i] = (unsigned char)(a->w[3 - i / 8] >> (8 * (7 - i % 8)));
-    while (skip < 32 && tmp[skip] == 0)
-        skip++;
-    memcpy(out, tmp + skip, 32 - skip);
-    return 32 - skip;
+    /* most significant non-zero byte first; zero words skipped whole */
+    for (w = 3; w >= 0; w--) {
+        uint64_t v = a->w[w];
+        if (n == 0 && v == 0)
+            continue;
+        for (b = 7; b >= 0; b--) {
+            unsigned char c = (unsigned char)(v >> (8 * b));
+            if (n == 0 && c == 0)
+                continue;
+            out[n++] = c;
+        }
+    }
+    return n;
 }

@@ -259,6 +259,29 @@ static void test_hex(void)
     CU_ASSERT_EQUAL(eth_hex_is_digits("x", 1), 0);
 }
 
+/* The table decoder for public data agrees with the constant-time one on
+ * every pair of bytes. */
+static void test_hex_public(void)
+{
+    unsigned char a[1], b[1];
+    char pair[2];
+    int hi, lo, bad = 0;
+
+    for (hi = 1; hi < 256; hi++)
+        for (lo = 1; lo < 256; lo++) {
+            int ra, rb;
+            pair[0] = (char)hi;
+            pair[1] = (char)lo;
+            a[0] = b[0] = 0x5a;
+            ra = eth_hex_decode(a, pair, 2);
+            rb = eth_hex_decode_public(b, pair, 2);
+            if (ra != rb || a[0] != b[0])
+                bad++;
+        }
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(eth_hex_decode_public(a, "abc", 3), 0);
+}
+
 static void u256_hex(char *out, const eth_u256 *a)
 {
     unsigned char be[32];
@@ -328,6 +351,46 @@ static void test_ether(void)
     check_ether(1.0000000000000002e-18, ETH_NUM_FRACTION, NULL);
     check_ether(-1, ETH_NUM_SYNTAX, NULL);
     check_ether(1e300, ETH_NUM_RANGE, NULL);
+}
+
+/* The fast path agrees with the reference (shortest printf form) on typed
+ * amounts of 1 to 17 digits at every scale, and on random doubles. */
+static void test_ether_fast(void)
+{
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    /* fewer under valgrind (make check runs the full count) */
+    int i, bad = 0, n = getenv("SIGNER_VALGRIND") != NULL ? 20000 : 200000;
+
+    for (i = 0; i < n; i++) {
+        eth_u256 a, b;
+        char text[64];
+        double d;
+        int sa, sb;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if (i % 2 == 0) { /* a decimal someone typed */
+            snprintf(text, sizeof text, "%llue%d",
+                     (unsigned long long)(x % 100000000000000000ull) >>
+                         (x >> 58),
+                     (int)((x >> 40) % 36) - 30);
+            d = strtod(text, NULL);
+        } else { /* any double up to 2^53 */
+            uint64_t bits =
+                (x >> 12) | ((uint64_t)(970 + (x >> 52) % 83) << 52);
+            memcpy(&d, &bits, sizeof d);
+        }
+        if (!(d <= 9007199254740991.0))
+            continue;
+        sa = eth_u256_from_ether(&a, d);
+        sb = eth_u256_from_ether_shortest(&b, d);
+        if (sa != sb || (sa == ETH_NUM_OK && eth_u256_cmp(&a, &b) != 0)) {
+            if (bad++ < 5)
+                fprintf(stderr, "\nfrom_ether(%.17g): fast and reference "
+                                "differ\n", d);
+        }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
 }
 
 /* ---- RLP ---------------------------------------------------------------------- */
@@ -1630,8 +1693,10 @@ int main(void)
     CU_add_test(s, "keccak vectors", test_keccak_vectors);
     CU_add_test(s, "keccak incremental", test_keccak_incremental);
     CU_add_test(s, "hex", test_hex);
+    CU_add_test(s, "hex_public", test_hex_public);
     CU_add_test(s, "u256", test_u256);
     CU_add_test(s, "ether to wei", test_ether);
+    CU_add_test(s, "ether to wei, fast path", test_ether_fast);
     CU_add_test(s, "rlp vectors", test_rlp_vectors);
     CU_add_test(s, "addresses and EIP-55", test_addresses);
     s = CU_add_suite("eth_plugin", suite_init, suite_clean);

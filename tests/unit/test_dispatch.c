@@ -74,6 +74,63 @@ static void test_echo(void)
     cJSON_Delete(o);
 }
 
+/* A successful answer is written directly (not through a cJSON tree): its
+ * bytes are exactly those cJSON_PrintUnformatted gives, escapes included,
+ * plain and framed. */
+static void answer_bytes_case(int framed, const char *id_json)
+{
+    static const char msg_json[] =
+        "q\\\"b\\\\s/\\b\\f\\n\\r\\t\\u0001\\u001f\\u007f\\u00e9\\ud83d\\ude00z";
+    static const char msg[] = "q\"b\\s/\b\f\n\r\t\x01\x1f\x7f\xc3\xa9"
+                              "\xf0\x9f\x98\x80z";
+    char body[512], echo[128], *resp = NULL, *want;
+    cJSON *w, *r;
+    eng_request req;
+    size_t rlen = 0;
+    int st;
+
+    if (framed)
+        snprintf(body, sizeof body,
+                 "{\"id\":%s,\"operation\":\"echo\",\"payload\":"
+                 "{\"message\":\"%s\"}}",
+                 id_json, msg_json);
+    else
+        snprintf(body, sizeof body,
+                 "{\"operation\":\"echo\",\"payload\":{\"message\":\"%s\"}}",
+                 msg_json);
+    memset(&req, 0, sizeof req);
+    req.body = body;
+    req.body_len = strlen(body);
+    req.framed = framed;
+    req.peer = "test";
+    st = eng_dispatch(&eng, &req, &resp, &rlen);
+    CU_ASSERT_EQUAL(st, 200);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(resp);
+    snprintf(echo, sizeof echo, "hello %s", msg);
+    w = cJSON_CreateObject();
+    if (framed)
+        cJSON_AddRawToObject(w, "id", id_json);
+    cJSON_AddNumberToObject(w, "enclave_status", 200);
+    r = cJSON_AddObjectToObject(w, "enclave_result");
+    cJSON_AddStringToObject(r, "echo", echo);
+    want = cJSON_PrintUnformatted(w);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(want);
+    if (strcmp(resp, want) != 0)
+        fprintf(stderr, "\ngot  %s\nwant %s\n", resp, want);
+    CU_ASSERT_STRING_EQUAL(resp, want);
+    CU_ASSERT_EQUAL(rlen, strlen(want));
+    free(want);
+    free(resp);
+    cJSON_Delete(w);
+}
+
+static void test_answer_bytes(void)
+{
+    answer_bytes_case(0, NULL);
+    answer_bytes_case(1, "\"req-7\"");
+    answer_bytes_case(1, "42");
+}
+
 static void test_errors(void)
 {
     expect("{\"operation\":\"nope\",\"payload\":{}}", 400,
@@ -427,6 +484,7 @@ int main(void)
         return 1;
     s = CU_add_suite("dispatch", NULL, NULL);
     TU_ADD(s, test_echo);
+    TU_ADD(s, test_answer_bytes);
     TU_ADD(s, test_errors);
     TU_ADD(s, test_sizes_and_nul);
     TU_ADD(s, test_frames);

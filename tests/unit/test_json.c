@@ -29,6 +29,16 @@ static void test_refused(void)
     REFUSE("{\"a\":1,\"a\":2}", 7, "duplicate member \"a\"");
     REFUSE("{\"x\":{\"b\":1,\"c\":{},\"b\":2}}", 19, "duplicate member \"b\"");
     REFUSE("[{\"k\":1,\"\\u006b\":2}]", 8, "duplicate member \"k\"");
+    /* several names twice: the smallest, at its second occurrence (small
+     * objects by pairs, large ones sorted: the same answer) */
+    REFUSE("{\"z\":1,\"b\":1,\"z\":2,\"b\":2,\"b\":3}", 19,
+           "duplicate member \"b\"");
+    REFUSE("{\"m00\":0,\"m01\":1,\"m02\":2,\"m03\":3,\"m04\":4,\"m05\":5,"
+           "\"m06\":6,\"m07\":7,\"m08\":8,\"m09\":9,\"m10\":10,"
+           "\"m11\":11,\"m12\":12,\"m13\":13,\"m14\":14,\"m15\":15,"
+           "\"m16\":16,\"m17\":17,\"m18\":18,\"m19\":19,\"m07\":0,"
+           "\"m03\":1}",
+           179, "duplicate member \"m03\"");
     REFUSE("{\"n\":01}", 5, "leading zero");
     REFUSE("{\"n\":-01}", 6, "leading zero");
     REFUSE("{\"n\":1.}", 7, "after '.'");
@@ -78,6 +88,27 @@ static void test_accepted(void)
 }
 
 /* A frame id comes back exactly as sent: 2^53 + 1 has no double. */
+/* Numbers are the doubles strtod gives for their text (integers of up to
+ * 15 digits are converted without it), signs and zeros included. */
+static void test_numbers(void)
+{
+    static const char *const texts[] = {
+        "0", "-0", "7", "-42", "100000", "123456789012345",
+        "-999999999999999", "1234567890123456", "9007199254740993",
+        "0.01", "1e2", "-0.0", "12345678901234567890", NULL};
+    const char *const *t;
+    for (t = texts; *t != NULL; t++) {
+        cJSON *v = NULL;
+        eng_json_error e;
+        double want = strtod(*t, NULL);
+        CU_ASSERT_EQUAL_FATAL(
+            eng_json_parse(&v, NULL, *t, strlen(*t), 64, &e), SIGNER_OK);
+        CU_ASSERT(cJSON_IsNumber(v));
+        CU_ASSERT(memcmp(&v->valuedouble, &want, sizeof want) == 0);
+        eng_json_free(v);
+    }
+}
+
 static void test_capture(void)
 {
     static const char text[] =
@@ -102,6 +133,7 @@ int main(void)
     s = CU_add_suite("json", NULL, NULL);
     TU_ADD(s, test_refused);
     TU_ADD(s, test_accepted);
+    TU_ADD(s, test_numbers);
     TU_ADD(s, test_capture);
     return tu_run();
 }

@@ -65,6 +65,39 @@ static void test_http_head_incomplete(void)
                     (long)strlen(full));
 }
 
+/* The response head, byte for byte (written without printf): status line,
+ * the fixed headers, extra lines; 0 when it does not fit. */
+static void test_http_format_head(void)
+{
+    static const char want[] =
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        "Content-Length: 1234567\r\nConnection: keep-alive\r\n"
+        "Cache-Control: no-store\r\nX-Request-Id: 00ff\r\n\r\n";
+    static const char want_close[] =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+        "Content-Length: 0\r\nConnection: close\r\n"
+        "Cache-Control: no-store\r\n\r\n";
+    char out[512];
+    size_t n;
+
+    n = eng_http_format_head(out, sizeof out, 200, "application/json",
+                             1234567, 1, "X-Request-Id: 00ff\r\n");
+    CU_ASSERT_EQUAL(n, sizeof want - 1);
+    CU_ASSERT_STRING_EQUAL(out, want);
+    n = eng_http_format_head(out, sizeof out, 503, "text/plain", 0, 0, NULL);
+    CU_ASSERT_EQUAL(n, sizeof want_close - 1);
+    CU_ASSERT_STRING_EQUAL(out, want_close);
+    /* one byte short of the text and its NUL: refused */
+    CU_ASSERT_EQUAL(eng_http_format_head(out, sizeof want - 1, 200,
+                                         "application/json", 1234567, 1,
+                                         "X-Request-Id: 00ff\r\n"),
+                    0);
+    CU_ASSERT_EQUAL(eng_http_format_head(out, sizeof want, 200,
+                                         "application/json", 1234567, 1,
+                                         "X-Request-Id: 00ff\r\n"),
+                    sizeof want - 1);
+}
+
 static void test_http_head_oversize(void)
 {
     eng_http_head h;
@@ -1877,6 +1910,7 @@ int main(void)
     TU_ADD(p, test_http_head_complete);
     TU_ADD(p, test_http_head_incomplete);
     TU_ADD(p, test_http_head_oversize);
+    TU_ADD(p, test_http_format_head);
     TU_ADD(p, test_http_head_bad);
     TU_ADD(p, test_http_head_keepalive);
     TU_ADD(p, test_http_head_chunked);
