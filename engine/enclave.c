@@ -24,6 +24,9 @@ static int warn_emulated, warn_debug_pcrs;
  * trust_client_field (the default), ignored without. */
 enum { CLIENT_REFUSE = 0, CLIENT_TRUST = 1, CLIENT_IGNORE = 2 };
 static int client_mode;
+/* 1 when the sealer never waits on the network ("local", "none"): then no
+ * request can block and the pool runs them all on the event loop. */
+static int sealer_local;
 
 int eng_enclave_role(const eng_config *cfg)
 {
@@ -103,6 +106,9 @@ int eng_enclave_open(eng_engine *e, const eng_config *cfg, char *err,
     }
     log_warnings();
     client_mode = mode;
+    sealer_local = cfg->sealer.type == NULL ||
+                   strcmp(cfg->sealer.type, "local") == 0 ||
+                   strcmp(cfg->sealer.type, "none") == 0;
     e->host.random_bytes = enclave_random;
     eng_log(SIGNER_LOG_INFO, "attestation device: %s",
             eng_attest_name(device));
@@ -115,6 +121,14 @@ void eng_enclave_close(void)
     device = NULL;
     warn_emulated = warn_debug_pcrs = 0;
     client_mode = CLIENT_REFUSE;
+    sealer_local = 0;
+}
+
+/* Whether req may run on the event loop (see enclave.h). */
+int eng_enclave_inline_ok(const eng_request *req)
+{
+    (void)req;
+    return sealer_local;
 }
 
 /* A frame's "client": used, ignored or refused (see enclave.h). */
