@@ -116,7 +116,7 @@ static void req_free(gw_req *r)
 /* Answers r and frees it. */
 static void req_finish(gw_req *r, cJSON *answer, int err, const char *why)
 {
-    r->done(r->arg, answer, err, why);
+    r->done(r->arg, answer, NULL, 0, err, why);
     req_free(r);
 }
 
@@ -224,7 +224,8 @@ static void conn_answer(gw_conn *c, const char *json, size_t len)
     atomic_fetch_add(&c->st->answers, 1);
     rt_observe(c->p->sh, eng_now_us() - r->sent_us);
     cJSON_DeleteItemFromObjectCaseSensitive(ans, "id");
-    req_finish(r, ans, SIGNER_OK, NULL);
+    r->done(r->arg, ans, json, len, SIGNER_OK, NULL);
+    req_free(r);
 }
 
 static void conn_read_cb(struct bufferevent *bev, void *arg)
@@ -701,7 +702,8 @@ void eng_gw_pool_forward(eng_gw_pool *sh, cJSON *frame, int retryable,
     if (r == NULL || atomic_load(&sh->stopping)) {
         free(r);
         cJSON_Delete(frame);
-        done(arg, NULL, SIGNER_ERR_UNAVAILABLE, "gateway: shutting down");
+        done(arg, NULL, NULL, 0, SIGNER_ERR_UNAVAILABLE,
+             "gateway: shutting down");
         return;
     }
     r->id = atomic_fetch_add(&sh->next_id, 1);
@@ -715,7 +717,7 @@ void eng_gw_pool_forward(eng_gw_pool *sh, cJSON *frame, int retryable,
     cJSON_Delete(frame); /* cJSON's free wipes (eng_wiping_allocators) */
     if (r->frame == NULL) {
         free(r);
-        done(arg, NULL, SIGNER_ERR_NOMEM, "out of memory");
+        done(arg, NULL, NULL, 0, SIGNER_ERR_NOMEM, "out of memory");
         return;
     }
     r->len = strlen(r->frame);
