@@ -3,8 +3,9 @@
  * eng_complete.  The queue holds at most what the transport lets in
  * (limits.max_inflight).  A gateway's `health` probe is answered at once
  * on the loop, never queued behind them, and so is every request that
- * cannot block (eng_enclave_inline_ok: a local sealer), which saves two
- * thread hand-offs per request.  See enclave.h. */
+ * cannot block (eng_enclave_inline_ok: a local sealer, or a record in the
+ * key cache), which saves two thread hand-offs per request.  See
+ * enclave.h. */
 #include "config.h"
 #include "enclave.h"
 
