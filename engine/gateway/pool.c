@@ -531,12 +531,8 @@ static gw_inst *inst_new(eng_gw_pool *sh, struct event_base *base)
     pthread_mutex_init(&p->mu, NULL);
     p->own_base = base == NULL;
     p->base = base != NULL ? base : pool_base_new();
-    if (p->base == NULL ||
-        (p->conns = calloc(p->n, sizeof *p->conns)) == NULL ||
-        (p->own_base && (p->wake = event_new(p->base, -1, EV_PERSIST,
-                                             pool_wake_cb, p)) == NULL) ||
-        (p->tick = event_new(p->base, -1, EV_PERSIST, pool_tick_cb, p)) ==
-            NULL) {
+    if ((p->conns = calloc(p->n, sizeof *p->conns)) == NULL) {
+        p->n = 0;
         inst_free(p);
         return NULL;
     }
@@ -544,6 +540,14 @@ static gw_inst *inst_new(eng_gw_pool *sh, struct event_base *base)
         p->conns[i].p = p;
         p->conns[i].endpoint = sh->endpoints[i];
         p->conns[i].st = &sh->stats[i];
+    }
+    if (p->base == NULL ||
+        (p->own_base && (p->wake = event_new(p->base, -1, EV_PERSIST,
+                                             pool_wake_cb, p)) == NULL) ||
+        (p->tick = event_new(p->base, -1, EV_PERSIST, pool_tick_cb, p)) ==
+            NULL) {
+        inst_free(p);
+        return NULL;
     }
     if (p->wake != NULL)
         event_add(p->wake, NULL);
