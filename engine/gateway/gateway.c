@@ -370,7 +370,7 @@ static int attach_record(gw_call *c, const char *key_id)
     char chain[ENG_GW_RCACHE_CHAIN_MAX], address[SIGNER_MAX_ADDRESS];
     char cached[ENG_GW_RCACHE_TEXT_MAX + 1], *text = cached;
     size_t tlen = 0;
-    int rc = SIGNER_OK;
+    int rc = SIGNER_OK, raw = c->raw; /* c is freed once an error is answered */
     if (!eng_gw_rcache_get(c->g->rcache, chain, sizeof chain, address,
                            sizeof address, cached, sizeof cached, &tlen,
                            key_id) &&
@@ -378,7 +378,7 @@ static int attach_record(gw_call *c, const char *key_id)
                           &text, &tlen, key_id)) != SIGNER_OK)
         /* an unknown key on a raw route is forwarded without a record:
          * the enclave refuses it in the op's own protocol */
-        return rc == SIGNER_ERR_NOT_FOUND && c->raw ? SIGNER_OK : rc;
+        return rc == SIGNER_ERR_NOT_FOUND && raw ? SIGNER_OK : rc;
     if (!cJSON_AddStringToObject(c->parsed.payload, "sealed_key", text) ||
         !cJSON_AddStringToObject(c->parsed.payload, "key_chain", chain) ||
         !cJSON_AddStringToObject(c->parsed.payload, "key_address", address)) {
