@@ -29,9 +29,12 @@
 #
 # Environment: BENCH_CONNS [16], BENCH_DURATION [5], BENCH_WARMUP [1],
 # BENCH_ROUNDS [3], PP_STANDALONE [1] (0: no standalone reference),
-# PP_GW_LOOPS [1], PP_ENC_LOOPS [1] (io_loops of the gateway and the
-# enclave: on a machine they share, one loop each leaves the cores to the
-# signing; the enclave runs requests on its own pool threads),
+# PP_GW_LOOPS, PP_ENC_LOOPS [both: the online CPUs, as io_loops = 0 gives]
+# (io_loops of the gateway and the enclave: each gateway loop keeps its own
+# connection to every enclave and forwards on it, and the enclave, whose
+# sealer here is local, signs on the loop that read the frame, so no
+# request goes to another thread; the enclave's work spreads over the cores
+# only with as many gateway loops, hence connections, as enclave loops),
 # PP_RECORD_CACHE [4096] (the gateway's record_cache_max_entries; 0: every
 # request reads the keystore), BENCH_KEEP=1.
 set -u
@@ -43,8 +46,9 @@ CONNS=${BENCH_CONNS:-16}
 DUR=${BENCH_DURATION:-5}
 WARM=${BENCH_WARMUP:-1}
 ROUNDS=${BENCH_ROUNDS:-3}
-GW_LOOPS=${PP_GW_LOOPS:-1}
-EN_LOOPS=${PP_ENC_LOOPS:-1}
+NCPU=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)
+GW_LOOPS=${PP_GW_LOOPS:-$NCPU}
+EN_LOOPS=${PP_ENC_LOOPS:-$NCPU}
 RCACHE=${PP_RECORD_CACHE:-4096}
 BENCH=$BUILDDIR/signer-bench
 SIGNERD=$BUILDDIR/signerd

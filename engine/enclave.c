@@ -11,6 +11,7 @@
 #include "aws/buf.h"
 #include "host.h"
 #include "json.h"
+#include "keysvc.h"
 #include "log.h"
 #include "util.h"
 
@@ -24,6 +25,10 @@ static int warn_emulated, warn_debug_pcrs;
  * trust_client_field (the default), ignored without. */
 enum { CLIENT_REFUSE = 0, CLIENT_TRUST = 1, CLIENT_IGNORE = 2 };
 static int client_mode;
+/* 1 when the sealer never waits on the network ("local", "none"): then no
+ * request can block and the pool runs them all on the event loop. */
+static int sealer_local;
+static eng_engine *engine; /* for the key cache check of a remote sealer */
 
 int eng_enclave_role(const eng_config *cfg)
 {
@@ -103,6 +108,10 @@ int eng_enclave_open(eng_engine *e, const eng_config *cfg, char *err,
     }
     log_warnings();
     client_mode = mode;
+    engine = e;
+    sealer_local = cfg->sealer.type == NULL ||
+                   strcmp(cfg->sealer.type, "local") == 0 ||
+                   strcmp(cfg->sealer.type, "none") == 0;
     e->host.random_bytes = enclave_random;
     eng_log(SIGNER_LOG_INFO, "attestation device: %s",
             eng_attest_name(device));
@@ -115,6 +124,62 @@ void eng_enclave_close(void)
     device = NULL;
     warn_emulated = warn_debug_pcrs = 0;
     client_mode = CLIENT_REFUSE;
+    sealer_local = 0;
+    engine = NULL;
+}
+
+/* A string member of obj, or NULL. */
+static const char *member_string(const cJSON *obj, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* 1 when the frame's payload carries a record (key_id, sealed_key,
+ * key_chain, key_address) that is in the key cache. */
+static int record_cached(const cJSON *payload)
+{
+    const char *kid = member_string(payload, "key_id");
+    const char *sk = member_string(payload, ENG_FIELD_SEALED_KEY);
+    const char *ch = member_string(payload, ENG_FIELD_KEY_CHAIN);
+    const char *ad = member_string(payload, ENG_FIELD_KEY_ADDRESS);
+    eng_sealed_record rec;
+    size_t cap, n;
+    int hit = 0;
+    if (kid == NULL || sk == NULL || ch == NULL || ad == NULL ||
+        strlen(ch) >= sizeof rec.chain || strlen(ad) >= sizeof rec.address)
+        return 0;
+    memset(&rec, 0, sizeof rec);
+    memcpy(rec.chain, ch, strlen(ch) + 1);
+    memcpy(rec.address, ad, strlen(ad) + 1);
+    n = strlen(sk);
+    cap = n / 4 * 3 + 3;
+    if ((rec.blob = malloc(cap)) == NULL)
+        return 0;
+    if (eng_aws_b64_decode(rec.blob, cap, &rec.blob_len, sk, n) == 0)
+        hit = eng_keysvc_cached(engine, kid, &rec);
+    free(rec.blob);
+    return hit;
+}
+
+/* Whether req may run on the event loop (see enclave.h). */
+int eng_enclave_inline_ok(const eng_request *req)
+{
+    eng_json_error jerr;
+    cJSON *root = NULL;
+    int ok;
+    if (sealer_local)
+        return 1;
+    if (engine == NULL || !req->framed ||
+        memmem(req->body, req->body_len, "\"" ENG_FIELD_SEALED_KEY "\"",
+               sizeof ENG_FIELD_SEALED_KEY + 1) == NULL)
+        return 0; /* creates a key, or no record: may call KMS */
+    if (eng_json_parse(&root, NULL, req->body, req->body_len,
+                       CJSON_NESTING_LIMIT, &jerr) != SIGNER_OK)
+        return 1; /* refused by the dispatcher before any KMS call */
+    ok = record_cached(cJSON_GetObjectItemCaseSensitive(root, "payload"));
+    eng_json_free(root);
+    return ok;
 }
 
 /* A frame's "client": used, ignored or refused (see enclave.h). */

@@ -51,6 +51,14 @@ int eng_enclave_attestation_op(signer_reply *reply, const cJSON *payload);
 int eng_enclave_health(const eng_request *req, char **resp,
                        size_t *resp_len);
 
+/* 1 when req cannot block and may run on the event loop that read it
+ * instead of a pool thread: the sealer is local (no KMS call can happen),
+ * or the frame's sealed record is already in the key cache (opening it
+ * needs no KMS Decrypt; a frame that does not parse is refused before
+ * any).  0 otherwise, e.g. a key-creating frame with a remote sealer (the
+ * pool's threads run it). */
+int eng_enclave_inline_ok(const eng_request *req);
+
 /* A frame's top-level "client" (docs/frames.md): the client a gateway
  * serves, which the per-(key_id, client) auth throttle then counts instead
  * of the gateway's address.  In the enclave role it is copied into

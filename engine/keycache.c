@@ -105,6 +105,20 @@ int eng_keycache_get_ref(eng_keycache *c, unsigned char *plain,
     return hit;
 }
 
+/* 1 if a live entry for key_id is there (nothing copied). */
+int eng_keycache_has(eng_keycache *c, const char *key_id, int64_t now)
+{
+    struct entry *e;
+    int hit;
+    if (c == NULL)
+        return 0;
+    pthread_mutex_lock(&c->lock);
+    e = &c->slots[slot_of(c, key_id)];
+    hit = e->expires > now && strcmp(e->key_id, key_id) == 0;
+    pthread_mutex_unlock(&c->lock);
+    return hit;
+}
+
 void eng_keycache_put(eng_keycache *c, const char *key_id,
                       const unsigned char *plain, size_t plain_len,
                       const char *chain, const char *address, int64_t now)

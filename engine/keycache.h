@@ -36,6 +36,9 @@ int eng_keycache_get(eng_keycache *c, unsigned char *plain, size_t plain_cap,
                      char *address, size_t address_cap, const char *key_id,
                      int64_t now);
 
+/* 1 if a live entry for key_id is cached (a check: nothing is copied). */
+int eng_keycache_has(eng_keycache *c, const char *key_id, int64_t now);
+
 void eng_keycache_put(eng_keycache *c, const char *key_id,
                       const unsigned char *plain, size_t plain_len,
                       const char *chain, const char *address, int64_t now);

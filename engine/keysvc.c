@@ -543,6 +543,30 @@ static int open_cached(signer_call *call, open_state *st, int64_t now)
     return 1;
 }
 
+/* Whether the request locator's record is in the key cache (see
+ * keysvc.h): the cache key open_locate would compute, looked up. */
+int eng_keysvc_cached(eng_engine *e, const char *key_id,
+                      const eng_sealed_record *rec)
+{
+    open_state st;
+    size_t i;
+    int hit;
+    if (e->cache == NULL || strlen(key_id) != SIGNER_KEY_ID_LEN ||
+        strlen(rec->chain) >= sizeof st.rec.chain ||
+        strlen(rec->address) >= sizeof st.rec.address)
+        return 0;
+    memset(&st, 0, sizeof st);
+    for (i = 0; i <= SIGNER_KEY_ID_LEN; i++)
+        st.key_id[i] = (char)tolower((unsigned char)key_id[i]);
+    memcpy(st.rec.chain, rec->chain, strlen(rec->chain) + 1);
+    memcpy(st.rec.address, rec->address, strlen(rec->address) + 1);
+    st.rec.blob = rec->blob;
+    st.rec.blob_len = rec->blob_len;
+    hit = request_cache_id(&st) == 0 &&
+          eng_keycache_has(e->cache, st.cache_id, eng_unix_time());
+    return hit;
+}
+
 /* The request locator's unseal failed: its cause, naming KMS. */
 static int request_unseal_error(signer_reply *reply, int rc,
                                 const eng_seal_call *c)

@@ -65,6 +65,11 @@ int eng_keysvc_source_for_role(const char *role);
 /* The locator of a key_source (the keystore one for unknown values). */
 const eng_key_locator *eng_keysvc_locator(int key_source);
 
+/* Whether the record a request carries for key_id (enclave role) is in
+ * the key cache, so opening it needs no unseal (no KMS call): 1 or 0. */
+int eng_keysvc_cached(eng_engine *e, const char *key_id,
+                      const eng_sealed_record *rec);
+
 /* Runs the engine's locator's prepare step on a request payload. */
 int eng_keysvc_prepare(signer_call *call, signer_reply *reply,
                        cJSON *payload);

@@ -1,7 +1,11 @@
-/* The gateway's enclave pool (pool.h): one event loop thread, one
- * persistent frame connection per enclave endpoint, requests pipelined and
- * matched by id.  Everything below runs on the pool thread except
- * eng_gw_pool_forward (any thread), eng_gw_pool_up and the metrics. */
+/* The gateway's enclave pool (pool.h): sets of persistent frame
+ * connections, one per enclave endpoint in each set, requests pipelined and
+ * matched by id.  Each transport event loop that forwards gets a set of its
+ * own on its event base (no thread hand-off: the request is sent and its
+ * answer read on the loop that serves the client); other threads (tests,
+ * start-up) use a set with a thread of its own, which also keeps
+ * /readyz's view of the enclaves.  A set's functions run on its thread;
+ * eng_gw_pool_forward, eng_gw_pool_up and the metrics on any. */
 #include "config.h"
 #include "gateway/pool.h"
 
@@ -43,30 +47,50 @@ typedef struct gw_req {
     void *arg;
 } gw_req;
 
-/* One enclave endpoint and its connection. */
+/* One enclave endpoint's figures, summed over every set's connection. */
+typedef struct gw_stats {
+    atomic_int up, inflight;
+    atomic_ullong answers, losses, timeouts;
+} gw_stats;
+
+typedef struct gw_inst gw_inst;
+
+/* One enclave endpoint and a set's connection to it. */
 typedef struct gw_conn {
-    eng_gw_pool *p;
-    char *endpoint;
+    gw_inst *p;
+    const char *endpoint; /* the pool's */
+    gw_stats *st;         /* the pool's, for this endpoint */
     struct bufferevent *bev;
-    atomic_int state;
-    atomic_int n_inflight;
+    int state;
+    int n_inflight;
     uint64_t next_try_us, last_rx_us;
     uint64_t probe_id, probe_sent_us;
     gw_req *inflight;
-    atomic_ullong answers, losses, timeouts;
 } gw_conn;
 
-struct eng_gw_pool {
-    eng_gw_pool_conf conf;
+/* A set of connections on one event base (one thread). */
+struct gw_inst {
+    eng_gw_pool *sh;
     gw_conn *conns;
     size_t n, rr;
     struct event_base *base;
+    int own_base; /* 1: base and thread are the set's own */
     struct event *wake, *tick;
     pthread_t thread;
     int started;
     pthread_mutex_t mu;
     gw_req *in_head, *in_tail; /* from other threads, under mu */
-    gw_req *wait_head;         /* pool thread: not sent yet */
+    gw_req *wait_head;         /* set's thread: not sent yet */
+    gw_inst *next;             /* the pool's list of loop sets */
+};
+
+struct eng_gw_pool {
+    eng_gw_pool_conf conf;
+    char **endpoints;
+    gw_stats *stats;
+    gw_inst *own;   /* the set with its own thread */
+    gw_inst *loops; /* sets on transport loops, under mu */
+    pthread_mutex_t mu;
     atomic_ullong next_id;
     atomic_int stopping, n_up;
     atomic_ullong forwarded, failovers, no_enclave, rt_count, rt_sum_us;
@@ -74,7 +98,7 @@ struct eng_gw_pool {
 };
 
 static void conn_connect(gw_conn *c);
-static void pool_dispatch(eng_gw_pool *p);
+static void pool_dispatch(gw_inst *p);
 
 /* ---- requests ----------------------------------------------------------- */
 
@@ -92,7 +116,7 @@ static void req_free(gw_req *r)
 /* Answers r and frees it. */
 static void req_finish(gw_req *r, cJSON *answer, int err, const char *why)
 {
-    r->done(r->arg, answer, err, why);
+    r->done(r->arg, answer, NULL, 0, err, why);
     req_free(r);
 }
 
@@ -109,6 +133,23 @@ static void rt_observe(eng_gw_pool *p, uint64_t us)
 
 /* ---- connections -------------------------------------------------------- */
 
+/* c's in-flight count moves by d (and its endpoint's). */
+static void conn_inflight(gw_conn *c, int d)
+{
+    c->n_inflight += d;
+    atomic_fetch_add(&c->st->inflight, d);
+}
+
+/* c goes up (d = 1) or down (-1): the endpoint counts as up while one
+ * set's connection to it is.  1 when the endpoint's state changed. */
+static int conn_up(gw_conn *c, int d)
+{
+    if (atomic_fetch_add(&c->st->up, d) != (d > 0 ? 0 : 1))
+        return 0;
+    atomic_fetch_add(&c->p->sh->n_up, d);
+    return 1;
+}
+
 /* Takes the in-flight request with this id off c's list. */
 static gw_req *conn_take(gw_conn *c, uint64_t id)
 {
@@ -118,7 +159,7 @@ static gw_req *conn_take(gw_conn *c, uint64_t id)
             gw_req *r = *pp;
             *pp = r->next;
             r->next = NULL;
-            atomic_fetch_sub(&c->n_inflight, 1);
+            conn_inflight(c, -1);
             return r;
         }
     return NULL;
@@ -129,26 +170,24 @@ static gw_req *conn_take(gw_conn *c, uint64_t id)
  * answered 503 (they may have executed). */
 static void conn_down(gw_conn *c, const char *why)
 {
-    eng_gw_pool *p = c->p;
+    gw_inst *p = c->p;
     gw_req *r, *next;
     if (c->bev != NULL) {
         bufferevent_free(c->bev);
         c->bev = NULL;
     }
-    if (atomic_load(&c->state) == CONN_UP) {
-        atomic_fetch_sub(&p->n_up, 1);
+    if (c->state == CONN_UP && conn_up(c, -1))
         eng_log(SIGNER_LOG_WARN, "gateway: enclave %s down: %s", c->endpoint,
                 why);
-    }
-    atomic_store(&c->state, CONN_DOWN);
-    c->next_try_us = eng_now_us() + (uint64_t)p->conf.reconnect_ms * 1000;
+    c->state = CONN_DOWN;
+    c->next_try_us = eng_now_us() + (uint64_t)p->sh->conf.reconnect_ms * 1000;
     c->probe_id = 0;
     for (r = c->inflight; r != NULL; r = next) {
         next = r->next;
-        atomic_fetch_sub(&c->n_inflight, 1);
-        atomic_fetch_add(&c->losses, 1);
-        if (r->retryable && r->tries < 2 && !atomic_load(&p->stopping)) {
-            atomic_fetch_add(&p->failovers, 1);
+        conn_inflight(c, -1);
+        atomic_fetch_add(&c->st->losses, 1);
+        if (r->retryable && r->tries < 2 && !atomic_load(&p->sh->stopping)) {
+            atomic_fetch_add(&p->sh->failovers, 1);
             r->next = p->wait_head;
             p->wait_head = r;
         } else {
@@ -182,10 +221,11 @@ static void conn_answer(gw_conn *c, const char *json, size_t len)
         cJSON_Delete(ans);
         return;
     }
-    atomic_fetch_add(&c->answers, 1);
-    rt_observe(c->p, eng_now_us() - r->sent_us);
+    atomic_fetch_add(&c->st->answers, 1);
+    rt_observe(c->p->sh, eng_now_us() - r->sent_us);
     cJSON_DeleteItemFromObjectCaseSensitive(ans, "id");
-    req_finish(r, ans, SIGNER_OK, NULL);
+    r->done(r->arg, ans, json, len, SIGNER_OK, NULL);
+    req_free(r);
 }
 
 static void conn_read_cb(struct bufferevent *bev, void *arg)
@@ -199,7 +239,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
         if (avail < 4)
             break;
         b = evbuffer_pullup(in, 4);
-        total = eng_frame_parse(b, 4, c->p->conf.max_frame, &plen);
+        total = eng_frame_parse(b, 4, c->p->sh->conf.max_frame, &plen);
         if (total < 0 || (plen + 4 <= avail &&
                           (b = evbuffer_pullup(in, (ev_ssize_t)(plen + 4))) ==
                               NULL)) {
@@ -222,10 +262,10 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
     gw_conn *c = arg;
     (void)bev;
     if (what & BEV_EVENT_CONNECTED) {
-        atomic_store(&c->state, CONN_UP);
-        atomic_fetch_add(&c->p->n_up, 1);
+        c->state = CONN_UP;
         c->last_rx_us = eng_now_us();
-        eng_log(SIGNER_LOG_INFO, "gateway: enclave %s up", c->endpoint);
+        if (conn_up(c, 1))
+            eng_log(SIGNER_LOG_INFO, "gateway: enclave %s up", c->endpoint);
         pool_dispatch(c->p);
         return;
     }
@@ -240,7 +280,7 @@ static void conn_connect(gw_conn *c)
     eng_sockaddr sa;
     char why[256];
     memset(&sa, 0, sizeof sa);
-    c->next_try_us = eng_now_us() + (uint64_t)c->p->conf.reconnect_ms * 1000;
+    c->next_try_us = eng_now_us() + (uint64_t)c->p->sh->conf.reconnect_ms * 1000;
     if (eng_listen_parse(c->endpoint, &sa, why, sizeof why) != 0)
         return;
     c->bev = bufferevent_socket_new(c->p->base, -1,
@@ -250,12 +290,12 @@ static void conn_connect(gw_conn *c)
         return;
     bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    atomic_store(&c->state, CONN_CONNECTING);
+    c->state = CONN_CONNECTING;
     if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&sa.ss,
                                    (int)sa.len) != 0) {
         bufferevent_free(c->bev);
         c->bev = NULL;
-        atomic_store(&c->state, CONN_DOWN);
+        c->state = CONN_DOWN;
     }
 }
 
@@ -272,13 +312,13 @@ static void conn_send(gw_conn *c, const char *frame, size_t len)
 /* ---- scheduling --------------------------------------------------------- */
 
 /* An up connection with room, round robin; NULL if none. */
-static gw_conn *pool_pick(eng_gw_pool *p)
+static gw_conn *pool_pick(gw_inst *p)
 {
     size_t i;
     for (i = 0; i < p->n; i++) {
         gw_conn *c = &p->conns[(p->rr + i) % p->n];
-        if (atomic_load(&c->state) == CONN_UP &&
-            atomic_load(&c->n_inflight) < p->conf.max_pipeline) {
+        if (c->state == CONN_UP &&
+            c->n_inflight < p->sh->conf.max_pipeline) {
             p->rr = (p->rr + i + 1) % p->n;
             return c;
         }
@@ -287,18 +327,18 @@ static gw_conn *pool_pick(eng_gw_pool *p)
 }
 
 /* 1 while some enclave is up or being connected to. */
-static int pool_hopeful(eng_gw_pool *p)
+static int pool_hopeful(gw_inst *p)
 {
     size_t i;
     for (i = 0; i < p->n; i++)
-        if (atomic_load(&p->conns[i].state) != CONN_DOWN)
+        if (p->conns[i].state != CONN_DOWN)
             return 1;
     return 0;
 }
 
 /* Sends what waits to connections with room; with no enclave at all, the
  * waiting requests are answered 503 at once. */
-static void pool_dispatch(eng_gw_pool *p)
+static void pool_dispatch(gw_inst *p)
 {
     gw_req *r;
     gw_conn *c;
@@ -308,7 +348,7 @@ static void pool_dispatch(eng_gw_pool *p)
         p->wait_head = r->next;
         r->next = c->inflight;
         c->inflight = r;
-        atomic_fetch_add(&c->n_inflight, 1);
+        conn_inflight(c, 1);
         r->tries++;
         r->sent_us = eng_now_us();
         conn_send(c, r->frame, r->len);
@@ -316,7 +356,7 @@ static void pool_dispatch(eng_gw_pool *p)
     if (p->wait_head != NULL && !pool_hopeful(p))
         while ((r = p->wait_head) != NULL) {
             p->wait_head = r->next;
-            atomic_fetch_add(&p->no_enclave, 1);
+            atomic_fetch_add(&p->sh->no_enclave, 1);
             req_finish(r, NULL, SIGNER_ERR_UNAVAILABLE,
                        "enclave: none available");
         }
@@ -325,11 +365,11 @@ static void pool_dispatch(eng_gw_pool *p)
 /* Takes what other threads queued. */
 static void pool_wake_cb(evutil_socket_t fd, short what, void *arg)
 {
-    eng_gw_pool *p = arg;
+    gw_inst *p = arg;
     gw_req *head, **tail;
     (void)fd;
     (void)what;
-    if (atomic_load(&p->stopping)) {
+    if (atomic_load(&p->sh->stopping)) {
         event_base_loopbreak(p->base);
         return;
     }
@@ -356,15 +396,15 @@ static void conn_expire(gw_conn *c, uint64_t now)
             continue;
         }
         *pp = r->next;
-        atomic_fetch_sub(&c->n_inflight, 1);
-        atomic_fetch_add(&c->timeouts, 1);
+        conn_inflight(c, -1);
+        atomic_fetch_add(&c->st->timeouts, 1);
         if (c->last_rx_us < r->sent_us)
             hung = 1;
         req_finish(r, NULL, SIGNER_ERR_UNAVAILABLE,
                    "enclave: no answer within the deadline");
     }
     if (c->probe_id != 0 &&
-        now - c->probe_sent_us > (uint64_t)c->p->conf.deadline_ms * 1000)
+        now - c->probe_sent_us > (uint64_t)c->p->sh->conf.deadline_ms * 1000)
         hung = 1;
     if (hung)
         conn_down(c, "no answer within the deadline");
@@ -375,11 +415,11 @@ static void conn_probe(gw_conn *c, uint64_t now)
 {
     char frame[96];
     int n;
-    if (c->p->conf.health_ms <= 0 || c->probe_id != 0 ||
-        atomic_load(&c->state) != CONN_UP || c->inflight != NULL ||
-        now - c->last_rx_us < (uint64_t)c->p->conf.health_ms * 1000)
+    if (c->p->sh->conf.health_ms <= 0 || c->probe_id != 0 ||
+        c->state != CONN_UP || c->inflight != NULL ||
+        now - c->last_rx_us < (uint64_t)c->p->sh->conf.health_ms * 1000)
         return;
-    c->probe_id = atomic_fetch_add(&c->p->next_id, 1);
+    c->probe_id = atomic_fetch_add(&c->p->sh->next_id, 1);
     c->probe_sent_us = now;
     n = snprintf(frame, sizeof frame,
                  "{\"id\":%llu,\"operation\":\"health\",\"payload\":{}}",
@@ -390,7 +430,7 @@ static void conn_probe(gw_conn *c, uint64_t now)
 /* Deadlines, reconnects and health probes. */
 static void pool_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
-    eng_gw_pool *p = arg;
+    gw_inst *p = arg;
     uint64_t now = eng_now_us();
     gw_req **pp = &p->wait_head;
     size_t i;
@@ -403,14 +443,14 @@ static void pool_tick_cb(evutil_socket_t fd, short what, void *arg)
             continue;
         }
         *pp = r->next;
-        atomic_fetch_add(&p->no_enclave, 1);
+        atomic_fetch_add(&p->sh->no_enclave, 1);
         req_finish(r, NULL, SIGNER_ERR_UNAVAILABLE,
                    "enclave: none answered within the deadline");
     }
     for (i = 0; i < p->n; i++) {
         gw_conn *c = &p->conns[i];
         conn_expire(c, now);
-        if (atomic_load(&c->state) == CONN_DOWN && now >= c->next_try_us)
+        if (c->state == CONN_DOWN && now >= c->next_try_us)
             conn_connect(c);
         conn_probe(c, now);
     }
@@ -419,12 +459,12 @@ static void pool_tick_cb(evutil_socket_t fd, short what, void *arg)
 
 static void *pool_main(void *arg)
 {
-    eng_gw_pool *p = arg;
+    gw_inst *p = arg;
     event_base_dispatch(p->base);
     return NULL;
 }
 
-/* ---- public ------------------------------------------------------------- */
+/* ---- sets --------------------------------------------------------------- */
 
 /* An event base whose epoll changes are applied once per iteration (write
  * interest added and dropped within one costs no epoll_ctl). */
@@ -440,60 +480,199 @@ static struct event_base *pool_base_new(void)
     return b;
 }
 
-static int pool_events(eng_gw_pool *p)
+/* Answers every request of the set still queued or in flight with 503 and
+ * closes its connections. */
+static void pool_drain(gw_inst *p)
+{
+    gw_req *r;
+    size_t i;
+    for (i = 0; p->conns != NULL && i < p->n; i++)
+        conn_down(&p->conns[i], "gateway stopping");
+    while ((r = p->in_head) != NULL) {
+        p->in_head = r->next;
+        r->next = p->wait_head;
+        p->wait_head = r;
+    }
+    while ((r = p->wait_head) != NULL) {
+        p->wait_head = r->next;
+        req_finish(r, NULL, SIGNER_ERR_UNAVAILABLE, "gateway: shutting down");
+    }
+}
+
+/* Drains the set and frees it (on its thread, or after it ended). */
+static void inst_free(gw_inst *p)
+{
+    if (p == NULL)
+        return;
+    pool_drain(p);
+    if (p->wake != NULL)
+        event_free(p->wake);
+    if (p->tick != NULL)
+        event_free(p->tick);
+    if (p->own_base && p->base != NULL)
+        event_base_free(p->base);
+    pthread_mutex_destroy(&p->mu);
+    free(p->conns);
+    free(p);
+}
+
+/* A set of sh's connections on base, or (base NULL) on a base of its own
+ * with a wake event for other threads' requests; connecting.  NULL on
+ * failure. */
+static gw_inst *inst_new(eng_gw_pool *sh, struct event_base *base)
 {
     struct timeval tv = {0, GW_TICK_MS * 1000};
+    gw_inst *p = calloc(1, sizeof *p);
     size_t i;
-    if (evthread_use_pthreads() != 0 || (p->base = pool_base_new()) == NULL ||
-        (p->wake = event_new(p->base, -1, EV_PERSIST, pool_wake_cb, p)) ==
-            NULL ||
+    if (p == NULL)
+        return NULL;
+    p->sh = sh;
+    p->n = sh->conf.n_endpoints;
+    pthread_mutex_init(&p->mu, NULL);
+    p->own_base = base == NULL;
+    p->base = base != NULL ? base : pool_base_new();
+    if ((p->conns = calloc(p->n, sizeof *p->conns)) == NULL) {
+        p->n = 0;
+        inst_free(p);
+        return NULL;
+    }
+    for (i = 0; i < p->n; i++) {
+        p->conns[i].p = p;
+        p->conns[i].endpoint = sh->endpoints[i];
+        p->conns[i].st = &sh->stats[i];
+    }
+    if (p->base == NULL ||
+        (p->own_base && (p->wake = event_new(p->base, -1, EV_PERSIST,
+                                             pool_wake_cb, p)) == NULL) ||
         (p->tick = event_new(p->base, -1, EV_PERSIST, pool_tick_cb, p)) ==
-            NULL)
-        return -1;
-    event_add(p->wake, NULL);
+            NULL) {
+        inst_free(p);
+        return NULL;
+    }
+    if (p->wake != NULL)
+        event_add(p->wake, NULL);
     event_add(p->tick, &tv);
     for (i = 0; i < p->n; i++)
         conn_connect(&p->conns[i]);
+    return p;
+}
+
+/* The calling loop thread's set (made on first use), per pool. */
+static __thread eng_gw_pool *tls_pool;
+static __thread gw_inst *tls_inst;
+
+/* A transport loop ends: its set goes before its base does. */
+static void inst_at_exit(void *arg)
+{
+    gw_inst *p = arg, **pp;
+    eng_gw_pool *sh = p->sh;
+    pthread_mutex_lock(&sh->mu);
+    for (pp = &sh->loops; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    pthread_mutex_unlock(&sh->mu);
+    if (tls_inst == p)
+        tls_pool = NULL, tls_inst = NULL;
+    inst_free(p);
+}
+
+/* The set of the transport loop running the caller, or NULL off a loop
+ * (then the pool's own set is used). */
+static gw_inst *inst_of_thread(eng_gw_pool *sh)
+{
+    struct event_base *b;
+    gw_inst *p;
+    if (tls_pool == sh)
+        return tls_inst;
+    if ((b = eng_loop_current_base()) == NULL || (p = inst_new(sh, b)) == NULL)
+        return NULL;
+    if (eng_loop_at_exit(inst_at_exit, p) != 0) {
+        inst_free(p);
+        return NULL;
+    }
+    pthread_mutex_lock(&sh->mu);
+    p->next = sh->loops;
+    sh->loops = p;
+    pthread_mutex_unlock(&sh->mu);
+    tls_pool = sh;
+    tls_inst = p;
+    return p;
+}
+
+/* ---- public ------------------------------------------------------------- */
+
+/* Frees what start made; the sets must be gone. */
+static void pool_release(eng_gw_pool *sh)
+{
+    size_t i;
+    for (i = 0; sh->endpoints != NULL && i < sh->conf.n_endpoints; i++)
+        free(sh->endpoints[i]);
+    free(sh->endpoints);
+    free(sh->stats);
+    pthread_mutex_destroy(&sh->mu);
+    free(sh);
+}
+
+/* Copies and checks the endpoints.  0, or -1 with err set. */
+static int pool_endpoints(eng_gw_pool *sh, const eng_gw_pool_conf *conf,
+                          char *err, size_t err_len)
+{
+    size_t i;
+    for (i = 0; i < conf->n_endpoints; i++) {
+        eng_sockaddr sa;
+        char why[256];
+        if ((sh->endpoints[i] = strdup(conf->endpoints[i])) == NULL) {
+            snprintf(err, err_len, "out of memory");
+            return -1;
+        }
+        if (eng_listen_parse(conf->endpoints[i], &sa, why, sizeof why) != 0) {
+            snprintf(err, err_len, "gateway.enclaves: '%s': %s",
+                     conf->endpoints[i], why);
+            return -1;
+        }
+    }
     return 0;
 }
 
 eng_gw_pool *eng_gw_pool_start(const eng_gw_pool_conf *conf, char *err,
                                size_t err_len)
 {
-    eng_gw_pool *p = calloc(1, sizeof *p);
-    size_t i;
-    if (p == NULL || conf->n_endpoints == 0)
-        goto fail;
-    p->conf = *conf;
-    p->n = conf->n_endpoints;
-    atomic_store(&p->next_id, 1);
-    pthread_mutex_init(&p->mu, NULL);
-    if ((p->conns = calloc(p->n, sizeof *p->conns)) == NULL)
-        goto fail;
-    for (i = 0; i < p->n; i++) {
-        eng_sockaddr sa;
-        char why[256];
-        p->conns[i].p = p;
-        if ((p->conns[i].endpoint = strdup(conf->endpoints[i])) == NULL)
-            goto fail;
-        if (eng_listen_parse(conf->endpoints[i], &sa, why, sizeof why) != 0) {
-            snprintf(err, err_len, "gateway.enclaves: '%s': %s",
-                     conf->endpoints[i], why);
-            eng_gw_pool_free(p);
-            return NULL;
-        }
+    eng_gw_pool *sh;
+    if (conf->n_endpoints == 0) {
+        snprintf(err, err_len, "gateway.enclaves: at least one endpoint");
+        return NULL;
     }
-    if (pool_events(p) != 0 ||
-        pthread_create(&p->thread, NULL, pool_main, p) != 0)
-        goto fail;
-    p->started = 1;
-    return p;
-fail:
-    snprintf(err, err_len, conf->n_endpoints == 0
-                               ? "gateway.enclaves: at least one endpoint"
-                               : "gateway: cannot start the enclave pool");
-    eng_gw_pool_free(p);
-    return NULL;
+    if ((sh = calloc(1, sizeof *sh)) == NULL) {
+        snprintf(err, err_len, "gateway: cannot start the enclave pool");
+        return NULL;
+    }
+    pthread_mutex_init(&sh->mu, NULL);
+    sh->conf = *conf;
+    atomic_store(&sh->next_id, 1);
+    sh->endpoints = calloc(conf->n_endpoints, sizeof *sh->endpoints);
+    sh->stats = calloc(conf->n_endpoints, sizeof *sh->stats);
+    if (sh->endpoints == NULL || sh->stats == NULL) {
+        snprintf(err, err_len, "gateway: cannot start the enclave pool");
+        pool_release(sh);
+        return NULL;
+    }
+    sh->conf.n_endpoints = conf->n_endpoints;
+    if (pool_endpoints(sh, conf, err, err_len) != 0) {
+        pool_release(sh);
+        return NULL;
+    }
+    sh->conf.endpoints = (const char *const *)sh->endpoints;
+    if (evthread_use_pthreads() != 0 || (sh->own = inst_new(sh, NULL)) == NULL ||
+        pthread_create(&sh->own->thread, NULL, pool_main, sh->own) != 0) {
+        snprintf(err, err_len, "gateway: cannot start the enclave pool");
+        inst_free(sh->own);
+        pool_release(sh);
+        return NULL;
+    }
+    sh->own->started = 1;
+    return sh;
 }
 
 /* Integers below 10^15 (what "%1.15g" prints as plain digits) become raw
@@ -519,32 +698,42 @@ static void frame_fast_numbers(cJSON *item)
     }
 }
 
-void eng_gw_pool_forward(eng_gw_pool *p, cJSON *frame, int retryable,
+void eng_gw_pool_forward(eng_gw_pool *sh, cJSON *frame, int retryable,
                          eng_gw_done done, void *arg)
 {
-    gw_req *r = calloc(1, sizeof *r);
-    if (r == NULL || atomic_load(&p->stopping)) {
+    gw_req *r = calloc(1, sizeof *r), **tail;
+    gw_inst *p;
+    if (r == NULL || atomic_load(&sh->stopping)) {
         free(r);
         cJSON_Delete(frame);
-        done(arg, NULL, SIGNER_ERR_UNAVAILABLE, "gateway: shutting down");
+        done(arg, NULL, NULL, 0, SIGNER_ERR_UNAVAILABLE,
+             "gateway: shutting down");
         return;
     }
-    r->id = atomic_fetch_add(&p->next_id, 1);
+    r->id = atomic_fetch_add(&sh->next_id, 1);
     r->retryable = retryable;
     r->done = done;
     r->arg = arg;
-    r->deadline_us = eng_now_us() + (uint64_t)p->conf.deadline_ms * 1000;
+    r->deadline_us = eng_now_us() + (uint64_t)sh->conf.deadline_ms * 1000;
     cJSON_AddItemToObject(frame, "id", cJSON_CreateNumber((double)r->id));
     frame_fast_numbers(frame->child);
     r->frame = cJSON_PrintUnformatted(frame);
     cJSON_Delete(frame); /* cJSON's free wipes (eng_wiping_allocators) */
     if (r->frame == NULL) {
         free(r);
-        done(arg, NULL, SIGNER_ERR_NOMEM, "out of memory");
+        done(arg, NULL, NULL, 0, SIGNER_ERR_NOMEM, "out of memory");
         return;
     }
     r->len = strlen(r->frame);
-    atomic_fetch_add(&p->forwarded, 1);
+    atomic_fetch_add(&sh->forwarded, 1);
+    if ((p = inst_of_thread(sh)) != NULL) { /* this loop's set: no hand-off */
+        for (tail = &p->wait_head; *tail != NULL; tail = &(*tail)->next)
+            ;
+        *tail = r;
+        pool_dispatch(p);
+        return;
+    }
+    p = sh->own;
     pthread_mutex_lock(&p->mu);
     if (p->in_tail != NULL)
         p->in_tail->next = r;
@@ -586,8 +775,9 @@ char *eng_gw_pool_metrics(eng_gw_pool *p, char *out)
 {
     size_t i;
     out = cat(out, "# TYPE signer_gateway_enclave_up gauge\n");
-    for (i = 0; out != NULL && i < p->n; i++) {
-        gw_conn *c = &p->conns[i];
+    for (i = 0; out != NULL && i < p->conf.n_endpoints; i++) {
+        const char *ep = p->endpoints[i];
+        gw_stats *st = &p->stats[i];
         out = cat(out,
                   "signer_gateway_enclave_up{enclave=\"%s\"} %d\n"
                   "signer_gateway_enclave_inflight{enclave=\"%s\"} %d\n"
@@ -595,11 +785,10 @@ char *eng_gw_pool_metrics(eng_gw_pool *p, char *out)
                   "signer_gateway_enclave_lost_total{enclave=\"%s\"} %llu\n"
                   "signer_gateway_enclave_timeouts_total{enclave=\"%s\"} "
                   "%llu\n",
-                  c->endpoint, atomic_load(&c->state) == CONN_UP,
-                  c->endpoint, atomic_load(&c->n_inflight), c->endpoint,
-                  atomic_load(&c->answers), c->endpoint,
-                  atomic_load(&c->losses), c->endpoint,
-                  atomic_load(&c->timeouts));
+                  ep, atomic_load(&st->up) > 0, ep,
+                  atomic_load(&st->inflight), ep, atomic_load(&st->answers),
+                  ep, atomic_load(&st->losses), ep,
+                  atomic_load(&st->timeouts));
     }
     out = cat(out, "signer_gateway_forwarded_total %llu\n"
                    "signer_gateway_failovers_total %llu\n"
@@ -622,43 +811,21 @@ char *eng_gw_pool_metrics(eng_gw_pool *p, char *out)
                atomic_load(&p->rt_count));
 }
 
-/* Answers every request still queued or in flight with 503. */
-static void pool_drain(eng_gw_pool *p)
+void eng_gw_pool_free(eng_gw_pool *sh)
 {
-    gw_req *r;
-    size_t i;
-    for (i = 0; p->conns != NULL && i < p->n; i++) {
-        conn_down(&p->conns[i], "gateway stopping");
-        free(p->conns[i].endpoint);
-    }
-    while ((r = p->in_head) != NULL) {
-        p->in_head = r->next;
-        r->next = p->wait_head;
-        p->wait_head = r;
-    }
-    while ((r = p->wait_head) != NULL) {
-        p->wait_head = r->next;
-        req_finish(r, NULL, SIGNER_ERR_UNAVAILABLE, "gateway: shutting down");
-    }
-}
-
-void eng_gw_pool_free(eng_gw_pool *p)
-{
-    if (p == NULL)
+    if (sh == NULL)
         return;
-    atomic_store(&p->stopping, 1);
-    if (p->started) {
-        event_active(p->wake, EV_READ, 0);
-        pthread_join(p->thread, NULL);
+    atomic_store(&sh->stopping, 1);
+    if (sh->own != NULL && sh->own->started) {
+        event_active(sh->own->wake, EV_READ, 0);
+        pthread_join(sh->own->thread, NULL);
     }
-    pool_drain(p);
-    if (p->wake != NULL)
-        event_free(p->wake);
-    if (p->tick != NULL)
-        event_free(p->tick);
-    if (p->base != NULL)
-        event_base_free(p->base);
-    pthread_mutex_destroy(&p->mu);
-    free(p->conns);
-    free(p);
+    inst_free(sh->own);
+    sh->own = NULL;
+    if (sh->loops != NULL) { /* a loop still runs: its set needs sh */
+        eng_log(SIGNER_LOG_ERROR, "gateway: enclave pool freed while a "
+                                  "transport loop still runs");
+        return;
+    }
+    pool_release(sh);
 }

@@ -13,11 +13,13 @@
 
 typedef struct eng_gw_pool eng_gw_pool;
 
-/* The outcome of one forward, on the pool's thread: answer is the parsed
- * frame (owned by the callee; NULL on failure) and err a signer_err with
+/* The outcome of one forward, on the thread of the set that sent it:
+ * answer is the parsed frame without its "id" (owned by the callee; NULL
+ * on failure), text[0..text_len) the frame as received, "id" included
+ * (valid during the call only; NULL on failure), and err a signer_err with
  * why naming the cause (never request content). */
-typedef void (*eng_gw_done)(void *arg, cJSON *answer, int err,
-                            const char *why);
+typedef void (*eng_gw_done)(void *arg, cJSON *answer, const char *text,
+                            size_t text_len, int err, const char *why);
 
 typedef struct eng_gw_pool_conf {
     const char *const *endpoints; /* "vsock:CID:PORT", "HOST:PORT", "unix:P" */

@@ -456,11 +456,51 @@ void eng_loop_stop(eng_loop *l)
     event_active(l->ev_stop, EV_READ, 0);
 }
 
+/* The loop the calling thread runs, and what must go before its base. */
+static __thread eng_loop *current_loop;
+typedef struct exit_hook {
+    void (*fn)(void *arg);
+    void *arg;
+    struct exit_hook *next;
+} exit_hook;
+static __thread exit_hook *exit_hooks;
+
+/* The event base of the loop running the caller (see transport.h). */
+struct event_base *eng_loop_current_base(void)
+{
+    return current_loop != NULL ? current_loop->base : NULL;
+}
+
+/* Runs fn(arg) on this loop's thread once its event loop has ended. */
+int eng_loop_at_exit(void (*fn)(void *arg), void *arg)
+{
+    exit_hook *h;
+    if (current_loop == NULL || (h = malloc(sizeof *h)) == NULL)
+        return -1;
+    h->fn = fn;
+    h->arg = arg;
+    h->next = exit_hooks;
+    exit_hooks = h;
+    return 0;
+}
+
+/* Runs and frees the exit hooks, newest first. */
+static void run_exit_hooks(void)
+{
+    exit_hook *h;
+    while ((h = exit_hooks) != NULL) {
+        exit_hooks = h->next;
+        h->fn(h->arg);
+        free(h);
+    }
+}
+
 /* The loop's thread: serves its connections until stopped. */
 static void *loop_main(void *arg)
 {
     eng_loop *l = arg;
 
+    current_loop = l;
     if (atomic_load(&l->stop_requested))
         event_active(l->ev_stop, EV_READ, 0);
     event_base_loop(l->base, EVLOOP_NO_EXIT_ON_EMPTY);
@@ -468,6 +508,8 @@ static void *loop_main(void *arg)
         loop_begin_shutdown(l);
     while (l->conns != NULL)
         eng_conn_close(l->conns, "shutdown");
+    run_exit_hooks();
+    current_loop = NULL;
     eng_server_loop_exited(l->srv);
     return NULL;
 }

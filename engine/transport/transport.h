@@ -170,6 +170,14 @@ void eng_server_set_limits(eng_server *s, const eng_limits *limits);
 
 void eng_server_free(eng_server *s);
 
+/* On an event loop's thread: its event base (so a handler can keep its own
+ * connections on the loop that serves the request); NULL on other threads. */
+struct event_base *eng_loop_current_base(void);
+/* On an event loop's thread: fn(arg) runs on that thread after its event
+ * loop ends and before its base is freed (to free what lives on the base).
+ * 0, or -1 off a loop thread or without memory. */
+int eng_loop_at_exit(void (*fn)(void *arg), void *arg);
+
 /* Completes a request: status is the HTTP status (frames ignore it), body
  * a malloc'd answer of len bytes whose ownership passes to the transport
  * (NULL: a 500 error answer is made).  Thread-safe; call exactly once per

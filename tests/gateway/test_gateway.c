@@ -157,9 +157,14 @@ typedef struct result {
     int port;
 } result;
 
-static void on_done(void *arg, cJSON *answer, int err, const char *why)
+static void on_done(void *arg, cJSON *answer, const char *text,
+                    size_t text_len, int err, const char *why)
 {
     result *r = arg;
+    /* the frame's text comes with its answer, "id" first as sent */
+    CU_ASSERT_EQUAL(text != NULL, answer != NULL);
+    if (text != NULL)
+        CU_ASSERT(text_len > 7 && memcmp(text, "{\"id\":", 6) == 0);
     r->err = err;
     if (why != NULL)
         snprintf(r->why, sizeof r->why, "%s", why);

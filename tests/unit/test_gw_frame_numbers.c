@@ -27,9 +27,12 @@ static const char *const frame_text =
 
 static atomic_int answered, answer_err;
 
-static void on_done(void *arg, cJSON *answer, int err, const char *why)
+static void on_done(void *arg, cJSON *answer, const char *text,
+                    size_t text_len, int err, const char *why)
 {
     (void)arg;
+    (void)text;
+    (void)text_len;
     (void)why;
     cJSON_Delete(answer);
     atomic_store(&answer_err, err);

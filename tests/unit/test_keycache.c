@@ -28,6 +28,12 @@ static void test_hit_miss_expiry(void)
     CU_ASSERT_STRING_EQUAL(chain, "eth");
     CU_ASSERT_STRING_EQUAL(addr, "0x1");
     CU_ASSERT_EQUAL(eng_keycache_count(c, 1005), 1);
+    /* eng_keycache_has: the same answer without a copy */
+    CU_ASSERT_EQUAL(eng_keycache_has(c, id, 1005), 1);
+    CU_ASSERT_EQUAL(eng_keycache_has(c, "22222222-2222-4222-8222-222222222222",
+                                     1005), 0);
+    CU_ASSERT_EQUAL(eng_keycache_has(c, id, 1010), 0);
+    CU_ASSERT_EQUAL(eng_keycache_has(NULL, id, 1005), 0);
     /* Another key_id misses. */
     CU_ASSERT_EQUAL(eng_keycache_get(c, plain, sizeof plain, &plen, chain,
                                      sizeof chain, addr, sizeof addr,
@@ -57,6 +63,8 @@ static void test_eviction(void)
     CU_ASSERT_EQUAL(eng_keycache_get(c, plain, sizeof plain, &plen, chain,
                                      sizeof chain, addr, sizeof addr, b, 2), 1);
     CU_ASSERT_EQUAL(plain[0], 'B');
+    CU_ASSERT_EQUAL(eng_keycache_has(c, a, 2), 0); /* evicted */
+    CU_ASSERT_EQUAL(eng_keycache_has(c, b, 2), 1);
     eng_keycache_free(c);
     /* ttl 0 means no cache at all. */
     CU_ASSERT_PTR_NULL(eng_keycache_new(16, 0));
