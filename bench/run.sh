@@ -573,7 +573,7 @@ awk -v a="$A" -v a_us="$A_US" -v av="$AV" -v av_us="$AV_US" -v cpus="$cpus" \
     -v e50="$E_P50" -v e99="$E_P99" -v eops="$E_OPS" \
     -v cdr="$CD_R" -v cndr="$CND_R" \
     -v f="$F" -v fcpu="$F_CPU" -v fnote="$F_NOTE" -v fratio="$F_RATIO" \
-    -v fs="$F_S" -v fscpu="$F_S_CPU" -v hcpu="$H_CPU" -v hops="$H_OPS" \
+    -v fs="$F_S" -v fscpu="$F_S_CPU" -v hcpu="$H_CPU" -v hfops="$H_OPS" \
     -v irs="$I_RS" -v irsv="$I_RSV" -v iv="$I_V" -v ivc="$I_VC" -v in_="$I_N" -v inc="$I_NC" \
     -v icount="$ICOUNT" -v conns="$CONNS" -v dur="$DUR" -v rounds="$ROUNDS" '
 function ms(us) { return us == "" ? "n/a" : sprintf("%.3f ms", us / 1000) }
@@ -612,7 +612,7 @@ BEGIN {
     row("    signerd, N keys in turn: p50 / p99", ms(e50) " / " ms(e99))
     row("    signerd RSS with 1 key (after c)", num(rss1 / 1024, "%.1f MiB"))
     trow("    signerd RSS with N keys (after e)", num(rssn == "" ? "" : rssn / 1024, "%.1f MiB"), "< 32 MiB", rssn != "" && rssn < 32768, rssn != "")
-    row("(h) HTTP floor: GET /healthz, signerd CPU/req", num(hcpu, "%.1f us") " " num(hops, "(%.0f/s)"))
+    row("(h) HTTP floor: GET /healthz, signerd CPU/req", num(hcpu, "%.1f us") " " num(hfops, "(%.0f/s)"))
     row("(f) production path gateway->frames->enclave", f == "" ? fnote : num(f, "%.0f ops/s"))
     row("    standalone alternated with it / CPU per req", num(fs, "%.0f ops/s") " / " num(fscpu, "%.0f us"))
     row("    gateway + enclave CPU per request", num(fcpu, "%.1f us"))
