@@ -42,6 +42,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 SRCDIR=${SRCDIR:-$(cd "$here/.." && pwd)}
 BUILDDIR=${BUILDDIR:-$SRCDIR}
+. "$SRCDIR/bench/lib.sh"
 CONNS=${BENCH_CONNS:-16}
 DUR=${BENCH_DURATION:-5}
 WARM=${BENCH_WARMUP:-1}
@@ -66,18 +67,6 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/signer-pp.XXXXXX") || exit 1
 chmod 700 "$tmp"
 en_pid= gw_pid= sa_pid=
 
-stop_pid() {
-    [ -n "$1" ] || return 0
-    kill -TERM "$1" 2>/dev/null || return 0
-    i=0
-    while kill -0 "$1" 2>/dev/null && [ $i -lt 50 ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
-    kill -KILL "$1" 2>/dev/null
-    wait "$1" 2>/dev/null
-    return 0
-}
 cleanup() {
     stop_pid "$gw_pid"
     stop_pid "$en_pid"
@@ -86,22 +75,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
-
-# A TCP port on 127.0.0.1 nobody listens on (checked in /proc/net/tcp*).
-free_port() {
-    n=0
-    while [ $n -lt 200 ]; do
-        p=$(( (($$ + n * 7919 + $(date +%N | sed 's/^0*//;s/^$/0/')) % 30000) + 20000 ))
-        hex=$(printf '%04X' "$p")
-        if ! cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |
-                awk '{ print $2 }' | grep -q ":$hex\$"; then
-            echo "$p"
-            return 0
-        fi
-        n=$((n + 1))
-    done
-    return 1
-}
 
 # wait_ok URL PID: until GET URL answers 200 (10 s); PID must stay alive.
 wait_ok() {
@@ -115,10 +88,7 @@ wait_ok() {
     return 1
 }
 
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
-jnum() { sed -n "s/.*\"$1\":\(-\{0,1\}[0-9][0-9.eE+-]*\).*/\1/p" | head -n 1; }
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print ""; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # ---- the enclave -------------------------------------------------------------
 if ! bash "$SRCDIR/tests/attest/make_test_pki.sh" "$tmp/pki" >"$tmp/pki.log" 2>&1; then

@@ -45,6 +45,7 @@ set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
 SRCDIR=${SRCDIR:-$(cd "$here/.." && pwd)}
+. "$SRCDIR/bench/lib.sh"
 BUILDDIR=${BUILDDIR:-$SRCDIR}
 
 CONNS=${BENCH_CONNS:-16}
@@ -87,20 +88,6 @@ anvil_pid=
 nv_pid=
 failed=0
 
-stop_pid() {
-    # stop_pid PID: TERM, then KILL after 5 s; only our own children.
-    [ -n "$1" ] || return 0
-    kill -TERM "$1" 2>/dev/null || return 0
-    i=0
-    while kill -0 "$1" 2>/dev/null && [ $i -lt 50 ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
-    kill -KILL "$1" 2>/dev/null
-    wait "$1" 2>/dev/null
-    return 0
-}
-
 cleanup() {
     stop_pid "$signerd_pid"
     stop_pid "$anvil_pid"
@@ -119,28 +106,8 @@ trap 'exit 130' INT TERM HUP
 
 say() { printf '%s\n' "$*" >&2; }
 
-# jnum FIELD < json-line: the first numeric value of "FIELD":
-jnum() { sed -n "s/.*\"$1\":\(-\{0,1\}[0-9][0-9.eE+-]*\).*/\1/p" | head -n 1; }
+# jstr FIELD < json-line: the first string value of "FIELD"
 jstr() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p" | head -n 1; }
-
-# median of numbers on stdin
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print ""; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-
-# A TCP port nobody listens on or uses (checked in /proc/net/tcp{,6}).
-free_port() {
-    n=0
-    while [ $n -lt 200 ]; do
-        p=$(( (($$ + n * 7919 + $(date +%N | sed 's/^0*//;s/^$/0/')) % 30000) + 20000 ))
-        hex=$(printf '%04X' "$p")
-        if ! cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |
-                awk '{ print $2 }' | grep -q ":$hex\$"; then
-            echo "$p"
-            return 0
-        fi
-        n=$((n + 1))
-    done
-    return 1
-}
 
 # wait_http URL BODYFILE [extra signer-bench args]: until a request succeeds
 wait_http() {
@@ -317,8 +284,6 @@ else
 fi
 
 CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
-# CPU time (user + system, in clock ticks) a process has used so far.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
 # run_bench NAME OUTFILE SERVER_PID args...: one signer-bench run; its JSON
 # line goes to OUTFILE and the server's CPU time per request (µs, over the

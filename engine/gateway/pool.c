@@ -466,20 +466,6 @@ static void *pool_main(void *arg)
 
 /* ---- sets --------------------------------------------------------------- */
 
-/* An event base whose epoll changes are applied once per iteration (write
- * interest added and dropped within one costs no epoll_ctl). */
-static struct event_base *pool_base_new(void)
-{
-    struct event_config *cfg = event_config_new();
-    struct event_base *b;
-    if (cfg == NULL)
-        return event_base_new();
-    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-    b = event_base_new_with_config(cfg);
-    event_config_free(cfg);
-    return b;
-}
-
 /* Answers every request of the set still queued or in flight with 503 and
  * closes its connections. */
 static void pool_drain(gw_inst *p)
@@ -530,7 +516,7 @@ static gw_inst *inst_new(eng_gw_pool *sh, struct event_base *base)
     p->n = sh->conf.n_endpoints;
     pthread_mutex_init(&p->mu, NULL);
     p->own_base = base == NULL;
-    p->base = base != NULL ? base : pool_base_new();
+    p->base = base != NULL ? base : eng_event_base_new();
     if ((p->conns = calloc(p->n, sizeof *p->conns)) == NULL) {
         p->n = 0;
         inst_free(p);

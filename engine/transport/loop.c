@@ -35,10 +35,8 @@ static void adopt_cb(evutil_socket_t fd, short what, void *arg);
 static void stop_cb(evutil_socket_t fd, short what, void *arg);
 static void grace_cb(evutil_socket_t fd, short what, void *arg);
 
-/* An event base whose epoll changes are applied once per iteration: a
- * read paused and resumed, or write interest added and dropped, within
- * one iteration costs no epoll_ctl. */
-static struct event_base *loop_base_new(void)
+/* See transport.h: the one place the engine's event bases are made. */
+struct event_base *eng_event_base_new(void)
 {
     struct event_config *cfg = event_config_new();
     struct event_base *b;
@@ -63,7 +61,7 @@ eng_loop *eng_loop_new(eng_server *s, int index)
     l->index = index;
     l->limits = *eng_server_limits(s);
     l->idle = calloc((size_t)(n_lsns > 0 ? n_lsns : 1), sizeof *l->idle);
-    l->base = loop_base_new();
+    l->base = eng_event_base_new();
     if (l->idle == NULL || l->base == NULL)
         goto fail;
     l->ev_done = event_new(l->base, -1, 0, done_cb, l);

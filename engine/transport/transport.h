@@ -172,6 +172,11 @@ void eng_server_free(eng_server *s);
 
 /* On an event loop's thread: its event base (so a handler can keep its own
  * connections on the loop that serves the request); NULL on other threads. */
+/* A new event base whose epoll changes are applied once per iteration: a
+ * read paused and resumed, or write interest added and dropped, within one
+ * iteration costs no epoll_ctl.  NULL on ENOMEM. */
+struct event_base *eng_event_base_new(void);
+
 struct event_base *eng_loop_current_base(void);
 /* On an event loop's thread: fn(arg) runs on that thread after its event
  * loop ends and before its base is freed (to free what lives on the base).
