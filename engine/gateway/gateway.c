@@ -101,6 +101,18 @@ static void call_free(gw_call *c)
     free(c);
 }
 
+/* Records the request's latency, logs it, completes it with body (len
+ * bytes, passed to the transport; msg logged when not NULL) and frees c. */
+static void call_finish(gw_call *c, int status, char *body, size_t len,
+                        const char *msg)
+{
+    observe(c->g, c->parsed.op_index, status, eng_now_us() - c->t0);
+    eng_dispatch_account(c->g->e, c->req, c->parsed.op_index,
+                         c->parsed.opname, status, c->t0, msg);
+    eng_complete(c->done, status, body, len);
+    call_free(c);
+}
+
 /* Completes the request with answer (an {enclave_status, enclave_result}
  * object, consumed) and frees the call.  msg, logged, is the gateway's own
  * error (never request content); an enclave's error is not logged here
@@ -118,12 +130,8 @@ static void call_answer(gw_call *c, cJSON *answer, int status,
     cJSON_Delete(answer);
     if (body == NULL)
         status = 500;
-    observe(c->g, c->parsed.op_index, status, eng_now_us() - c->t0);
-    eng_dispatch_account(c->g->e, c->req, c->parsed.op_index,
-                         c->parsed.opname, status, c->t0,
-                         status == 200 ? NULL : msg);
-    eng_complete(c->done, status, body, body ? strlen(body) : 0);
-    call_free(c);
+    call_finish(c, status, body, body ? strlen(body) : 0,
+                status == 200 ? NULL : msg);
 }
 
 /* The HTTP body of an enclave's answer frame without a parse/print round
@@ -161,11 +169,7 @@ static void call_answer_text(gw_call *c, cJSON *answer, int status,
         return;
     }
     cJSON_Delete(answer);
-    observe(c->g, c->parsed.op_index, status, eng_now_us() - c->t0);
-    eng_dispatch_account(c->g->e, c->req, c->parsed.op_index,
-                         c->parsed.opname, status, c->t0, NULL);
-    eng_complete(c->done, status, body, len);
-    call_free(c);
+    call_finish(c, status, body, len, NULL);
 }
 
 /* Completes a raw op's request with the enclave's answer text (the string
@@ -177,11 +181,7 @@ static void call_answer_raw(gw_call *c, cJSON *ans, cJSON *raw, int status)
     size_t len = strlen(body);
     raw->valuestring = NULL; /* taken: not freed with ans */
     cJSON_Delete(ans);
-    observe(c->g, c->parsed.op_index, status, eng_now_us() - c->t0);
-    eng_dispatch_account(c->g->e, c->req, c->parsed.op_index,
-                         c->parsed.opname, status, c->t0, NULL);
-    eng_complete(c->done, status, body, len);
-    call_free(c);
+    call_finish(c, status, body, len, NULL);
 }
 
 /* Answers an error of the gateway's own (status, message). */

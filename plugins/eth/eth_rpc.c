@@ -427,22 +427,29 @@ static int fill_type(rpc_req *r, rpc_ans *a, tx_fill *f)
     return 0;
 }
 
+/* The chain id: the downstream node's, else settings.chain_id.  1 found
+ * (in v), 0 neither configured, -1 the node failed (answered in a). */
+static int chain_id_of(rpc_req *r, rpc_ans *a, eth_u256 *v)
+{
+    if (r->c->rpc->url != NULL)
+        return node_qty(r, a, "eth_chainId", "[]", v) != 0 ? -1 : 1;
+    if (r->c->rpc->chain_id <= 0)
+        return 0;
+    eth_u256_set_u64(v, (uint64_t)r->c->rpc->chain_id);
+    return 1;
+}
+
 /* chainId: the node's, else settings.chain_id. */
 static int fill_chain(rpc_req *r, rpc_ans *a, tx_fill *f)
 {
     eth_u256 v;
     char hex[68];
+    int rc;
 
     if (has(r, f, "chainId"))
         return 0;
-    if (r->c->rpc->url != NULL) {
-        if (node_qty(r, a, "eth_chainId", "[]", &v) != 0)
-            return -1;
-    } else if (r->c->rpc->chain_id > 0) {
-        eth_u256_set_u64(&v, (uint64_t)r->c->rpc->chain_id);
-    } else {
-        return 0; /* eth_tx_parse names the missing field */
-    }
+    if ((rc = chain_id_of(r, a, &v)) <= 0)
+        return rc; /* none: eth_tx_parse names the missing field */
     qty_hex(hex, &v);
     return add_field(f, "chainId", hex) ? 0 : fail(a, RPC_INTERNAL, "oom");
 }
@@ -613,14 +620,12 @@ static int m_chain_id(rpc_req *r, rpc_ans *a, const signer_json *params)
 {
     eth_u256 v;
     char hex[68];
+    int rc;
 
     (void)params;
-    if (r->c->rpc->url != NULL) {
-        if (node_qty(r, a, "eth_chainId", "[]", &v) != 0)
-            return -1;
-    } else if (r->c->rpc->chain_id > 0) {
-        eth_u256_set_u64(&v, (uint64_t)r->c->rpc->chain_id);
-    } else {
+    if ((rc = chain_id_of(r, a, &v)) < 0)
+        return -1;
+    if (rc == 0) {
         return fail(a, RPC_NO_METHOD,
                     "eth_chainId: no downstream node (settings."
                     "rpc_downstream_url or SIGNER_RPC_DOWNSTREAM) and no "
