@@ -32,6 +32,8 @@ free_port() {
 
 # cpu_ticks PID: user + system clock ticks of the process, all its threads.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# sys_ticks PID: the system (kernel) part of cpu_ticks.
+sys_ticks() { awk '{ print $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # jnum NAME: the first number of the JSON field NAME on stdin.
 jnum() { sed -n "s/.*\"$1\":\(-\{0,1\}[0-9][0-9.eE+-]*\).*/\1/p" | head -n 1; }
 # median: of the numbers on stdin, one a line; nothing when there are none.

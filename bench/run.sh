@@ -286,11 +286,13 @@ fi
 CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
 # run_bench NAME OUTFILE SERVER_PID args...: one signer-bench run; its JSON
-# line goes to OUTFILE and the server's CPU time per request (µs, over the
-# whole run including warm-up) to OUTFILE.cpu.
+# line goes to OUTFILE, the server's CPU time per request (µs, over the
+# whole run including warm-up) to OUTFILE.cpu and the kernel's part of it
+# (system time) to OUTFILE.sys.
 run_bench() {
     name=$1; out=$2; spid=$3; shift 3
     t0=$(cpu_ticks "$spid")
+    k0=$(sys_ticks "$spid")
     if ! "$BENCH" --json -l "$name" "$@" >>"$out" 2>"$tmp/last.err"; then
         say "bench: $name failed:"
         sed 's/^/    /' "$tmp/last.err" | head -n 20 >&2
@@ -298,10 +300,13 @@ run_bench() {
         return 1
     fi
     t1=$(cpu_ticks "$spid")
+    k1=$(sys_ticks "$spid")
     total=$(tail -n 1 "$out" | jnum total)
     cpu=$(awk -v a="$t0" -v b="$t1" -v n="$total" -v hz="$CLK_TCK" \
         'BEGIN { if (n > 0) printf "%.1f", (b - a) / hz * 1e6 / n }')
     echo "$cpu" >>"$out.cpu"
+    awk -v a="$k0" -v b="$k1" -v n="$total" -v hz="$CLK_TCK" \
+        'BEGIN { if (n > 0) printf "%.1f\n", (b - a) / hz * 1e6 / n }' >>"$out.sys"
     tail -n 1 "$out" | awk -v n="$name" -v cpu="$cpu" -F'[,:]' '{
         for (i = 1; i <= NF; i++) { gsub(/["{}]/, "", $i) }
         for (i = 1; i < NF; i++) {
@@ -336,6 +341,8 @@ C=$(sed -n 's/.*"ops_per_s":\([0-9.]*\).*/\1/p' "$tmp/c.jsonl" | median)
 C_P50=$(sed -n 's/.*"p50":\([0-9]*\).*/\1/p' "$tmp/c.jsonl" | median)
 C_P99=$(sed -n 's/.*"p99":\([0-9]*\).*/\1/p' "$tmp/c.jsonl" | median)
 C_CPU=$(median <"$tmp/c.jsonl.cpu" 2>/dev/null)
+C_SYS=$(median <"$tmp/c.jsonl.sys" 2>/dev/null)
+CN_SYS=$(median <"$tmp/cn.jsonl.sys" 2>/dev/null)
 # medians FILE: "ops/s p99 cpu" medians over the rounds in FILE, or nothing
 medians() {
     [ -s "$1" ] || return 0
@@ -390,12 +397,14 @@ fi
 # TCP, the event loop, the HTTP parser and the answer.  The budget the
 # CPU-per-request targets leave for all of that is 0.25 x (a).
 H_CPU=
+H_SYS=
 H_OPS=
 : >"$tmp/empty.body"
 say "bench: (h) HTTP floor: GET /healthz on the same signerd, -c $CONNS"
 if run_bench "h.healthz" "$tmp/h.jsonl" "$signerd_pid" --url "${SURL}healthz" -m GET \
         -b "$tmp/empty.body" -c "$CONNS" -d "$DUR" -w "$WARM" --expect '"status"'; then
     H_CPU=$(tail -n 1 "$tmp/h.jsonl.cpu")
+    H_SYS=$(tail -n 1 "$tmp/h.jsonl.sys")
     H_OPS=$(jnum ops_per_s <"$tmp/h.jsonl")
 fi
 stop_pid "$signerd_pid"
@@ -539,6 +548,7 @@ awk -v a="$A" -v a_us="$A_US" -v av="$AV" -v av_us="$AV_US" -v cpus="$cpus" \
     -v cdr="$CD_R" -v cndr="$CND_R" \
     -v f="$F" -v fcpu="$F_CPU" -v fnote="$F_NOTE" -v fratio="$F_RATIO" \
     -v fs="$F_S" -v fscpu="$F_S_CPU" -v hcpu="$H_CPU" -v hfops="$H_OPS" \
+    -v hsys="$H_SYS" -v csys="$C_SYS" -v cnsys="$CN_SYS" \
     -v irs="$I_RS" -v irsv="$I_RSV" -v iv="$I_V" -v ivc="$I_VC" -v in_="$I_N" -v inc="$I_NC" \
     -v icount="$ICOUNT" -v conns="$CONNS" -v dur="$DUR" -v rounds="$ROUNDS" '
 function ms(us) { return us == "" ? "n/a" : sprintf("%.3f ms", us / 1000) }
@@ -578,6 +588,7 @@ BEGIN {
     row("    signerd RSS with 1 key (after c)", num(rss1 / 1024, "%.1f MiB"))
     trow("    signerd RSS with N keys (after e)", num(rssn == "" ? "" : rssn / 1024, "%.1f MiB"), "< 32 MiB", rssn != "" && rssn < 32768, rssn != "")
     row("(h) HTTP floor: GET /healthz, signerd CPU/req", num(hcpu, "%.1f us") " " num(hfops, "(%.0f/s)"))
+    row("    kernel (system time) per request: h / c / cn", (hsys == "" || csys == "" || cnsys == "") ? "n/a" : sprintf("%.1f / %.1f / %.1f us", hsys, csys, cnsys))
     row("(f) production path gateway->frames->enclave", f == "" ? fnote : num(f, "%.0f ops/s"))
     row("    standalone alternated with it / CPU per req", num(fs, "%.0f ops/s") " / " num(fscpu, "%.0f us"))
     row("    gateway + enclave CPU per request", num(fcpu, "%.1f us"))
@@ -609,6 +620,7 @@ BEGIN {
     row("(h)/(a)   HTTP floor / sign time (info)", ratio(hcpu, a_us))
     row("    (c) - (h), / (a) sign+verify (info)", (hcpu != "" && ccpu != "" && av_us > 0) ? sprintf("%.2f", (ccpu - hcpu) / av_us) : "n/a")
     row("    (cn) - (h), / (a) sign (info)", (hcpu != "" && cncpu != "" && a_us > 0) ? sprintf("%.2f", (cncpu - hcpu) / a_us) : "n/a")
+    row("    kernel alone per request / (a), c / cn", (csys != "" && cnsys != "" && av_us > 0 && a_us > 0) ? sprintf("%.2f / %.2f", csys / av_us, cnsys / a_us) : "n/a")
     row("(d)/(c) CPU per request: anvil / signerd", (ccpu > 0 && dcpu != "") ? sprintf("%.2f", dcpu / ccpu) : "n/a")
     row("(d)/(cn) same, verify_signatures = false", (cncpu > 0 && dcpu != "") ? sprintf("%.2f", dcpu / cncpu) : "n/a")
     row("(c)/(a x cores)  HTTP vs all cores raw (info)", (c != "" && av > 0) ? sprintf("%.2f", c / (av * cpus)) : "n/a")
