@@ -95,6 +95,15 @@ static void idle_count(eng_conn *c, int on)
     atomic_store(&q->oldest_ms, q->head != NULL ? q->head->idle_since : 0);
 }
 
+/* A request of c was taken: c is no longer idle (its answer may be
+ * written within the same event, so eng_conn_after() would not see it
+ * busy). */
+void eng_conn_busy(eng_conn *c)
+{
+    c->idle_since = 0;
+    idle_count(c, 0);
+}
+
 /* Wipes and drops all buffered input (it may hold request bodies). */
 void eng_conn_discard_input(eng_conn *c)
 {
@@ -175,10 +184,16 @@ static void conn_finish(eng_conn *c)
     eng_conn_discard_input(c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
     bufferevent_enable(c->bev, EV_READ);
+    c->reading = 1;
     eng_conn_after(c);
 }
 
-/* Arms the connection timer for the earliest deadline of its state. */
+/* Arms the connection timer for the earliest deadline of its state.
+ * Lazily: a timer already due at or before that deadline is left alone
+ * (timer_cb finds nothing expired and re-arms for the real one), so a
+ * keep-alive connection whose deadlines move forward with every request
+ * touches the timer heap about once per timeout instead of twice per
+ * request.  Only an earlier deadline re-arms it. */
 static void arm_timer(eng_conn *c, uint64_t now)
 {
     const eng_limits *L = &c->loop->limits;
@@ -192,11 +207,10 @@ static void arm_timer(eng_conn *c, uint64_t now)
     CONSIDER(c->req_start, L->read_timeout_ms);
     CONSIDER(c->idle_since, L->idle_timeout_ms);
 #undef CONSIDER
-    if (dl == UINT64_MAX) {
-        event_del(c->timer);
+    if (dl == UINT64_MAX || (c->timer_at != 0 && c->timer_at <= dl + 1))
         return;
-    }
-    dl = (dl > now ? dl - now : 0) * 1000 + 1000; /* us, 1 ms late */
+    c->timer_at = dl + 1; /* 1 ms late */
+    dl = (dl > now ? dl - now : 0) * 1000 + 1000; /* us */
     tv.tv_sec = (time_t)(dl / 1000000);
     tv.tv_usec = (suseconds_t)(dl % 1000000);
     evtimer_add(c->timer, &tv);
@@ -226,6 +240,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    c->timer_at = 0;
     if (c->dead)
         return;
     eng_conn_ref(c);
@@ -257,15 +272,14 @@ static int update_reading(eng_conn *c, size_t out)
     int want = (!stopped || c->ops->own_lifetime) && !c->read_eof &&
                out < ENG_OUT_HIGH && c->ops->want_read(c);
 
-    if (want)
-        bufferevent_enable(c->bev, EV_READ);
-    else if (!(c->jobs > 0 && !stopped && !c->read_eof &&
-               out < ENG_OUT_HIGH && eng_server_cb(c->loop->srv)->submit == NULL))
-        bufferevent_disable(c->bev, EV_READ);
-    /* else the requests in flight were handled on this thread and their
-     * answers are queued for this same loop iteration: pausing reading
-     * now and resuming it then would cost two epoll changes and spare
-     * nothing (on_read takes no request while they are pending) */
+    /* Only changes reach libevent (an event_add or event_del each). */
+    if (want != c->reading) {
+        if (want)
+            bufferevent_enable(c->bev, EV_READ);
+        else
+            bufferevent_disable(c->bev, EV_READ);
+        c->reading = want;
+    }
     return want;
 }
 
@@ -444,6 +458,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
                                                    : "closed");
     } else if (what & BEV_EVENT_EOF) {
         c->read_eof = 1;
+        c->reading = 0; /* the bufferevent stopped reading itself */
         eng_conn_process(c);
     }
     eng_conn_unref(c);

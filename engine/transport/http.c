@@ -379,8 +379,11 @@ static void http_respond(eng_conn *c, const http_answer *a, char *body,
     if (body == NULL)
         len = 0;
     /* After the peer's EOF, requests already buffered are still answered;
-     * eng_conn_after() closes once they are flushed. */
-    ka = a->keep_alive && !c->closing && !c->loop->draining;
+     * eng_conn_after() closes once they are flushed.  A stop asked for
+     * while the request was handled (its answer written in place, before
+     * the loop starts draining) closes too. */
+    ka = a->keep_alive && !c->closing && !c->loop->draining &&
+         !atomic_load(&c->loop->stop_requested);
     {
         hbuf e = {extra, sizeof extra, 0, 0};
         hputs(&e, "X-Request-Id: ");

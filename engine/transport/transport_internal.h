@@ -136,6 +136,8 @@ struct eng_conn {
     eng_conn *prev, *next;    /* the loop's list */
     struct bufferevent *bev;  /* NULL once closed */
     struct event *timer;      /* the one deadline of the current state */
+    uint64_t timer_at;        /* ms the timer is due, 0 if not pending */
+    int reading;              /* EV_READ enabled on bev (by us) */
     int refs;                 /* list membership + one per request */
     int dead;                 /* closed: completions are dropped */
     int jobs;                 /* requests in flight */
@@ -172,6 +174,10 @@ uint64_t eng_now_ms(void);
  * budget); without one the new connection is closed instead. */
 void eng_conn_new(eng_loop *l, int fd, eng_lsn *lsn,
                   const struct sockaddr *addr, int alen, int evict);
+
+/* A request of c was taken: leaves the idle state (and its listener's
+ * idle list) even if the answer is written within the same event. */
+void eng_conn_busy(eng_conn *c);
 
 /* Reference counting (loop thread); the last unref frees. */
 void eng_conn_ref(eng_conn *c);
