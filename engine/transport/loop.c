@@ -371,8 +371,7 @@ static void apply_limits(eng_loop *l, const eng_limits *limits)
     l->limits = *limits;
     for (eng_conn *c = l->conns; c != NULL; c = c->next)
         if (!c->lingering)
-            bufferevent_setwatermark(c->bev, EV_READ, 0,
-                                     c->ops->read_high(&l->limits));
+            eng_conn_set_read_high(c, c->ops->read_high(&l->limits));
 }
 
 /* The loop's thread: adopts handed-off sockets and applies new limits. */

@@ -137,7 +137,9 @@ struct eng_conn {
     struct bufferevent *bev;  /* NULL once closed */
     struct event *timer;      /* the one deadline of the current state */
     uint64_t timer_at;        /* ms the timer is due, 0 if not pending */
-    int reading;              /* EV_READ enabled on bev (by us) */
+    int reading;              /* reading enabled (by us) */
+    struct event *rd;         /* direct: its own read event, else NULL */
+    size_t read_high;         /* direct: input limit (bev watermark else) */
     int refs;                 /* list membership + one per request */
     int dead;                 /* closed: completions are dropped */
     int jobs;                 /* requests in flight */
@@ -178,6 +180,10 @@ void eng_conn_new(eng_loop *l, int fd, eng_lsn *lsn,
 /* A request of c was taken: leaves the idle state (and its listener's
  * idle list) even if the answer is written within the same event. */
 void eng_conn_busy(eng_conn *c);
+
+/* Sets the input limit of c: reading pauses while this much is
+ * buffered (0: no limit). */
+void eng_conn_set_read_high(eng_conn *c, size_t high);
 
 /* Reference counting (loop thread); the last unref frees. */
 void eng_conn_ref(eng_conn *c);
