@@ -225,8 +225,7 @@ long eng_http_parse_head(eng_http_head *head, const char *buf, size_t len,
         pos = le + 1;
         if (le > ls && buf[le - 1] == '\r')
             le--;
-        if (memchr(buf + ls, '\0', le - ls) != NULL)
-            return -400;
+        /* (a NUL anywhere fails the character checks of the line: 400) */
         if (line_no == 0) {
             if (le == ls)
                 return -400;

@@ -138,6 +138,37 @@ static void test_http_head_bad(void)
                        100), -501);
 }
 
+/* A NUL byte anywhere in a head (method, target, version, header name or
+ * value) is refused with 400, and so is every non-token byte in a header
+ * name; every token byte is taken. */
+static void test_http_head_nul_and_tokens(void)
+{
+    static const char *tmpl[] = {
+        "G@T / HTTP/1.1\r\nA: b\r\n\r\n", "GET /@ HTTP/1.1\r\nA: b\r\n\r\n",
+        "GET / HTTP/1@1\r\nA: b\r\n\r\n", "GET / HTTP/1.1\r\nA@: b\r\n\r\n",
+        "GET / HTTP/1.1\r\nA: b@c\r\n\r\n",
+    };
+    static const char tchars[] = "!#$%&'*+-.^_`|~0123456789"
+                                 "abcdefghijklmnopqrstuvwxyz"
+                                 "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    eng_http_head h;
+    char buf[64];
+
+    for (size_t i = 0; i < sizeof tmpl / sizeof *tmpl; i++) {
+        size_t n = strlen(tmpl[i]);
+        memcpy(buf, tmpl[i], n);
+        *strchr(buf, '@') = '\0';
+        CU_ASSERT_EQUAL(eng_http_parse_head(&h, buf, n, 100), -400);
+    }
+    for (int b = 1; b < 256; b++) {
+        int ok = b != ':' && strchr(tchars, b) != NULL;
+        snprintf(buf, sizeof buf, "GET / HTTP/1.1\r\nX%cY: v\r\n\r\n", b);
+        if (b == ':')
+            continue; /* "X:Y: v" is the header X */
+        CU_ASSERT_EQUAL(ph(&h, buf, 100) > 0, ok);
+    }
+}
+
 static void test_http_head_keepalive(void)
 {
     eng_http_head h;
@@ -588,10 +619,10 @@ static int harness_start(const eng_limits *limits, int loops)
     snprintf(H.hsock, sizeof H.hsock, "%s/http.sock", H.dir);
     snprintf(a1, sizeof a1, "unix:%s", H.sock);
     snprintf(a3, sizeof a3, "unix:%s", H.hsock);
-    specs[0] = (eng_listen_spec){"127.0.0.1:0", ENG_PROTO_HTTP};
-    specs[1] = (eng_listen_spec){a1, ENG_PROTO_FRAMES};
-    specs[2] = (eng_listen_spec){"127.0.0.1:0", ENG_PROTO_FRAMES};
-    specs[3] = (eng_listen_spec){a3, ENG_PROTO_HTTP};
+    specs[0] = (eng_listen_spec){"127.0.0.1:0", ENG_PROTO_HTTP, NULL};
+    specs[1] = (eng_listen_spec){a1, ENG_PROTO_FRAMES, NULL};
+    specs[2] = (eng_listen_spec){"127.0.0.1:0", ENG_PROTO_FRAMES, NULL};
+    specs[3] = (eng_listen_spec){a3, ENG_PROTO_HTTP, NULL};
     memset(&cfg, 0, sizeof cfg);
     cfg.listen = specs;
     cfg.n_listen = 4;
@@ -1787,7 +1818,7 @@ static void test_start_errors(void)
     cfg.listen = &spec;
     cfg.n_listen = 1;
     cfg.workers = 1;
-    spec = (eng_listen_spec){"127.0.0.1:notaport", ENG_PROTO_HTTP};
+    spec = (eng_listen_spec){"127.0.0.1:notaport", ENG_PROTO_HTTP, NULL};
     s = eng_server_new(&cfg, &cb);
     CU_ASSERT_FATAL(s != NULL);
     CU_ASSERT_EQUAL(eng_server_start(s, err, sizeof err), -1);
@@ -1801,7 +1832,7 @@ static void test_start_errors(void)
     snprintf(un.sun_path, sizeof un.sun_path, "%s/s.sock", dir);
     CU_ASSERT_EQUAL(bind(fd, (struct sockaddr *)&un, sizeof un), 0);
     close(fd);
-    spec = (eng_listen_spec){addr, ENG_PROTO_FRAMES};
+    spec = (eng_listen_spec){addr, ENG_PROTO_FRAMES, NULL};
     s = eng_server_new(&cfg, &cb);
     CU_ASSERT_FATAL(s != NULL);
     CU_ASSERT_EQUAL(eng_server_start(s, err, sizeof err), 0);
@@ -1820,7 +1851,7 @@ static void test_start_errors(void)
     fd = open(addr, O_CREAT | O_WRONLY, 0600);
     close(fd);
     snprintf(addr, sizeof addr, "unix:%s/file", dir);
-    spec = (eng_listen_spec){addr, ENG_PROTO_FRAMES};
+    spec = (eng_listen_spec){addr, ENG_PROTO_FRAMES, NULL};
     s = eng_server_new(&cfg, &cb);
     CU_ASSERT_EQUAL(eng_server_start(s, err, sizeof err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a socket"));
@@ -1831,7 +1862,7 @@ static void test_start_errors(void)
 
 static void test_vsock_listen(void)
 {
-    eng_listen_spec spec = {NULL, ENG_PROTO_FRAMES};
+    eng_listen_spec spec = {NULL, ENG_PROTO_FRAMES, NULL};
     eng_server_config cfg;
     eng_server_callbacks cb = {NULL, fake_handle, NULL, NULL, NULL, NULL, NULL, NULL};
     eng_server *s;
@@ -1912,6 +1943,7 @@ int main(void)
     TU_ADD(p, test_http_head_oversize);
     TU_ADD(p, test_http_format_head);
     TU_ADD(p, test_http_head_bad);
+    TU_ADD(p, test_http_head_nul_and_tokens);
     TU_ADD(p, test_http_head_keepalive);
     TU_ADD(p, test_http_head_chunked);
     TU_ADD(p, test_frame_parse);
