@@ -1350,6 +1350,71 @@ static void test_idle_and_silent(void)
     harness_stop();
 }
 
+/* A connection that keeps sending requests is never idle, however long
+ * it lives (its answers are written within the event that read each
+ * request): with idle_timeout_ms = 300 it serves requests every 50 ms for
+ * a second, then is closed once it falls silent. */
+static void test_busy_not_idle(void)
+{
+    eng_limits l = test_limits();
+    client c;
+    resp r;
+    uint64_t t0;
+    int ok = 0;
+
+    l.idle_timeout_ms = 300;
+    CU_ASSERT_FATAL(harness_start(&l, 1) == 0);
+    CU_ASSERT_FATAL(cl_tcp(&c, http_port()) == 0);
+    t0 = mono_ms();
+    while (mono_ms() - t0 < 1000) {
+        if (cl_sends(&c, "POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\n\"x\"\n") !=
+                0 ||
+            cl_http(&c, &r) != 0 || r.status != 200 || !r.keep_alive)
+            break;
+        ok++;
+        sleep_ms(50);
+    }
+    CU_ASSERT(ok >= 10);
+    CU_ASSERT(mono_ms() - t0 >= 1000);
+    t0 = mono_ms();
+    CU_ASSERT(cl_closed_within(&c, 2000));
+    CU_ASSERT(mono_ms() - t0 >= 250);
+    cl_close(&c);
+    harness_stop();
+}
+
+/* Requests larger than one read, two of them pipelined in one send: each
+ * body reaches the handler whole (the echo), in order. */
+static void test_big_pipelined(void)
+{
+    eng_limits l = test_limits();
+    char body[4097], *req = NULL, want[4200];
+    client c;
+    resp r;
+    int n;
+
+    CU_ASSERT_FATAL(harness_start(&l, 1) == 0);
+    for (size_t i = 0; i < 4096; i++)
+        body[i] = (char)('a' + i % 26);
+    body[0] = body[4095] = '"';
+    body[4096] = '\0';
+    n = asprintf(&req, "POST / HTTP/1.1\r\nContent-Length: 4096\r\n\r\n%s"
+                       "POST / HTTP/1.1\r\nContent-Length: 4096\r\n\r\n%s",
+                 body, body);
+    CU_ASSERT_FATAL(n > 0);
+    snprintf(want, sizeof want, "\"body\":%s}", body);
+    CU_ASSERT_FATAL(cl_tcp(&c, http_port()) == 0);
+    CU_ASSERT(cl_send(&c, req, (size_t)n) == 0);
+    for (int k = 0; k < 2; k++) {
+        CU_ASSERT_FATAL(cl_http(&c, &r) == 0);
+        CU_ASSERT_EQUAL(r.status, 200);
+        CU_ASSERT_PTR_NOT_NULL(strstr(r.body, want));
+    }
+    cl_close(&c);
+    free(req);
+    harness_stop();
+}
+
 static void test_write_timeout(void)
 {
     eng_limits l = test_limits();
@@ -1914,6 +1979,8 @@ static const struct server_test {
     ST(test_frames_max_pipeline, ASYNC_ONLY),
     ST(test_slowloris, BOTH),
     ST(test_idle_and_silent, BOTH),
+    ST(test_busy_not_idle, BOTH),
+    ST(test_big_pipelined, BOTH),
     ST(test_write_timeout, BOTH),
     ST(test_max_inflight, BOTH),
     ST(test_max_connections, BOTH),
