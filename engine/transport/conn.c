@@ -98,9 +98,8 @@ static void idle_count(eng_conn *c, int on)
     atomic_store(&q->oldest_ms, q->head != NULL ? q->head->idle_since : 0);
 }
 
-/* A request of c was taken: c is no longer idle (its answer may be
- * written within the same event, so eng_conn_after() would not see it
- * busy). */
+/* A request of c was taken: c leaves the idle state (and its listener's
+ * idle list) at once, not only at the next eng_conn_after(). */
 void eng_conn_busy(eng_conn *c)
 {
     c->idle_since = 0;
@@ -306,8 +305,16 @@ static int update_reading(eng_conn *c, size_t in, size_t out)
     int want = (!stopped || c->ops->own_lifetime) && !c->read_eof &&
                out < ENG_OUT_HIGH && c->ops->want_read(c);
 
-    int on = want && (c->rd == NULL || in < c->read_high);
+    int room = c->rd == NULL || in < c->read_high;
+    int on = want && room;
 
+    /* The requests in flight were handled on this thread and their
+     * answers are queued for this same loop iteration: pausing reading
+     * now and resuming it then would cost two epoll changes and spare
+     * nothing (on_read takes no request while they are pending). */
+    if (!want && room && c->jobs > 0 && !stopped && !c->read_eof &&
+        out < ENG_OUT_HIGH && eng_server_cb(c->loop->srv)->submit == NULL)
+        on = c->reading;
     /* Only changes reach libevent (an event_add or event_del each). */
     if (on != c->reading)
         conn_read_enable(c, on);

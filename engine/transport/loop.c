@@ -8,10 +8,12 @@
  *   hand-offs    sockets accepted by the server thread, and new limits.
  *
  * Requests are handed to the handler from here (eng_conn_submit): the
- * asynchronous callbacks.submit, whose answers come back through the
- * completion queue, or the synchronous callbacks.handle, run on the loop's
- * own thread and answered in place.  Either way a connection's state only
- * ever changes on its loop.
+ * asynchronous callbacks.submit, or the synchronous callbacks.handle
+ * through an adapter that completes at once.  Either way the answer goes
+ * through the completion queue, so a connection's state only ever changes
+ * on its loop, and the answers of every request read in one loop iteration
+ * are written together at its end (until then they count as in flight,
+ * against max_inflight).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -264,33 +266,6 @@ static eng_completion *completion_new(eng_conn *c, char *body, size_t len,
     return d;
 }
 
-/* The synchronous handler, on the connection's own loop: its answer is
- * queued on the connection at once (no completion queue, no wake-up, no
- * second pass over the connection); the protocol's on_read, which
- * submitted it, then goes on with the next buffered request, and
- * eng_conn_after() writes the answers of the whole event together. */
-static void complete_inline(eng_completion *d, const eng_server_callbacks *cb)
-{
-    eng_conn *c = d->c;
-    eng_loop *l = d->loop;
-    char *resp = NULL;
-    size_t rl = 0;
-
-    d->status = cb->handle != NULL
-                    ? cb->handle(cb->ctx, &d->req, &resp, &rl)
-                    : 500;
-    atomic_store(&d->completed, 1);
-    d->resp = resp;
-    d->resp_len = resp != NULL ? rl : 0;
-    l->jobs--;
-    atomic_fetch_sub(eng_server_inflight(l->srv), 1);
-    c->jobs--;
-    if (!c->dead && c->ops->on_complete != NULL)
-        c->ops->on_complete(c, d);
-    eng_conn_unref(c); /* the caller (an event callback) still holds c */
-    completion_free(d);
-}
-
 /* Hands a request of c to the handler (see transport_internal.h). */
 int eng_conn_submit(eng_conn *c, char *body, size_t len,
                     const eng_route_match *route, int head, int keep_alive,
@@ -320,10 +295,16 @@ int eng_conn_submit(eng_conn *c, char *body, size_t len,
         l->st.requests_frames++;
     else
         l->st.requests_http++;
-    if (cb->submit != NULL)
+    if (cb->submit != NULL) {
         cb->submit(cb->ctx, &d->req, d);
-    else
-        complete_inline(d, cb);
+    } else {
+        char *resp = NULL;
+        size_t rl = 0;
+        int st = cb->handle != NULL
+                     ? cb->handle(cb->ctx, &d->req, &resp, &rl)
+                     : 500;
+        eng_complete(d, st, resp, rl);
+    }
     return 0;
 }
 

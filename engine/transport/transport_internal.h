@@ -178,7 +178,7 @@ void eng_conn_new(eng_loop *l, int fd, eng_lsn *lsn,
                   const struct sockaddr *addr, int alen, int evict);
 
 /* A request of c was taken: leaves the idle state (and its listener's
- * idle list) even if the answer is written within the same event. */
+ * idle list) at once. */
 void eng_conn_busy(eng_conn *c);
 
 /* Sets the input limit of c: reading pauses while this much is
