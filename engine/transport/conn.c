@@ -24,10 +24,13 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -95,6 +98,14 @@ static void idle_count(eng_conn *c, int on)
     atomic_store(&q->oldest_ms, q->head != NULL ? q->head->idle_since : 0);
 }
 
+/* A request of c was taken: c leaves the idle state (and its listener's
+ * idle list) at once, not only at the next eng_conn_after(). */
+void eng_conn_busy(eng_conn *c)
+{
+    c->idle_since = 0;
+    idle_count(c, 0);
+}
+
 /* Wipes and drops all buffered input (it may hold request bodies). */
 void eng_conn_discard_input(eng_conn *c)
 {
@@ -154,11 +165,41 @@ void eng_conn_close(eng_conn *c, const char *why)
     if (c->ops->on_close != NULL)
         c->ops->on_close(c);
     eng_conn_discard_input(c);
+    if (c->rd != NULL) {
+        event_free(c->rd);
+        c->rd = NULL;
+    }
     bufferevent_free(c->bev);
     c->bev = NULL;
     event_del(c->timer);
     eng_conn_unref(c);
     eng_loop_maybe_finish(l);
+}
+
+/* Turns reading on or off: the connection's own read event (direct) or
+ * its bufferevent's. */
+static void conn_read_enable(eng_conn *c, int on)
+{
+    if (c->rd != NULL) {
+        if (on)
+            event_add(c->rd, NULL);
+        else
+            event_del(c->rd);
+    } else if (on) {
+        bufferevent_enable(c->bev, EV_READ);
+    } else {
+        bufferevent_disable(c->bev, EV_READ);
+    }
+    c->reading = on;
+}
+
+/* Sets the input limit of c (0: none, while lingering). */
+void eng_conn_set_read_high(eng_conn *c, size_t high)
+{
+    if (c->rd != NULL)
+        c->read_high = high != 0 ? high : SIZE_MAX;
+    else
+        bufferevent_setwatermark(c->bev, EV_READ, 0, high);
 }
 
 /* All answers flushed on a closing connection: lingering close, or a
@@ -173,12 +214,17 @@ static void conn_finish(eng_conn *c)
     c->lingering = 1;
     c->linger_start = eng_now_ms();
     eng_conn_discard_input(c);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
-    bufferevent_enable(c->bev, EV_READ);
+    eng_conn_set_read_high(c, 0);
+    conn_read_enable(c, 1);
     eng_conn_after(c);
 }
 
-/* Arms the connection timer for the earliest deadline of its state. */
+/* Arms the connection timer for the earliest deadline of its state.
+ * Lazily: a timer already due at or before that deadline is left alone
+ * (timer_cb finds nothing expired and re-arms for the real one), so a
+ * keep-alive connection whose deadlines move forward with every request
+ * touches the timer heap about once per timeout instead of twice per
+ * request.  Only an earlier deadline re-arms it. */
 static void arm_timer(eng_conn *c, uint64_t now)
 {
     const eng_limits *L = &c->loop->limits;
@@ -192,11 +238,10 @@ static void arm_timer(eng_conn *c, uint64_t now)
     CONSIDER(c->req_start, L->read_timeout_ms);
     CONSIDER(c->idle_since, L->idle_timeout_ms);
 #undef CONSIDER
-    if (dl == UINT64_MAX) {
-        event_del(c->timer);
+    if (dl == UINT64_MAX || (c->timer_at != 0 && c->timer_at <= dl + 1))
         return;
-    }
-    dl = (dl > now ? dl - now : 0) * 1000 + 1000; /* us, 1 ms late */
+    c->timer_at = dl + 1; /* 1 ms late */
+    dl = (dl > now ? dl - now : 0) * 1000 + 1000; /* us */
     tv.tv_sec = (time_t)(dl / 1000000);
     tv.tv_usec = (suseconds_t)(dl % 1000000);
     evtimer_add(c->timer, &tv);
@@ -226,6 +271,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    c->timer_at = 0;
     if (c->dead)
         return;
     eng_conn_ref(c);
@@ -250,33 +296,49 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     eng_conn_unref(c);
 }
 
-/* Enables or pauses reading as the state allows; returns want_read. */
-static int update_reading(eng_conn *c, size_t out)
+/* Enables or pauses reading as the state allows (a direct connection
+ * also pauses at its input limit, which the bufferevent's watermark does
+ * for the others); returns want_read. */
+static int update_reading(eng_conn *c, size_t in, size_t out)
 {
     int stopped = c->closing || c->loop->draining;
     int want = (!stopped || c->ops->own_lifetime) && !c->read_eof &&
                out < ENG_OUT_HIGH && c->ops->want_read(c);
 
-    if (want)
-        bufferevent_enable(c->bev, EV_READ);
-    else if (!(c->jobs > 0 && !stopped && !c->read_eof &&
-               out < ENG_OUT_HIGH && eng_server_cb(c->loop->srv)->submit == NULL))
-        bufferevent_disable(c->bev, EV_READ);
-    /* else the requests in flight were handled on this thread and their
+    int room = c->rd == NULL || in < c->read_high;
+    int on = want && room;
+
+    /* The requests in flight were handled on this thread and their
      * answers are queued for this same loop iteration: pausing reading
      * now and resuming it then would cost two epoll changes and spare
-     * nothing (on_read takes no request while they are pending) */
-    return want;
+     * nothing (on_read takes no request while they are pending). */
+    if (!want && room && c->jobs > 0 && !stopped && !c->read_eof &&
+        out < ENG_OUT_HIGH && eng_server_cb(c->loop->srv)->submit == NULL)
+        on = c->reading;
+    /* Only changes reach libevent (an event_add or event_del each). */
+    if (on != c->reading)
+        conn_read_enable(c, on);
+    return want; /* paused at the limit, a request still counts as started */
 }
+
+static void direct_read_cb(evutil_socket_t fd, short what, void *arg);
 
 /* A plain HTTP or frames connection writes its answers itself, at the end
  * of the event that made them (one writev, no write event added and
  * removed per answer); EV_WRITE is enabled only while a partial write
- * waits for room.  Returns 1 if c is written directly. */
+ * waits for room.  It reads itself too, through its own read event
+ * (direct_read_cb): the bufferevent's reader asks the kernel how many
+ * bytes are waiting (an ioctl) before every read, and its watermark runs a
+ * callback on every drain.  Returns 1 if c is direct; 0 (also when out of
+ * memory for the read event: the bufferevent then does it all). */
 static int conn_direct_init(eng_conn *c)
 {
     if (c->lsn == NULL || c->lsn->tls_ctx != NULL ||
         (c->ops != &eng_http_ops && c->ops != &eng_frames_ops))
+        return 0;
+    c->rd = event_new(c->loop->base, bufferevent_getfd(c->bev),
+                      EV_READ | EV_PERSIST, direct_read_cb, c);
+    if (c->rd == NULL)
         return 0;
     bufferevent_disable(c->bev, EV_WRITE);
     return 1;
@@ -330,7 +392,7 @@ void eng_conn_after(eng_conn *c)
         conn_finish(c);
         return;
     }
-    want_read = update_reading(c, out);
+    want_read = update_reading(c, in, out);
     if (out == 0)
         c->write_start = 0;
     else if (c->write_start == 0)
@@ -444,9 +506,86 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
                                                    : "closed");
     } else if (what & BEV_EVENT_EOF) {
         c->read_eof = 1;
+        c->reading = 0; /* the bufferevent stopped reading itself */
         eng_conn_process(c);
     }
     eng_conn_unref(c);
+}
+
+/* The first read of an event fits a 1 KiB buffer chain with its header
+ * (most requests are smaller; the engine's allocator wipes every chain it
+ * frees, so its size is paid twice); a read that fills its chunk doubles
+ * the next, up to 16 KiB. */
+#define DIRECT_READ_FIRST (1024u - 128u)
+#define DIRECT_READ_MAX (16u * 1024u)
+
+/* Reads what the socket holds into the input, up to c->read_high in all;
+ * returns 1 (bytes read, or nothing waiting), 0 at EOF, -1 on an error. */
+static int direct_read(eng_conn *c, int fd)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t have = evbuffer_get_length(in), chunk = DIRECT_READ_FIRST;
+
+    /* at most 16 chunks an event: the (level-triggered) event comes back */
+    for (int round = 0; round < 16 && have < c->read_high; round++) {
+        struct evbuffer_iovec v[2];
+        size_t want = c->read_high - have;
+        ssize_t n;
+        int nv;
+
+        if (want > chunk)
+            want = chunk;
+        if ((nv = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2)) < 1)
+            return -1;
+        if (nv == 2 && v[0].iov_len >= want)
+            nv = 1;
+        n = readv(fd, (struct iovec *)v, nv); /* same layout (libevent) */
+        if (n <= 0) {
+            evbuffer_commit_space(in, v, 0);
+            if (n == 0)
+                return 0;
+            return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR
+                       ? 1 : -1;
+        }
+        if ((size_t)n <= v[0].iov_len) {
+            v[0].iov_len = (size_t)n;
+            nv = 1;
+        } else {
+            v[1].iov_len = (size_t)n - v[0].iov_len;
+        }
+        if (evbuffer_commit_space(in, v, nv) != 0)
+            return -1;
+        if (evbuffer_get_length(in) - have < want)
+            return 1; /* a short read: the socket is empty */
+        have = evbuffer_get_length(in);
+        if (chunk < DIRECT_READ_MAX)
+            chunk *= 2;
+    }
+    return 1;
+}
+
+/* A direct connection's socket is readable. */
+static void direct_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    eng_conn *c = arg;
+    struct evbuffer *in;
+    int r;
+
+    (void)what;
+    if (c->dead)
+        return;
+    in = bufferevent_get_input(c->bev);
+    evbuffer_unfreeze(in, 0); /* the bufferevent keeps its end frozen */
+    r = direct_read(c, (int)fd);
+    evbuffer_freeze(in, 0);
+    if (r > 0) {
+        if (evbuffer_get_length(in) > 0)
+            read_cb(c->bev, c);
+        return;
+    }
+    conn_read_enable(c, 0);
+    event_cb(c->bev, BEV_EVENT_READING | (r == 0 ? BEV_EVENT_EOF
+                                                   : BEV_EVENT_ERROR), c);
 }
 
 /* ---- new connections and eviction ------------------------------------------ */
@@ -515,7 +654,7 @@ void eng_conn_new(eng_loop *l, int fd, eng_lsn *lsn,
     c->peer_ip_len = eng_peer_ip(addr, c->peer_ip);
     c->direct = conn_direct_init(c);
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, c->ops->read_high(&l->limits));
+    eng_conn_set_read_high(c, c->ops->read_high(&l->limits));
     c->next = l->conns;
     if (l->conns != NULL)
         l->conns->prev = c;

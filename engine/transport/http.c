@@ -16,7 +16,6 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,12 +28,25 @@
 #include "util.h"
 #include "transport_internal.h"
 
+/* ASCII classes without the locale tables (the parser's inner loops). */
+static inline int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+static inline int is_upper(unsigned char c) { return c >= 'A' && c <= 'Z'; }
+
 /* 1 if c is an RFC 9110 token character. */
-static int is_tchar(unsigned char c)
+static inline int is_tchar(unsigned char c)
 {
-    if (isalnum(c))
+    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')
         return 1;
-    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    switch (c) {
+    case '0': case '1': case '2': case '3': case '4':
+    case '5': case '6': case '7': case '8': case '9':
+    case '!': case '#': case '$': case '%': case '&': case '\'':
+    case '*': case '+': case '-': case '.': case '^': case '_':
+    case '`': case '|': case '~':
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 /* Case-insensitive compare of a header field name of n bytes to name. */
@@ -73,7 +85,7 @@ static long parse_request_line(eng_http_head *h, const char *p, size_t n,
 
     ms = i;
     while (i < n && p[i] != ' ') {
-        if (!isupper((unsigned char)p[i]))
+        if (!is_upper((unsigned char)p[i]))
             return -400;
         i++;
     }
@@ -100,8 +112,8 @@ static long parse_request_line(eng_http_head *h, const char *p, size_t n,
     h->path[tl] = '\0';
     i++;
     if (n - i != 8 || memcmp(p + i, "HTTP/", 5) != 0 ||
-        !isdigit((unsigned char)p[i + 5]) || p[i + 6] != '.' ||
-        !isdigit((unsigned char)p[i + 7]))
+        !is_digit((unsigned char)p[i + 5]) || p[i + 6] != '.' ||
+        !is_digit((unsigned char)p[i + 7]))
         return -400;
     if (p[i + 5] != '1')
         return -505;
@@ -143,7 +155,7 @@ static long parse_header(eng_http_head *h, const char *p, size_t n,
         if (ve == vs)
             return -400;
         for (size_t k = vs; k < ve; k++) {
-            if (!isdigit((unsigned char)p[k]))
+            if (!is_digit((unsigned char)p[k]))
                 return -400;
             if (cl > (UINT64_MAX - 9) / 10)
                 return -400;
@@ -188,7 +200,12 @@ long eng_http_parse_head(eng_http_head *head, const char *buf, size_t len,
     const char *nl;
     long r;
 
-    memset(head, 0, sizeof *head);
+    /* Field by field: the 1 KiB Authorization buffer is only written
+     * (and wiped) when the header is present. */
+    head->method[0] = head->path[0] = head->authorization[0] = '\0';
+    head->content_length = 0;
+    head->has_content_length = head->keep_alive = head->chunked = 0;
+    head->expect_continue = head->minor = 0;
     /* Skip empty lines before the request line (RFC 9112 2.2). */
     while (pos < limit && (buf[pos] == '\r' || buf[pos] == '\n')) {
         if (buf[pos] == '\r' && (pos + 1 >= limit || buf[pos + 1] != '\n'))
@@ -208,8 +225,7 @@ long eng_http_parse_head(eng_http_head *head, const char *buf, size_t len,
         pos = le + 1;
         if (le > ls && buf[le - 1] == '\r')
             le--;
-        if (memchr(buf + ls, '\0', le - ls) != NULL)
-            return -400;
+        /* (a NUL anywhere fails the character checks of the line: 400) */
         if (line_no == 0) {
             if (le == ls)
                 return -400;
@@ -316,6 +332,9 @@ static void hput(hbuf *b, const char *s, size_t len)
 
 static void hputs(hbuf *b, const char *s) { hput(b, s, strlen(s)); }
 
+/* A string literal, its length known at compile time. */
+#define HPUTL(b, lit) hput((b), (lit), sizeof(lit) - 1)
+
 static void hputu(hbuf *b, unsigned long long v)
 {
     char t[24];
@@ -327,6 +346,39 @@ static void hputu(hbuf *b, unsigned long long v)
     hput(b, t + i, sizeof t - i);
 }
 
+/* The response head into b: the lines of eng_http_format_head, then
+ * "X-Request-Id: rid" when rid is not NULL, then extra. */
+static void head_put(hbuf *b, int status, const char *content_type,
+                     size_t body_len, int keep_alive, const char *rid,
+                     const char *extra)
+{
+    HPUTL(b, "HTTP/1.1 ");
+    if (status < 0) {
+        HPUTL(b, "-");
+        hputu(b, (unsigned long long)-(long long)status);
+    } else {
+        hputu(b, (unsigned long long)status);
+    }
+    HPUTL(b, " ");
+    hputs(b, eng_http_reason(status));
+    HPUTL(b, "\r\nContent-Type: ");
+    hputs(b, content_type);
+    HPUTL(b, "\r\nContent-Length: ");
+    hputu(b, (unsigned long long)body_len);
+    if (keep_alive)
+        HPUTL(b, "\r\nConnection: keep-alive\r\nCache-Control: no-store\r\n");
+    else
+        HPUTL(b, "\r\nConnection: close\r\nCache-Control: no-store\r\n");
+    if (rid != NULL) {
+        HPUTL(b, "X-Request-Id: ");
+        hputs(b, rid);
+        HPUTL(b, "\r\n");
+    }
+    if (extra != NULL)
+        hputs(b, extra);
+    HPUTL(b, "\r\n");
+}
+
 /* Formats a response head; its length, or 0 if out is too small. */
 size_t eng_http_format_head(char *out, size_t out_len, int status,
                             const char *content_type, size_t body_len,
@@ -334,28 +386,14 @@ size_t eng_http_format_head(char *out, size_t out_len, int status,
 {
     hbuf b = {out, out_len, 0, out_len == 0};
 
-    hputs(&b, "HTTP/1.1 ");
-    if (status < 0) {
-        hputs(&b, "-");
-        hputu(&b, (unsigned long long)-(long long)status);
-    } else {
-        hputu(&b, (unsigned long long)status);
-    }
-    hputs(&b, " ");
-    hputs(&b, eng_http_reason(status));
-    hputs(&b, "\r\nContent-Type: ");
-    hputs(&b, content_type);
-    hputs(&b, "\r\nContent-Length: ");
-    hputu(&b, (unsigned long long)body_len);
-    hputs(&b, keep_alive ? "\r\nConnection: keep-alive\r\n"
-                         : "\r\nConnection: close\r\n");
-    hputs(&b, "Cache-Control: no-store\r\n");
-    hputs(&b, extra ? extra : "");
-    hputs(&b, "\r\n");
+    head_put(&b, status, content_type, body_len, keep_alive, NULL, extra);
     return b.over ? 0 : b.n;
 }
 
 /* ---- the HTTP protocol ------------------------------------------------------ */
+
+#define HTTP_HEAD_MAX 1024       /* room for any head we write */
+#define HTTP_COPY_MAX (16u * 1024u) /* bodies copied next to their head */
 
 /* How one answer is written. */
 typedef struct http_answer {
@@ -367,37 +405,64 @@ typedef struct http_answer {
     const char *extra;   /* more header lines (each ending in CRLF) or NULL */
 } http_answer;
 
-/* Queues an HTTP response; takes ownership of body (malloc'd or NULL). */
+/* 1 if the answer a keeps c open.  After the peer's EOF, requests already
+ * buffered are still answered; eng_conn_after() closes once they are
+ * flushed.  A stop asked for while the request was handled (its answer
+ * written in place, before the loop starts draining) closes too. */
+static int http_keep_alive(const eng_conn *c, const http_answer *a)
+{
+    return a->keep_alive && !c->closing && !c->loop->draining &&
+           !atomic_load(&c->loop->stop_requested);
+}
+
+/* Queues the head of a with the first send bytes of body behind it as
+ * one piece of the output (one buffer callback, one small chain: the
+ * engine's allocator wipes every chain it frees, so its size matters).
+ * Returns 0, or -1 (nothing queued) if the head does not fit HTTP_HEAD_MAX
+ * or the buffer cannot grow. */
+static int http_put(eng_conn *c, const http_answer *a, int ka,
+                    const char *body, size_t len, size_t send)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer_iovec v;
+    char head[HTTP_HEAD_MAX];
+    hbuf b = {head, sizeof head, 0, 0};
+
+    head_put(&b, a->status, a->ctype, len, ka, a->rid, a->extra);
+    if (b.over ||
+        evbuffer_reserve_space(out, (ev_ssize_t)(b.n + send), &v, 1) != 1 ||
+        v.iov_len < b.n + send)
+        return -1;
+    memcpy(v.iov_base, head, b.n);
+    if (send > 0)
+        memcpy((char *)v.iov_base + b.n, body, send);
+    v.iov_len = b.n + send;
+    return evbuffer_commit_space(out, &v, 1);
+}
+
+/* Queues an HTTP response; takes ownership of body (malloc'd or NULL).
+ * A body up to HTTP_COPY_MAX is copied behind the head (and freed), a
+ * larger one is handed to the output by reference. */
 static void http_respond(eng_conn *c, const http_answer *a, char *body,
                          size_t len)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    char head[768], extra[320];
+    size_t send;
     int ka;
-    size_t hl;
 
     if (body == NULL)
         len = 0;
-    /* After the peer's EOF, requests already buffered are still answered;
-     * eng_conn_after() closes once they are flushed. */
-    ka = a->keep_alive && !c->closing && !c->loop->draining;
-    {
-        hbuf e = {extra, sizeof extra, 0, 0};
-        hputs(&e, "X-Request-Id: ");
-        hputs(&e, a->rid);
-        hputs(&e, "\r\n");
-        hputs(&e, a->extra != NULL ? a->extra : "");
-        if (e.over) /* cannot happen (a 16-digit id, short lines) */
-            snprintf(extra, sizeof extra, "X-Request-Id: %s\r\n%s", a->rid,
-                     a->extra != NULL ? a->extra : "");
-    }
-    hl = eng_http_format_head(head, sizeof head, a->status, a->ctype, len, ka,
-                              extra);
-    evbuffer_add(out, head, hl);
-    if (a->head || len == 0)
+    send = a->head ? 0 : len;
+    ka = http_keep_alive(c, a);
+    if (send <= HTTP_COPY_MAX) {
+        if (http_put(c, a, ka, body, len, send) != 0)
+            eng_conn_close(c, "out of memory");
         free(body);
-    else
+    } else if (http_put(c, a, ka, NULL, len, 0) != 0) {
+        eng_conn_close(c, "out of memory");
+        free(body);
+    } else {
         eng_conn_write(c, body, len);
+    }
     if (!ka)
         c->closing = 1;
 }
@@ -432,14 +497,18 @@ static void http_fail(eng_conn *c, int status, const char *msg)
     http_error(c, &a, msg);
 }
 
-/* 200 with a static JSON text. */
+/* 200 with a static JSON text (copied behind the head). */
 static void http_json(eng_conn *c, http_answer *a, const char *txt)
 {
-    char *b = strdup(txt);
+    size_t len = strlen(txt);
+    int ka = http_keep_alive(c, a);
 
     a->status = 200;
     a->ctype = "application/json";
-    http_respond(c, a, b, b != NULL ? strlen(b) : 0);
+    if (http_put(c, a, ka, txt, len, a->head ? 0 : len) != 0)
+        eng_conn_close(c, "out of memory");
+    else if (!ka)
+        c->closing = 1;
 }
 
 /* GET (or HEAD) /healthz, /readyz, /metrics; 0 if path is none of them. */
@@ -586,12 +655,36 @@ static long head_next(eng_conn *c, eng_http_head *h)
     return r;
 }
 
+/* Takes a complete request (head of hl bytes, body of bl) off the input:
+ * the body as a malloc'd, NUL-terminated copy, the input drained once (a
+ * drain runs the bufferevent's watermark callback, which re-adds its read
+ * event).  The input bytes of the body are wiped.  NULL: out of memory,
+ * c is closed. */
+static char *request_take(eng_conn *c, size_t hl, size_t bl)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)(hl + bl));
+    char *body = malloc(bl + 1);
+
+    if (p == NULL || body == NULL) {
+        free(body);
+        eng_conn_close(c, "out of memory");
+        return NULL;
+    }
+    memcpy(body, p + hl, bl);
+    body[bl] = '\0';
+    eng_wipe(p + hl, bl);
+    evbuffer_drain(in, hl + bl);
+    return body;
+}
+
 /* Parses and submits buffered HTTP requests, one at a time. */
 static void http_on_read(eng_conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     struct evbuffer *out = bufferevent_get_output(c->bev);
     eng_http_head h;
+    int had_auth = 0;
 
     while (!c->dead && !atomic_load(&c->loop->stop_requested) &&
            !c->closing && c->jobs == 0 &&
@@ -600,6 +693,7 @@ static void http_on_read(eng_conn *c)
         long hl = head_next(c, &h);
         char *body;
 
+        had_auth |= h.authorization[0] != '\0';
         if (hl <= 0)
             break;
         if (evbuffer_get_length(in) < (size_t)hl + h.content_length) {
@@ -610,19 +704,15 @@ static void http_on_read(eng_conn *c)
             }
             break;
         }
-        evbuffer_drain(in, (size_t)hl);
-        if ((body = malloc(h.content_length + 1)) == NULL) {
-            eng_conn_close(c, "out of memory");
+        if ((body = request_take(c, (size_t)hl, h.content_length)) == NULL)
             return;
-        }
-        evbuffer_remove(in, body, h.content_length);
-        body[h.content_length] = '\0';
         c->http.continue_sent = 0;
         c->fresh = 0;
         c->req_start = 0;
         http_request(c, &h, body, h.content_length);
     }
-    eng_wipe(&h, sizeof h); /* the Authorization header */
+    if (had_auth) /* the Authorization header */
+        eng_wipe(h.authorization, sizeof h.authorization);
 }
 
 /* The handler's answer, in order (one request in flight). */

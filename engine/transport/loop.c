@@ -11,7 +11,9 @@
  * asynchronous callbacks.submit, or the synchronous callbacks.handle
  * through an adapter that completes at once.  Either way the answer goes
  * through the completion queue, so a connection's state only ever changes
- * on its loop.
+ * on its loop, and the answers of every request read in one loop iteration
+ * are written together at its end (until then they count as in flight,
+ * against max_inflight).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -286,6 +288,7 @@ int eng_conn_submit(eng_conn *c, char *body, size_t len,
     d->head = head;
     d->keep_alive = keep_alive;
     eng_conn_ref(c);
+    eng_conn_busy(c);
     c->jobs++;
     l->jobs++;
     if (d->req.framed)
@@ -349,8 +352,7 @@ static void apply_limits(eng_loop *l, const eng_limits *limits)
     l->limits = *limits;
     for (eng_conn *c = l->conns; c != NULL; c = c->next)
         if (!c->lingering)
-            bufferevent_setwatermark(c->bev, EV_READ, 0,
-                                     c->ops->read_high(&l->limits));
+            eng_conn_set_read_high(c, c->ops->read_high(&l->limits));
 }
 
 /* The loop's thread: adopts handed-off sockets and applies new limits. */

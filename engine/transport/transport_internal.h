@@ -136,6 +136,10 @@ struct eng_conn {
     eng_conn *prev, *next;    /* the loop's list */
     struct bufferevent *bev;  /* NULL once closed */
     struct event *timer;      /* the one deadline of the current state */
+    uint64_t timer_at;        /* ms the timer is due, 0 if not pending */
+    int reading;              /* reading enabled (by us) */
+    struct event *rd;         /* direct: its own read event, else NULL */
+    size_t read_high;         /* direct: input limit (bev watermark else) */
     int refs;                 /* list membership + one per request */
     int dead;                 /* closed: completions are dropped */
     int jobs;                 /* requests in flight */
@@ -172,6 +176,14 @@ uint64_t eng_now_ms(void);
  * budget); without one the new connection is closed instead. */
 void eng_conn_new(eng_loop *l, int fd, eng_lsn *lsn,
                   const struct sockaddr *addr, int alen, int evict);
+
+/* A request of c was taken: leaves the idle state (and its listener's
+ * idle list) at once. */
+void eng_conn_busy(eng_conn *c);
+
+/* Sets the input limit of c: reading pauses while this much is
+ * buffered (0: no limit). */
+void eng_conn_set_read_high(eng_conn *c, size_t high);
 
 /* Reference counting (loop thread); the last unref frees. */
 void eng_conn_ref(eng_conn *c);

@@ -138,6 +138,37 @@ static void test_http_head_bad(void)
                        100), -501);
 }
 
+/* A NUL byte anywhere in a head (method, target, version, header name or
+ * value) is refused with 400, and so is every non-token byte in a header
+ * name; every token byte is taken. */
+static void test_http_head_nul_and_tokens(void)
+{
+    static const char *tmpl[] = {
+        "G@T / HTTP/1.1\r\nA: b\r\n\r\n", "GET /@ HTTP/1.1\r\nA: b\r\n\r\n",
+        "GET / HTTP/1@1\r\nA: b\r\n\r\n", "GET / HTTP/1.1\r\nA@: b\r\n\r\n",
+        "GET / HTTP/1.1\r\nA: b@c\r\n\r\n",
+    };
+    static const char tchars[] = "!#$%&'*+-.^_`|~0123456789"
+                                 "abcdefghijklmnopqrstuvwxyz"
+                                 "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    eng_http_head h;
+    char buf[64];
+
+    for (size_t i = 0; i < sizeof tmpl / sizeof *tmpl; i++) {
+        size_t n = strlen(tmpl[i]);
+        memcpy(buf, tmpl[i], n);
+        *strchr(buf, '@') = '\0';
+        CU_ASSERT_EQUAL(eng_http_parse_head(&h, buf, n, 100), -400);
+    }
+    for (int b = 1; b < 256; b++) {
+        int ok = b != ':' && strchr(tchars, b) != NULL;
+        snprintf(buf, sizeof buf, "GET / HTTP/1.1\r\nX%cY: v\r\n\r\n", b);
+        if (b == ':')
+            continue; /* "X:Y: v" is the header X */
+        CU_ASSERT_EQUAL(ph(&h, buf, 100) > 0, ok);
+    }
+}
+
 static void test_http_head_keepalive(void)
 {
     eng_http_head h;
@@ -588,10 +619,10 @@ static int harness_start(const eng_limits *limits, int loops)
     snprintf(H.hsock, sizeof H.hsock, "%s/http.sock", H.dir);
     snprintf(a1, sizeof a1, "unix:%s", H.sock);
     snprintf(a3, sizeof a3, "unix:%s", H.hsock);
-    specs[0] = (eng_listen_spec){"127.0.0.1:0", ENG_PROTO_HTTP};
-    specs[1] = (eng_listen_spec){a1, ENG_PROTO_FRAMES};
-    specs[2] = (eng_listen_spec){"127.0.0.1:0", ENG_PROTO_FRAMES};
-    specs[3] = (eng_listen_spec){a3, ENG_PROTO_HTTP};
+    specs[0] = (eng_listen_spec){"127.0.0.1:0", ENG_PROTO_HTTP, NULL};
+    specs[1] = (eng_listen_spec){a1, ENG_PROTO_FRAMES, NULL};
+    specs[2] = (eng_listen_spec){"127.0.0.1:0", ENG_PROTO_FRAMES, NULL};
+    specs[3] = (eng_listen_spec){a3, ENG_PROTO_HTTP, NULL};
     memset(&cfg, 0, sizeof cfg);
     cfg.listen = specs;
     cfg.n_listen = 4;
@@ -1319,6 +1350,72 @@ static void test_idle_and_silent(void)
     harness_stop();
 }
 
+/* A connection that keeps sending requests is never idle, however long
+ * it lives (its answers are written within the event that read each
+ * request): with idle_timeout_ms = 300 it serves requests every 50 ms for
+ * a second, then is closed once it falls silent. */
+static void test_busy_not_idle(void)
+{
+    eng_limits l = test_limits();
+    client c;
+    resp r;
+    uint64_t t0, last = 0;
+    int ok = 0;
+
+    l.idle_timeout_ms = 300;
+    CU_ASSERT_FATAL(harness_start(&l, 1) == 0);
+    CU_ASSERT_FATAL(cl_tcp(&c, http_port()) == 0);
+    t0 = mono_ms();
+    while (mono_ms() - t0 < 1000) {
+        if (cl_sends(&c, "POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\n\"x\"\n") !=
+                0 ||
+            cl_http(&c, &r) != 0 || r.status != 200 || !r.keep_alive)
+            break;
+        last = mono_ms();
+        ok++;
+        sleep_ms(50);
+    }
+    CU_ASSERT(ok >= 10);
+    CU_ASSERT(mono_ms() - t0 >= 1000);
+    /* silent now: closed idle_timeout_ms after the last answer */
+    CU_ASSERT(cl_closed_within(&c, 2000));
+    CU_ASSERT(mono_ms() - last >= 250);
+    cl_close(&c);
+    harness_stop();
+}
+
+/* Requests larger than one read, two of them pipelined in one send: each
+ * body reaches the handler whole (the echo), in order. */
+static void test_big_pipelined(void)
+{
+    eng_limits l = test_limits();
+    char body[4097], *req = NULL, want[4200];
+    client c;
+    resp r;
+    int n;
+
+    CU_ASSERT_FATAL(harness_start(&l, 1) == 0);
+    for (size_t i = 0; i < 4096; i++)
+        body[i] = (char)('a' + i % 26);
+    body[0] = body[4095] = '"';
+    body[4096] = '\0';
+    n = asprintf(&req, "POST / HTTP/1.1\r\nContent-Length: 4096\r\n\r\n%s"
+                       "POST / HTTP/1.1\r\nContent-Length: 4096\r\n\r\n%s",
+                 body, body);
+    CU_ASSERT_FATAL(n > 0);
+    snprintf(want, sizeof want, "\"body\":%s}", body);
+    CU_ASSERT_FATAL(cl_tcp(&c, http_port()) == 0);
+    CU_ASSERT(cl_send(&c, req, (size_t)n) == 0);
+    for (int k = 0; k < 2; k++) {
+        CU_ASSERT_FATAL(cl_http(&c, &r) == 0);
+        CU_ASSERT_EQUAL(r.status, 200);
+        CU_ASSERT_PTR_NOT_NULL(strstr(r.body, want));
+    }
+    cl_close(&c);
+    free(req);
+    harness_stop();
+}
+
 static void test_write_timeout(void)
 {
     eng_limits l = test_limits();
@@ -1787,7 +1884,7 @@ static void test_start_errors(void)
     cfg.listen = &spec;
     cfg.n_listen = 1;
     cfg.workers = 1;
-    spec = (eng_listen_spec){"127.0.0.1:notaport", ENG_PROTO_HTTP};
+    spec = (eng_listen_spec){"127.0.0.1:notaport", ENG_PROTO_HTTP, NULL};
     s = eng_server_new(&cfg, &cb);
     CU_ASSERT_FATAL(s != NULL);
     CU_ASSERT_EQUAL(eng_server_start(s, err, sizeof err), -1);
@@ -1801,7 +1898,7 @@ static void test_start_errors(void)
     snprintf(un.sun_path, sizeof un.sun_path, "%s/s.sock", dir);
     CU_ASSERT_EQUAL(bind(fd, (struct sockaddr *)&un, sizeof un), 0);
     close(fd);
-    spec = (eng_listen_spec){addr, ENG_PROTO_FRAMES};
+    spec = (eng_listen_spec){addr, ENG_PROTO_FRAMES, NULL};
     s = eng_server_new(&cfg, &cb);
     CU_ASSERT_FATAL(s != NULL);
     CU_ASSERT_EQUAL(eng_server_start(s, err, sizeof err), 0);
@@ -1820,7 +1917,7 @@ static void test_start_errors(void)
     fd = open(addr, O_CREAT | O_WRONLY, 0600);
     close(fd);
     snprintf(addr, sizeof addr, "unix:%s/file", dir);
-    spec = (eng_listen_spec){addr, ENG_PROTO_FRAMES};
+    spec = (eng_listen_spec){addr, ENG_PROTO_FRAMES, NULL};
     s = eng_server_new(&cfg, &cb);
     CU_ASSERT_EQUAL(eng_server_start(s, err, sizeof err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a socket"));
@@ -1831,7 +1928,7 @@ static void test_start_errors(void)
 
 static void test_vsock_listen(void)
 {
-    eng_listen_spec spec = {NULL, ENG_PROTO_FRAMES};
+    eng_listen_spec spec = {NULL, ENG_PROTO_FRAMES, NULL};
     eng_server_config cfg;
     eng_server_callbacks cb = {NULL, fake_handle, NULL, NULL, NULL, NULL, NULL, NULL};
     eng_server *s;
@@ -1883,6 +1980,8 @@ static const struct server_test {
     ST(test_frames_max_pipeline, ASYNC_ONLY),
     ST(test_slowloris, BOTH),
     ST(test_idle_and_silent, BOTH),
+    ST(test_busy_not_idle, BOTH),
+    ST(test_big_pipelined, BOTH),
     ST(test_write_timeout, BOTH),
     ST(test_max_inflight, BOTH),
     ST(test_max_connections, BOTH),
@@ -1912,6 +2011,7 @@ int main(void)
     TU_ADD(p, test_http_head_oversize);
     TU_ADD(p, test_http_format_head);
     TU_ADD(p, test_http_head_bad);
+    TU_ADD(p, test_http_head_nul_and_tokens);
     TU_ADD(p, test_http_head_keepalive);
     TU_ADD(p, test_http_head_chunked);
     TU_ADD(p, test_frame_parse);
