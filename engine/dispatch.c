@@ -539,6 +539,7 @@ int eng_dispatch(void *engine, const eng_request *req, char **resp,
     int err, status;
 
     memset(&d, 0, sizeof d);
+    eng_arena_begin(); /* the request's JSON: util.h */
     d.e = engine;
     d.req = req;
     d.op_index = (size_t)-1;
@@ -557,6 +558,7 @@ int eng_dispatch(void *engine, const eng_request *req, char **resp,
     eng_json_free(d.root);
     eng_json_free(d.payload);
     cJSON_Delete(d.reply.result);
+    eng_arena_end(); /* wipes what the request's JSON used */
     return status;
 }
 

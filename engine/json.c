@@ -1,6 +1,8 @@
 #include "config.h"
 #include "json.h"
 
+#include <float.h>
+#include <limits.h>
 #include <malloc.h>
 #include <math.h>
 #include <stdarg.h>
@@ -79,6 +81,36 @@ typedef struct parser {
 
 static int fail(parser *p, size_t at, const char *fmt, ...)
     SIGNER_PRINTF(3, 4);
+
+/* ---- request memory: the arena while a request scope is open (util.h),
+ * else malloc (cJSON frees it through the same allocator) ---- */
+
+static void *req_alloc(size_t n)
+{
+    void *q = eng_arena_alloc(n);
+    return q != NULL ? q : malloc(n);
+}
+
+/* Releases a block of req_alloc: wiped (whole) and freed, or left to the
+ * arena, which wipes it when the request ends. */
+static void req_drop(void *q)
+{
+    if (q == NULL || eng_arena_owns(q))
+        return;
+    eng_wipe(q, malloc_usable_size(q)); /* sized without reading it */
+    free(q);
+}
+
+/* A fresh node of one type (what cJSON_Create* give). */
+static cJSON *new_node(int type)
+{
+    cJSON *n = req_alloc(sizeof *n);
+    if (n != NULL) {
+        memset(n, 0, sizeof *n);
+        n->type = type;
+    }
+    return n;
+}
 
 static int fail(parser *p, size_t at, const char *fmt, ...)
 {
@@ -211,7 +243,7 @@ static int string_value(parser *p, char **out, size_t *out_len)
             cap++;
         }
     }
-    if ((o = malloc(cap - p->pos + 1)) == NULL)
+    if ((o = req_alloc(cap - p->pos + 1)) == NULL)
         return SIGNER_ERR_NOMEM;
     if (verbatim && cap < p->len) { /* no escape, no control: one copy */
         n = cap - p->pos;
@@ -250,8 +282,7 @@ static int string_value(parser *p, char **out, size_t *out_len)
             break;
         n += k;
     }
-    eng_wipe(o, n);
-    free(o);
+    req_drop(o);
     return rc;
 }
 
@@ -297,22 +328,52 @@ static int in_member(parser *p, int rc)
     return rc;
 }
 
-/* The double of the number text b[0..n) (a valid RFC 8259 number): an
- * integer of at most 15 digits exactly, without strtod; else strtod on a
- * copy (on the stack when short). */
+/* Clinger's fast path: the number text b[0..n) (a valid RFC 8259 number)
+ * with at most 15 significant digits m and a decimal exponent e with
+ * |e| <= 22 is m * 10^e or m / 10^-e, both factors exact doubles, so the
+ * one IEEE operation rounds correctly: strtod's result.  1 when taken. */
+static int number_fast(const char *b, size_t n, double *d)
+{
+    static const double pow10[] = {
+        1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+        1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    size_t i = b[0] == '-';
+    uint64_t m = 0;
+    int digits = 0, e = 0, esign = 1, x = 0;
+#if !defined(FLT_EVAL_METHOD) || FLT_EVAL_METHOD != 0
+    return 0; /* extended precision would round twice */
+#endif
+    for (; i < n && b[i] >= '0' && b[i] <= '9'; i++, digits += m != 0)
+        m = m * 10 + (uint64_t)(b[i] - '0');
+    if (i < n && b[i] == '.')
+        for (i++; i < n && b[i] >= '0' && b[i] <= '9'; i++, e--)
+            digits += (m = m * 10 + (uint64_t)(b[i] - '0')) != 0;
+    if (digits > 15) /* m may not even fit: leave it to strtod */
+        return 0;
+    if (i < n) { /* 'e' or 'E' */
+        if (b[++i] == '+' || b[i] == '-')
+            esign = b[i++] == '-' ? -1 : 1;
+        for (; i < n && x <= 22; i++)
+            x = x * 10 + (b[i] - '0');
+        if (i < n) /* an exponent of more than 22 */
+            return 0;
+        e += esign * x;
+    }
+    if (e < -22 || e > 22)
+        return 0;
+    *d = e < 0 ? (double)m / pow10[-e] : (double)m * pow10[e];
+    if (b[0] == '-')
+        *d = -*d;
+    return 1;
+}
+
+/* The double of the number text b[0..n) (a valid RFC 8259 number):
+ * number_fast, else strtod on a copy (on the stack when short). */
 static int number_double(const char *b, size_t n, double *d)
 {
     char stack[64], *text = stack;
-    size_t i = b[0] == '-';
-    uint64_t v = 0;
-    if (n - i <= 15) {
-        for (; i < n && b[i] >= '0' && b[i] <= '9'; i++)
-            v = v * 10 + (uint64_t)(b[i] - '0');
-        if (i == n) { /* below 2^53: exact */
-            *d = b[0] == '-' ? -(double)v : (double)v;
-            return SIGNER_OK;
-        }
-    }
+    if (number_fast(b, n, d))
+        return SIGNER_OK;
     if (n >= sizeof stack && (text = malloc(n + 1)) == NULL)
         return SIGNER_ERR_NOMEM;
     memcpy(text, b, n);
@@ -337,8 +398,13 @@ static int number_value(parser *p, cJSON **out)
     if (d == 0 && nonzero)
         return in_member(p, fail(p, start, "number underflows a double"));
     p->pos = end;
-    if ((*out = cJSON_CreateNumber(d)) == NULL)
+    if ((*out = new_node(cJSON_Number)) == NULL)
         return SIGNER_ERR_NOMEM;
+    /* valueint as cJSON_CreateNumber sets it: saturated */
+    (*out)->valuedouble = d;
+    (*out)->valueint = d >= INT_MAX   ? INT_MAX
+                       : d <= INT_MIN ? INT_MIN
+                                      : (int)d;
     return SIGNER_OK;
 }
 
@@ -348,9 +414,7 @@ static int literal(parser *p, const char *word, int type, cJSON **out)
     if (p->len - p->pos < n || memcmp(p->b + p->pos, word, n) != 0)
         return fail(p, p->pos, "unexpected character");
     p->pos += n;
-    *out = type == cJSON_NULL    ? cJSON_CreateNull()
-           : type == cJSON_True  ? cJSON_CreateTrue()
-                                 : cJSON_CreateFalse();
+    *out = new_node(type);
     return *out != NULL ? SIGNER_OK : SIGNER_ERR_NOMEM;
 }
 
@@ -358,7 +422,7 @@ static int value(parser *p, cJSON **out);
 
 static int array_value(parser *p, cJSON **out)
 {
-    cJSON *arr = cJSON_CreateArray(), *item = NULL;
+    cJSON *arr = new_node(cJSON_Array), *item = NULL;
     int rc = SIGNER_OK;
     if (arr == NULL)
         return SIGNER_ERR_NOMEM;
@@ -424,7 +488,8 @@ static int check_duplicates(parser *p, const cJSON *obj, const size_t *at,
             names[i] = c->string;
         for (j = 1; j < n; j++)
             for (i = 0; i < j; i++)
-                if (strcmp(names[i], names[j]) == 0) {
+                if (names[i][0] == names[j][0] && /* most differ here */
+                    strcmp(names[i], names[j]) == 0) {
                     if (best == NULL || strcmp(names[j], best) < 0) {
                         best = names[j];
                         best_at = at[j];
@@ -508,17 +573,14 @@ static int member(parser *p, cJSON *obj)
     cJSON_AddItemToArray(obj, item);
     item = NULL;
 cleanup:
-    if (name != NULL) {
-        eng_wipe(name, nlen);
-        free(name);
-    }
+    req_drop(name);
     eng_json_free(item);
     return rc;
 }
 
 static int object_value(parser *p, cJSON **out)
 {
-    cJSON *obj = cJSON_CreateObject();
+    cJSON *obj = new_node(cJSON_Object);
     size_t stack[SMALL_OBJECT], *at = stack, cap = SMALL_OBJECT, n = 0;
     int rc = SIGNER_OK;
     if (obj == NULL)
@@ -570,12 +632,10 @@ static int string_node(parser *p, cJSON **out)
     int rc = string_value(p, &s, &n);
     if (rc != SIGNER_OK)
         return rc;
-    if ((*out = cJSON_CreateNull()) == NULL) {
-        eng_wipe(s, n);
-        free(s);
+    if ((*out = new_node(cJSON_String)) == NULL) {
+        req_drop(s);
         return SIGNER_ERR_NOMEM;
     }
-    (*out)->type = cJSON_String;
     (*out)->valuestring = s;
     return SIGNER_OK;
 }
@@ -645,29 +705,23 @@ int eng_json_parse(cJSON **out, eng_json_span *capture, const char *buf,
 
 /* ---- the one release path -------------------------------------------------- */
 
-/* Wipes v's own strings and number, then its children's (the parser
- * bounds the depth).  References are left alone: their target is not
- * ours. */
-static void wipe_node(cJSON *v)
-{
-    cJSON *c;
-    /* Whole blocks, sized without reading them: no branch on secrets. */
-    if (v->string != NULL && !(v->type & cJSON_StringIsConst))
-        eng_wipe(v->string, malloc_usable_size(v->string));
-    if (v->type & cJSON_IsReference)
-        return;
-    if (v->valuestring != NULL)
-        eng_wipe(v->valuestring, malloc_usable_size(v->valuestring));
-    v->valuedouble = 0;
-    v->valueint = 0;
-    for (c = v->child; c != NULL; c = c->next)
-        wipe_node(c);
-}
-
+/* What cJSON_Delete does (v and the siblings after it, children first;
+ * references and constant names are not ours), with every string, member
+ * name and number wiped before its block is freed: whole blocks, sized
+ * without reading them, so no branch on secrets.  Blocks in the request
+ * arena are left to it (wiped when the request ends).  The parser bounds
+ * the depth. */
 void eng_json_free(cJSON *v)
 {
-    if (v == NULL)
-        return;
-    wipe_node(v);
-    cJSON_Delete(v);
+    cJSON *next;
+    for (; v != NULL; v = next) {
+        next = v->next;
+        if (!(v->type & cJSON_IsReference)) {
+            eng_json_free(v->child);
+            req_drop(v->valuestring);
+        }
+        if (!(v->type & cJSON_StringIsConst))
+            req_drop(v->string);
+        req_drop(v); /* the number with it */
+    }
 }

@@ -23,6 +23,22 @@ void eng_wiping_allocators_install(void);
 void eng_wiping_free(void *p);
 void *eng_wiping_realloc(void *p, size_t n);
 
+/* The per-thread request arena: while a scope is open (eng_dispatch opens
+ * one per request), the parser takes the nodes and strings of a request's
+ * JSON from one per-thread block, and the used part of that block is wiped
+ * once when the outermost scope closes, instead of wiping and freeing node
+ * by node (docs/security.md).  Active only once
+ * eng_wiping_allocators_install has made cJSON's free hook leave arena
+ * blocks alone; nothing allocated in a scope may outlive it or leave the
+ * thread.  Scopes nest. */
+void eng_arena_begin(void);
+void eng_arena_end(void);
+/* n bytes (8-aligned) of this thread's arena, or NULL when no scope is
+ * open or the arena is full (the caller then uses malloc). */
+void *eng_arena_alloc(size_t n);
+/* 1 if p lies in this thread's arena (not to be freed), else 0. */
+int eng_arena_owns(const void *p);
+
 /* Fills out from getrandom(2).  0 ok, -1 on failure. */
 int eng_random(unsigned char *out, size_t len);
 
