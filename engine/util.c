@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,16 +22,80 @@ int eng_secure_init(size_t heap_bytes)
     return CRYPTO_secure_malloc_init(heap_bytes, 32) == 1;
 }
 
+/* Each thread keeps a few freed blocks (wiped, so zeroed) for the next
+ * request's allocations of the same size: the secure heap's allocator
+ * takes a process-wide write lock per call.  A thread's blocks go back to
+ * the heap when it ends. */
+#define SECURE_KEEP 4
+static __thread struct {
+    void *p[SECURE_KEEP];
+    size_t len[SECURE_KEEP];
+    int registered;
+} kept;
+static pthread_key_t kept_key;
+static pthread_once_t kept_once = PTHREAD_ONCE_INIT;
+static int kept_ok;
+
+static void kept_release(void *unused)
+{
+    int i;
+    (void)unused;
+    for (i = 0; i < SECURE_KEEP; i++)
+        if (kept.p[i] != NULL) {
+            CRYPTO_secure_clear_free(kept.p[i], kept.len[i], __FILE__,
+                                     __LINE__);
+            kept.p[i] = NULL;
+        }
+}
+
+static void kept_init(void)
+{
+    kept_ok = pthread_key_create(&kept_key, kept_release) == 0;
+}
+
 void *eng_secure_alloc(size_t len)
 {
-    return CRYPTO_secure_zalloc(len ? len : 1, __FILE__, __LINE__);
+    int i;
+    if (len == 0)
+        len = 1;
+    for (i = 0; i < SECURE_KEEP; i++)
+        if (kept.p[i] != NULL && kept.len[i] == len) {
+            void *p = kept.p[i];
+            kept.p[i] = NULL;
+            return p;
+        }
+    return CRYPTO_secure_zalloc(len, __FILE__, __LINE__);
+}
+
+/* Keeps p (wiped) in a free slot of this thread; 0 when none is free. */
+static int kept_put(void *p, size_t len)
+{
+    int i;
+    if (!kept.registered) { /* the thread's end returns its blocks */
+        pthread_once(&kept_once, kept_init);
+        if (!kept_ok || pthread_setspecific(kept_key, &kept) != 0)
+            return 0;
+        kept.registered = 1;
+    }
+    for (i = 0; i < SECURE_KEEP; i++)
+        if (kept.p[i] == NULL) {
+            eng_wipe(p, len);
+            kept.p[i] = p;
+            kept.len[i] = len;
+            return 1;
+        }
+    return 0;
 }
 
 void eng_secure_free(void *p, size_t len)
 {
     if (p == NULL)
         return;
-    CRYPTO_secure_clear_free(p, len ? len : 1, __FILE__, __LINE__);
+    if (len == 0)
+        len = 1;
+    if (len <= 4096 && kept_put(p, len))
+        return;
+    CRYPTO_secure_clear_free(p, len, __FILE__, __LINE__);
 }
 
 void eng_wipe(void *p, size_t len)

@@ -11,7 +11,9 @@
  * could not be created (memory is then plain and the caller logs it). */
 int eng_secure_init(size_t heap_bytes);
 void *eng_secure_alloc(size_t len);          /* zeroed, NULL on failure */
-void eng_secure_free(void *p, size_t len);   /* wipes, NULL is a no-op */
+/* Wipes (len: what was allocated), NULL is a no-op; a few small blocks
+ * stay with the thread for its next allocations of the same size. */
+void eng_secure_free(void *p, size_t len);
 void eng_wipe(void *p, size_t len);          /* never optimised away */
 int eng_ct_equal(const void *a, const void *b, size_t len); /* 1 if equal */
 
