@@ -316,26 +316,26 @@ static int raw_as_string(dispatch *d)
     return 1;
 }
 
-/* Bytes of s as a JSON string body, escaped as cJSON prints it
+/* Bytes of s[0..len) as a JSON string body, escaped as cJSON prints it
  * (",  \\ and \b \f \n \r \t by letter, other controls as \u00XX); writes
  * them at o when not NULL. */
-static size_t json_escaped(char *o, const char *s)
+static size_t json_escaped(char *o, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
+    const char *end = s + len;
     size_t n = 0, run;
     for (;;) {
         const char *e = NULL;
         unsigned char c;
         /* a run of characters printed as they are */
-        for (run = 0; !eng_json_special[(unsigned char)s[run]]; run++)
-            ;
+        run = eng_json_plain_run(s, (size_t)(end - s));
         if (o != NULL)
             memcpy(o + n, s, run);
         n += run;
         s += run;
-        if ((c = (unsigned char)*s++) == '\0')
+        if (s == end)
             return n;
-        switch (c) {
+        switch (c = (unsigned char)*s++) {
         case '"': e = "\\\""; break;
         case '\\': e = "\\\\"; break;
         case '\b': e = "\\b"; break;
@@ -386,9 +386,11 @@ static size_t answer_write(char *o, const dispatch *d)
     PUTS("\"enclave_status\":200,\"enclave_result\":{");
     for (c = d->reply.result->child; c != NULL; c = c->next) {
         PUTS("\"");
-        n += json_escaped(o != NULL ? o + n : NULL, c->string);
+        n += json_escaped(o != NULL ? o + n : NULL, c->string,
+                          strlen(c->string));
         PUTS("\":\"");
-        n += json_escaped(o != NULL ? o + n : NULL, c->valuestring);
+        n += json_escaped(o != NULL ? o + n : NULL, c->valuestring,
+                          strlen(c->valuestring));
         PUTS("\"");
         if (c->next != NULL)
             PUTS(",");
@@ -557,7 +559,7 @@ int eng_dispatch(void *engine, const eng_request *req, char **resp,
     eng_keysvc_call_done(&d.call);
     eng_json_free(d.root);
     eng_json_free(d.payload);
-    cJSON_Delete(d.reply.result);
+    eng_json_free(d.reply.result);
     eng_arena_end(); /* wipes what the request's JSON used */
     return status;
 }

@@ -176,12 +176,15 @@ static int h_json_number(const signer_json *v, double *out)
 static int h_reply_string(signer_reply *reply, const char *key,
                           const char *value)
 {
+    cJSON *item;
     if (reply == NULL || key == NULL || value == NULL)
         return SIGNER_ERR_INTERNAL;
     cJSON_DeleteItemFromObjectCaseSensitive(reply->result, key);
-    return cJSON_AddStringToObject(reply->result, key, value) != NULL
-               ? SIGNER_OK
-               : SIGNER_ERR_NOMEM;
+    /* node and copies in the request's arena (json.h) */
+    if ((item = eng_json_string_member(key, value)) == NULL)
+        return SIGNER_ERR_NOMEM;
+    cJSON_AddItemToArray(reply->result, item);
+    return SIGNER_OK;
 }
 
 static int reply_verror(signer_reply *reply, int err, const char *fmt,

@@ -70,6 +70,40 @@ const unsigned char eng_json_special[256] = {
     1, [23] = 1, [24] = 1, [25] = 1, [26] = 1, [27] = 1, [28] = 1, [29] = 1,
     [30] = 1, [31] = 1, ['"'] = 1, ['\\'] = 1};
 
+/* The flags (high bit of each byte) of the bytes of w a JSON string cannot
+ * hold as they are: below 0x20, '"' or backslash.  The lowest flag is
+ * exact (borrows only move up), so it marks the first such byte. */
+static uint64_t special_bytes(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ull;
+    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+    return (((w - ones * 0x20) & ~w) | ((q - ones) & ~q) |
+            ((b - ones) & ~b)) &
+           (ones << 7);
+}
+
+size_t eng_json_plain_run(const char *s, size_t len)
+{
+    uint64_t w, m;
+    size_t i = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+    while (i < len && !eng_json_special[(unsigned char)s[i]])
+        i++;
+    return i;
+#endif
+    for (; i + 8 <= len; i += 8) { /* eight bytes at a time */
+        memcpy(&w, s + i, 8);
+        if ((m = special_bytes(w)) != 0)
+            return i + (size_t)__builtin_ctzll(m) / 8;
+    }
+    if (i == len)
+        return len;
+    w = 0x4141414141414141ull; /* the tail, padded with plain 'A's */
+    memcpy(&w, s + i, len - i);
+    m = special_bytes(w);
+    return m != 0 ? i + (size_t)__builtin_ctzll(m) / 8 : len;
+}
+
 typedef struct parser {
     const char *b;
     size_t len, pos;
@@ -232,9 +266,7 @@ static int string_value(parser *p, char **out, size_t *out_len)
     int rc, verbatim = 1;
     /* Decoded text is never longer than the source.  A run of plain
      * characters first (most strings are nothing else). */
-    for (cap = p->pos;
-         cap < p->len && !eng_json_special[(unsigned char)p->b[cap]]; cap++)
-        ;
+    cap = p->pos + eng_json_plain_run(p->b + p->pos, p->len - p->pos);
     for (; cap < p->len && p->b[cap] != '"'; cap++) {
         if ((unsigned char)p->b[cap] < 0x20)
             verbatim = 0;
@@ -701,6 +733,22 @@ int eng_json_parse(cJSON **out, eng_json_span *capture, const char *buf,
         return fail(&p, p.pos, "trailing data after the JSON value");
     }
     return SIGNER_OK;
+}
+
+cJSON *eng_json_string_member(const char *name, const char *value)
+{
+    size_t kn = strlen(name) + 1, vn = strlen(value) + 1;
+    cJSON *n = new_node(cJSON_String);
+    if (n == NULL)
+        return NULL;
+    if ((n->string = req_alloc(kn)) == NULL ||
+        (n->valuestring = req_alloc(vn)) == NULL) {
+        eng_json_free(n);
+        return NULL;
+    }
+    memcpy(n->string, name, kn);
+    memcpy(n->valuestring, value, vn);
+    return n;
 }
 
 /* ---- the one release path -------------------------------------------------- */

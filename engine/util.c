@@ -266,44 +266,22 @@ void *eng_wiping_realloc(void *p, size_t n)
 
 /* ---- the request arena ------------------------------------------------- */
 
-#define ARENA_BYTES 16384
-
-/* Static TLS: no allocation, nothing to release when a thread ends. */
-static __thread struct {
-    size_t used;
-    unsigned depth;
-    _Alignas(16) unsigned char buf[ARENA_BYTES];
-} arena;
+__thread eng_arena eng_arena_tls;
 static int arena_enabled; /* cJSON's free hook knows the arena */
 
 void eng_arena_begin(void)
 {
     if (arena_enabled)
-        arena.depth++;
+        eng_arena_tls.depth++;
 }
 
 void eng_arena_end(void)
 {
-    if (arena.depth == 0 || --arena.depth > 0)
+    eng_arena *a = &eng_arena_tls;
+    if (a->depth == 0 || --a->depth > 0)
         return;
-    eng_wipe(arena.buf, arena.used);
-    arena.used = 0;
-}
-
-void *eng_arena_alloc(size_t n)
-{
-    void *p;
-    n = (n + 7) & ~(size_t)7;
-    if (arena.depth == 0 || n > ARENA_BYTES - arena.used)
-        return NULL;
-    p = arena.buf + arena.used;
-    arena.used += n;
-    return p;
-}
-
-int eng_arena_owns(const void *p)
-{
-    return (uintptr_t)p - (uintptr_t)arena.buf < ARENA_BYTES;
+    eng_wipe(a->buf, a->used);
+    a->used = 0;
 }
 
 /* cJSON's free: arena blocks are wiped when their scope closes. */

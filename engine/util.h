@@ -35,11 +35,36 @@ void *eng_wiping_realloc(void *p, size_t n);
  * thread.  Scopes nest. */
 void eng_arena_begin(void);
 void eng_arena_end(void);
+
+#define ENG_ARENA_BYTES 16384
+/* The thread's arena (static TLS: no allocation, nothing to release when
+ * a thread ends); use the functions, not the fields. */
+typedef struct eng_arena {
+    size_t used;
+    unsigned depth;
+    _Alignas(16) unsigned char buf[ENG_ARENA_BYTES];
+} eng_arena;
+extern __thread eng_arena eng_arena_tls;
+
 /* n bytes (8-aligned) of this thread's arena, or NULL when no scope is
  * open or the arena is full (the caller then uses malloc). */
-void *eng_arena_alloc(size_t n);
+static inline void *eng_arena_alloc(size_t n)
+{
+    eng_arena *a = &eng_arena_tls;
+    void *p;
+    n = (n + 7) & ~(size_t)7;
+    if (a->depth == 0 || n > ENG_ARENA_BYTES - a->used)
+        return NULL;
+    p = a->buf + a->used;
+    a->used += n;
+    return p;
+}
+
 /* 1 if p lies in this thread's arena (not to be freed), else 0. */
-int eng_arena_owns(const void *p);
+static inline int eng_arena_owns(const void *p)
+{
+    return (uintptr_t)p - (uintptr_t)eng_arena_tls.buf < ENG_ARENA_BYTES;
+}
 
 /* Fills out from getrandom(2).  0 ok, -1 on failure. */
 int eng_random(unsigned char *out, size_t len);

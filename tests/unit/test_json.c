@@ -233,6 +233,34 @@ static void test_arena_overflow(void)
     free(text);
 }
 
+/* The plain run (eight bytes at a time) ends exactly where a byte-by-byte
+ * scan finds the first control, '"' or backslash, at every offset and
+ * length, next to UTF-8 bytes (which are plain). */
+static void test_plain_run(void)
+{
+    static const unsigned char specials[] = {0x00, 0x01, 0x1f, '"', '\\'};
+    static const unsigned char plain[] = {0x20, 0x21, 0x23, 0x5b, 0x5d,
+                                          0x7f, 0x80, 0xc3, 0xff, 'A'};
+    unsigned char buf[40];
+    size_t len, at, k, bad = 0;
+    for (len = 0; len <= sizeof buf; len++)
+        for (at = 0; at <= len; at++)
+            for (k = 0; k < sizeof specials; k++) {
+                size_t i, want = len, got;
+                for (i = 0; i < len; i++)
+                    buf[i] = plain[(i * 7 + k) % sizeof plain];
+                if (at < len) {
+                    buf[at] = specials[k];
+                    want = at;
+                    if (at + 1 < len) /* a second one after it */
+                        buf[len - 1] = specials[(k + 1) % sizeof specials];
+                }
+                got = eng_json_plain_run((const char *)buf, len);
+                bad += got != want;
+            }
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
 static void test_capture(void)
 {
     static const char text[] =
@@ -259,6 +287,7 @@ int main(void)
     TU_ADD(s, test_accepted);
     TU_ADD(s, test_numbers);
     TU_ADD(s, test_numbers_random);
+    TU_ADD(s, test_plain_run);
     TU_ADD(s, test_capture);
     TU_ADD(s, test_arena);
     TU_ADD(s, test_arena_overflow);
