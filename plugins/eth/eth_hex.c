@@ -7,15 +7,21 @@
 
 #include "eth.h"
 
+/* The two lowercase digits of every byte value (public data only: the
+ * index is the byte). */
+#define H4(x) #x "0" #x "1" #x "2" #x "3" #x "4" #x "5" #x "6" #x "7" \
+              #x "8" #x "9" #x "a" #x "b" #x "c" #x "d" #x "e" #x "f"
+static const char hex_pairs[513] =
+    H4(0) H4(1) H4(2) H4(3) H4(4) H4(5) H4(6) H4(7)
+    H4(8) H4(9) H4(a) H4(b) H4(c) H4(d) H4(e) H4(f);
+#undef H4
+
 void eth_hex_raw(char *out, const unsigned char *in, size_t len)
 {
-    static const char digits[] = "0123456789abcdef";
     size_t i;
 
-    for (i = 0; i < len; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
+    for (i = 0; i < len; i++)
+        memcpy(out + 2 * i, hex_pairs + 2 * in[i], 2);
 }
 
 size_t eth_hex_encode(char *out, const unsigned char *in, size_t len)
