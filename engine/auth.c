@@ -188,8 +188,12 @@ int eng_auth_admit(eng_auth *a, signer_reply *reply, const char *key_id,
     int64_t left = 0;
     if (a->max_failures <= 0)
         return SIGNER_OK;
-    client_of(client, peer);
     pthread_mutex_lock(&a->lock);
+    if (a->n_fails == 0) { /* nothing recorded: nothing to look up */
+        pthread_mutex_unlock(&a->lock);
+        return SIGNER_OK;
+    }
+    client_of(client, peer);
     f = fail_find(a, key_id, client, now, 0);
     if (f != NULL && f->locked_until > now)
         left = f->locked_until - now;
@@ -249,8 +253,12 @@ static int auth_record(eng_auth *a, const char *key_id, const char *peer,
     int rc = 0;
     if (a->max_failures <= 0)
         return 0;
-    client_of(client, peer);
     pthread_mutex_lock(&a->lock);
+    if (ok && a->n_fails == 0) { /* nothing recorded: nothing to forget */
+        pthread_mutex_unlock(&a->lock);
+        return 0;
+    }
+    client_of(client, peer);
     if (ok)
         free(fail_find(a, key_id, client, now, 1));
     else
@@ -403,9 +411,9 @@ static int get_mac(unsigned char out[32], const cJSON *hm)
 int eng_auth_parse(eng_credential *cred, signer_reply *reply,
                    const cJSON *payload)
 {
-    const cJSON *sec = cJSON_GetObjectItemCaseSensitive(payload, "secret");
-    const cJSON *hm = cJSON_GetObjectItemCaseSensitive(payload, "hmac");
-    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(payload, "timestamp");
+    const cJSON *sec = eng_json_get(payload, "secret");
+    const cJSON *hm = eng_json_get(payload, "hmac");
+    const cJSON *ts = eng_json_get(payload, "timestamp");
     memset(cred, 0, sizeof *cred);
     if (sec != NULL && hm != NULL)
         return eng_reply_error(reply, SIGNER_ERR_BAD_REQUEST,

@@ -84,7 +84,7 @@ static int step_is_raw(dispatch *d)
  * gateway's X-Request-Id, docs/frames.md): the log line then has it. */
 static int step_frame_rid(dispatch *d)
 {
-    const cJSON *r = cJSON_GetObjectItemCaseSensitive(d->root, "request_id");
+    const cJSON *r = eng_json_get(d->root, "request_id");
     size_t i;
     if (r == NULL)
         return SIGNER_OK;
@@ -104,7 +104,7 @@ static int step_frame_rid(dispatch *d)
  * (docs/frames.md): the auth throttle then counts that client. */
 static int step_frame_client(dispatch *d)
 {
-    const cJSON *c = cJSON_GetObjectItemCaseSensitive(d->root, "client");
+    const cJSON *c = eng_json_get(d->root, "client");
     int rc;
     if (c == NULL)
         return SIGNER_OK;
@@ -145,7 +145,7 @@ static int step_parse(dispatch *d)
                                "body: expected a JSON object");
     if (!req->framed)
         return SIGNER_OK;
-    id = cJSON_GetObjectItemCaseSensitive(d->root, "id");
+    id = eng_json_get(d->root, "id");
     if (id == NULL)
         return eng_reply_error(&d->reply, SIGNER_ERR_BAD_REQUEST,
                                "id: required in every frame");
@@ -170,7 +170,7 @@ static int step_route_path(dispatch *d)
     d->root = NULL;
     if (d->req->key_id == NULL)
         return SIGNER_OK;
-    k = cJSON_GetObjectItemCaseSensitive(d->payload, "key_id");
+    k = eng_json_get(d->payload, "key_id");
     if (k == NULL)
         return cJSON_AddStringToObject(d->payload, "key_id", d->req->key_id)
                    ? SIGNER_OK
@@ -186,16 +186,16 @@ static int step_route_path(dispatch *d)
  * else. */
 static int step_route_body(dispatch *d)
 {
-    static const char *const root_fields[] = {"operation", "payload", "id",
-                                              NULL};
-    const cJSON *op = cJSON_GetObjectItemCaseSensitive(d->root, "operation");
-    const cJSON *c;
+    const cJSON *op = NULL;
+    cJSON *c, *payload = NULL;
     char name[80];
+    /* one pass: the parser has refused duplicate names */
     for (c = d->root->child; c != NULL; c = c->next) {
-        const char *const *f = root_fields;
-        while (*f != NULL && strcmp(c->string, *f) != 0)
-            f++;
-        if (*f == NULL) {
+        if (strcmp(c->string, "operation") == 0) {
+            op = c;
+        } else if (strcmp(c->string, "payload") == 0) {
+            payload = c;
+        } else if (strcmp(c->string, "id") != 0) {
             printable(name, sizeof name, c->string);
             return eng_reply_error(&d->reply, SIGNER_ERR_BAD_REQUEST,
                                    "unknown field '%s' (expected operation, "
@@ -210,7 +210,8 @@ static int step_route_body(dispatch *d)
         return eng_reply_error(&d->reply, SIGNER_ERR_BAD_REQUEST,
                                "operation: must be a string");
     d->opname = op->valuestring;
-    d->payload = cJSON_DetachItemFromObjectCaseSensitive(d->root, "payload");
+    d->payload = payload != NULL ? cJSON_DetachItemViaPointer(d->root, payload)
+                                 : NULL;
     if (d->payload == NULL && (d->payload = cJSON_CreateObject()) == NULL)
         return eng_reply_error(&d->reply, SIGNER_ERR_NOMEM, "out of memory");
     if (!cJSON_IsObject(d->payload))
@@ -304,7 +305,7 @@ static int raw_as_string(dispatch *d)
 {
     cJSON *r, *s;
     if (!d->reply.raw || d->reply.result == NULL ||
-        (r = cJSON_GetObjectItemCaseSensitive(d->reply.result, "raw")) ==
+        (r = eng_json_get(d->reply.result, "raw")) ==
             NULL)
         return 0;
     s = cJSON_CreateString(r->valuestring != NULL ? r->valuestring : "");
@@ -452,7 +453,7 @@ static int step_answer(dispatch *d, int err, char **resp, size_t *resp_len)
                                         "out of memory");
         status = signer_err_http_status(raw > 0 ? d->reply.raw_err : err);
     } else if (d->reply.raw && d->reply.result != NULL &&
-        (r = cJSON_GetObjectItemCaseSensitive(d->reply.result, "raw")) !=
+        (r = eng_json_get(d->reply.result, "raw")) !=
             NULL) { /* host->reply_raw: the whole answer */
         *resp = r->valuestring;
         r->valuestring = NULL;

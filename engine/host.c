@@ -108,7 +108,7 @@ static const signer_json *h_json_get(const signer_json *v, const char *key)
 {
     if (!cJSON_IsObject(J(v)) || key == NULL)
         return NULL;
-    return (const signer_json *)cJSON_GetObjectItemCaseSensitive(J(v), key);
+    return (const signer_json *)eng_json_get(J(v), key);
 }
 
 static size_t h_json_count(const signer_json *v)

@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include <signer/plugin.h>
 
@@ -82,6 +85,19 @@ static uint64_t special_bytes(uint64_t w)
            (ones << 7);
 }
 
+#ifdef __SSE2__
+/* The bits (one per byte) of the bytes s[0..16) a JSON string cannot hold
+ * as they are: x <= 0x1f unsigned is min(x, 0x1f) == x. */
+static unsigned special_mask16(const char *s)
+{
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)s);
+    __m128i c = _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(0x1f)), x);
+    c = _mm_or_si128(c, _mm_cmpeq_epi8(x, _mm_set1_epi8('"')));
+    c = _mm_or_si128(c, _mm_cmpeq_epi8(x, _mm_set1_epi8('\\')));
+    return (unsigned)_mm_movemask_epi8(c);
+}
+#endif
+
 size_t eng_json_plain_run(const char *s, size_t len)
 {
     uint64_t w, m;
@@ -90,6 +106,13 @@ size_t eng_json_plain_run(const char *s, size_t len)
     while (i < len && !eng_json_special[(unsigned char)s[i]])
         i++;
     return i;
+#endif
+#ifdef __SSE2__
+    for (; i + 16 <= len; i += 16) { /* sixteen bytes at a time */
+        unsigned k = special_mask16(s + i);
+        if (k != 0)
+            return i + (size_t)__builtin_ctz(k);
+    }
 #endif
     for (; i + 8 <= len; i += 8) { /* eight bytes at a time */
         memcpy(&w, s + i, 8);
@@ -158,6 +181,8 @@ static int fail(parser *p, size_t at, const char *fmt, ...)
 
 static void skip_ws(parser *p)
 {
+    if (p->pos < p->len && (unsigned char)p->b[p->pos] > ' ')
+        return; /* the common case: no whitespace at all */
     while (p->pos < p->len &&
            (p->b[p->pos] == ' ' || p->b[p->pos] == '\t' ||
             p->b[p->pos] == '\n' || p->b[p->pos] == '\r'))
@@ -733,6 +758,18 @@ int eng_json_parse(cJSON **out, eng_json_span *capture, const char *buf,
         return fail(&p, p.pos, "trailing data after the JSON value");
     }
     return SIGNER_OK;
+}
+
+cJSON *eng_json_get(const cJSON *obj, const char *name)
+{
+    const cJSON *c;
+    if (obj == NULL || name == NULL)
+        return NULL;
+    for (c = obj->child; c != NULL; c = c->next)
+        if (c->string != NULL && c->string[0] == name[0] && /* most differ */
+            strcmp(c->string, name) == 0)
+            return (cJSON *)c;
+    return NULL;
 }
 
 cJSON *eng_json_string_member(const char *name, const char *value)

@@ -34,6 +34,10 @@ int eng_json_parse(cJSON **out, eng_json_span *capture, const char *buf,
  * as they are (no control, '"' or backslash; NUL is a control). */
 size_t eng_json_plain_run(const char *s, size_t len);
 
+/* The member of obj named name (case-sensitive), or NULL: what
+ * cJSON_GetObjectItemCaseSensitive gives, first bytes compared first. */
+cJSON *eng_json_get(const cJSON *obj, const char *name);
+
 /* A string member name: value (copies) for a tree of the current request:
  * the node and both strings from the request arena while a request scope
  * is open (util.h), else malloc; released by eng_json_free or cJSON_Delete.
