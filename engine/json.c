@@ -477,6 +477,22 @@ static int literal(parser *p, const char *word, int type, cJSON **out)
 
 static int value(parser *p, cJSON **out);
 
+/* Appends item to c's children as cJSON_AddItemToArray does (the first
+ * child's prev is the last child). */
+static void link_child(cJSON *c, cJSON *item)
+{
+    cJSON *first = c->child;
+    item->next = NULL;
+    if (first == NULL) {
+        c->child = item;
+        item->prev = item;
+        return;
+    }
+    first->prev->next = item;
+    item->prev = first->prev;
+    first->prev = item;
+}
+
 static int array_value(parser *p, cJSON **out)
 {
     cJSON *arr = new_node(cJSON_Array), *item = NULL;
@@ -493,7 +509,7 @@ static int array_value(parser *p, cJSON **out)
     for (;;) {
         if ((rc = value(p, &item)) != SIGNER_OK)
             break;
-        cJSON_AddItemToArray(arr, item);
+        link_child(arr, item);
         skip_ws(p);
         if (peek(p) == ',') {
             p->pos++;
@@ -627,7 +643,7 @@ static int member(parser *p, cJSON *obj)
      * the same allocator): no copy */
     item->string = name;
     name = NULL;
-    cJSON_AddItemToArray(obj, item);
+    link_child(obj, item);
     item = NULL;
 cleanup:
     req_drop(name);

@@ -146,20 +146,25 @@ static int is_hex(char c)
 
 int eng_uuid_valid(const char *s)
 {
+    /* 1 for a hex digit, 2 for '-'; NUL is neither, so a short string
+     * fails at its end */
+    static const unsigned char cls[256] = {
+        ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
+        ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1, ['a'] = 1, ['b'] = 1,
+        ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['A'] = 1, ['B'] = 1,
+        ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['-'] = 2};
     size_t i;
-    if (s == NULL || strlen(s) != 36)
+    unsigned bad = 0;
+    if (s == NULL)
         return 0;
     for (i = 0; i < 36; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-')
-                return 0;
-        } else if (!is_hex(s[i])) {
+        unsigned want = (i == 8 || i == 13 || i == 18 || i == 23) ? 2 : 1;
+        if (cls[(unsigned char)s[i]] != want)
             return 0;
-        }
     }
-    if (s[14] != '4')
-        return 0;
-    return strchr("89abAB", s[19]) != NULL;
+    bad |= s[36] != '\0';
+    bad |= s[14] != '4';
+    return !bad && is_hex(s[19]) && strchr("89abAB", s[19]) != NULL;
 }
 
 void eng_hex_encode(char *out, const unsigned char *in, size_t len)

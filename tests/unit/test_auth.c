@@ -465,6 +465,70 @@ static void test_hex_decode(void)
     CU_ASSERT_EQUAL(eng_hex_decode(out, 0, ""), 0);
 }
 
+/* key_id syntax: a UUIDv4 in either case, nothing shorter or longer, a
+ * non-hex byte anywhere refused. */
+static void test_uuid_valid(void)
+{
+    static const char good[] = "123e4567-e89b-42d3-a456-426614174000";
+    char t[40];
+    size_t i;
+    int refused = 0;
+    CU_ASSERT_TRUE(eng_uuid_valid(good));
+    CU_ASSERT_TRUE(eng_uuid_valid("123E4567-E89B-42D3-B456-426614174ABC"));
+    CU_ASSERT_FALSE(eng_uuid_valid(NULL));
+    CU_ASSERT_FALSE(eng_uuid_valid("123e4567-e89b-32d3-a456-426614174000"));
+    CU_ASSERT_FALSE(eng_uuid_valid("123e4567-e89b-42d3-c456-426614174000"));
+    CU_ASSERT_FALSE(eng_uuid_valid("123e4567-e89b-42d3-a456-42661417400"));
+    CU_ASSERT_FALSE(eng_uuid_valid("123e4567-e89b-42d3-a456-4266141740000"));
+    CU_ASSERT_FALSE(eng_uuid_valid("123e4567e-89b-42d3-a456-426614174000"));
+    for (i = 0; i < 36; i++) {
+        memcpy(t, good, sizeof good);
+        t[i] = good[i] == '-' ? '0' : 'g';
+        refused += !eng_uuid_valid(t);
+        t[i] = '\0';
+        refused += !eng_uuid_valid(t);
+    }
+    CU_ASSERT_EQUAL(refused, 72);
+}
+
+/* A secret is ENG_SECRET_MIN..ENG_SECRET_MAX printable ASCII characters:
+ * one byte outside 0x20..0x7e at any position refuses it. */
+static void test_secret_check(void)
+{
+    static const unsigned char outside[] = {0x01, 0x1f, 0x7f, 0x80, 0xff};
+    char t[ENG_SECRET_MAX + 2];
+    cJSON *v;
+    size_t len = 0, n, i, k;
+    int wrong = 0;
+    for (n = ENG_SECRET_MIN - 1; n <= ENG_SECRET_MAX + 1; n++) {
+        for (i = 0; i < n; i++)
+            t[i] = (char)(0x20 + (i * 13) % 95); /* all of 0x20..0x7e */
+        t[n] = '\0';
+        v = cJSON_CreateString(t);
+        len = 0;
+        if (n < ENG_SECRET_MIN || n > ENG_SECRET_MAX)
+            wrong += eng_auth_secret_check(v, &len) != -1;
+        else
+            wrong += eng_auth_secret_check(v, &len) != 0 || len != n;
+        cJSON_Delete(v);
+        if (n < ENG_SECRET_MIN || n > ENG_SECRET_MAX)
+            continue;
+        for (i = 0; i < n; i++)
+            for (k = 0; k < sizeof outside; k++) {
+                char keep = t[i];
+                t[i] = (char)outside[k];
+                v = cJSON_CreateString(t);
+                wrong += eng_auth_secret_check(v, &len) != -1;
+                cJSON_Delete(v);
+                t[i] = keep;
+            }
+    }
+    v = cJSON_CreateNumber(1);
+    wrong += eng_auth_secret_check(v, &len) != -1;
+    cJSON_Delete(v);
+    CU_ASSERT_EQUAL(wrong, 0);
+}
+
 /* A freed secure block comes back wiped for the thread's next
  * allocation of its size (no trip through the heap's lock); a thread's
  * kept blocks return to the secure heap when it ends. */
@@ -531,5 +595,7 @@ int main(void)
     TU_ADD(s, test_request_locator);
     TU_ADD(s, test_hex_decode);
     TU_ADD(s, test_secure_reuse);
+    TU_ADD(s, test_uuid_valid);
+    TU_ADD(s, test_secret_check);
     return tu_engine_end(&eng, &cfg, dir);
 }
