@@ -534,6 +534,15 @@ static int step_all(dispatch *d)
     return err;
 }
 
+/* The transport's request id, cut to the 16 characters of ours (what
+ * snprintf "%s" into rid gave, without formatting per request). */
+static void copy_rid(char rid[17], const char *s)
+{
+    size_t n = strnlen(s, 16);
+    memcpy(rid, s, n);
+    rid[n] = '\0';
+}
+
 int eng_dispatch(void *engine, const eng_request *req, char **resp,
                  size_t *resp_len)
 {
@@ -547,7 +556,7 @@ int eng_dispatch(void *engine, const eng_request *req, char **resp,
     d.req = req;
     d.op_index = (size_t)-1;
     if (req->request_id != NULL) /* the transport's, sent as X-Request-Id */
-        snprintf(d.rid, sizeof d.rid, "%s", req->request_id);
+        copy_rid(d.rid, req->request_id);
     else
         eng_request_id(d.rid);
     d.call.eng = d.e;
@@ -579,8 +588,7 @@ int eng_dispatch_parse(void *engine, const eng_request *req,
     d.e = engine;
     d.req = req;
     d.op_index = (size_t)-1;
-    snprintf(d.rid, sizeof d.rid, "%s",
-             req->request_id != NULL ? req->request_id : "");
+    copy_rid(d.rid, req->request_id != NULL ? req->request_id : "");
     if ((err = step_parse(&d)) == SIGNER_OK &&
         (err = req->operation != NULL ? step_route_path(&d)
                                       : step_route_body(&d)) == SIGNER_OK &&
