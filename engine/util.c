@@ -276,8 +276,8 @@ static int arena_enabled; /* cJSON's free hook knows the arena */
 
 void eng_arena_begin(void)
 {
-    if (arena_enabled)
-        eng_arena_tls.depth++;
+    if (arena_enabled && eng_arena_tls.depth++ == 0)
+        ASAN_POISON_MEMORY_REGION(eng_arena_tls.buf, ENG_ARENA_BYTES);
 }
 
 void eng_arena_end(void)
@@ -285,6 +285,7 @@ void eng_arena_end(void)
     eng_arena *a = &eng_arena_tls;
     if (a->depth == 0 || --a->depth > 0)
         return;
+    ASAN_UNPOISON_MEMORY_REGION(a->buf, ENG_ARENA_BYTES);
     eng_wipe(a->buf, a->used);
     a->used = 0;
 }

@@ -37,6 +37,23 @@ void eng_arena_begin(void);
 void eng_arena_end(void);
 
 #define ENG_ARENA_BYTES 16384
+/* Under AddressSanitizer the arena outside the blocks handed out is
+ * poisoned while a scope is open, with a red zone after each block. */
+#if defined(__SANITIZE_ADDRESS__)
+#define ENG_ARENA_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ENG_ARENA_ASAN 1
+#endif
+#endif
+#ifdef ENG_ARENA_ASAN
+#include <sanitizer/asan_interface.h>
+#define ENG_ARENA_REDZONE 16
+#else
+#define ASAN_POISON_MEMORY_REGION(a, n) ((void)(a), (void)(n))
+#define ASAN_UNPOISON_MEMORY_REGION(a, n) ((void)(a), (void)(n))
+#define ENG_ARENA_REDZONE 0
+#endif
 /* The thread's arena (static TLS: no allocation, nothing to release when
  * a thread ends); use the functions, not the fields. */
 typedef struct eng_arena {
@@ -51,12 +68,13 @@ extern __thread eng_arena eng_arena_tls;
 static inline void *eng_arena_alloc(size_t n)
 {
     eng_arena *a = &eng_arena_tls;
+    size_t take = ((n + 7) & ~(size_t)7) + ENG_ARENA_REDZONE;
     void *p;
-    n = (n + 7) & ~(size_t)7;
-    if (a->depth == 0 || n > ENG_ARENA_BYTES - a->used)
+    if (a->depth == 0 || take > ENG_ARENA_BYTES - a->used)
         return NULL;
     p = a->buf + a->used;
-    a->used += n;
+    a->used += take;
+    ASAN_UNPOISON_MEMORY_REGION(p, n);
     return p;
 }
 
