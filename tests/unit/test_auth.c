@@ -577,6 +577,9 @@ int main(void)
 {
     CU_pSuite s;
 
+    /* as signerd's main does: every request's JSON in the request arena,
+     * cJSON's frees wiping */
+    eng_wiping_allocators_install();
     if (tu_engine_open(&eng, &cfg, &dir,
                        "auth = { max_failures = 3; lockout_seconds = 3; };\n"
                        "key_cache = { ttl_seconds = 3600; max_entries = 64; };\n"
