@@ -343,33 +343,62 @@ static int string_value(parser *p, char **out, size_t *out_len)
     return rc;
 }
 
-/* RFC 8259 number grammar; returns the end offset or fails. */
-static int number_span(parser *p, size_t *end, int *nonzero)
+/* A number's text as number_span reads it: its significant digits m
+ * (exact while there are at most 19 of them), how many there are, and the
+ * decimal exponent (exp_big when its written part passes 100000). */
+typedef struct num_parts {
+    uint64_t m;
+    int digits;
+    int exp_big;
+    long e;
+} num_parts;
+
+/* The digits from b[i] into np (frac: after the point, each one lowers the
+ * exponent); returns the index after them. */
+static size_t digits_into(const char *b, size_t i, size_t len, num_parts *np,
+                          int frac)
+{
+    for (; i < len && b[i] >= '0' && b[i] <= '9'; i++) {
+        np->m = np->m * 10 + (uint64_t)(b[i] - '0');
+        np->digits += np->m != 0;
+        np->e -= frac;
+    }
+    return i;
+}
+
+/* RFC 8259 number grammar, read once: the end offset and the parts, or
+ * fails. */
+static int number_span(parser *p, size_t *end, num_parts *np)
 {
     size_t i = p->pos;
     const char *b = p->b;
-    *nonzero = 0;
+    long x = 0;
+    int neg = 0;
+    memset(np, 0, sizeof *np);
     if (i < p->len && b[i] == '-')
         i++;
     if (i >= p->len || b[i] < '0' || b[i] > '9')
         return fail(p, i, "a digit expected");
     if (b[i] == '0' && i + 1 < p->len && b[i + 1] >= '0' && b[i + 1] <= '9')
         return fail(p, i, "leading zero in a number");
-    for (; i < p->len && b[i] >= '0' && b[i] <= '9'; i++)
-        *nonzero |= b[i] != '0';
+    i = digits_into(b, i, p->len, np, 0);
     if (i < p->len && b[i] == '.') {
         if (++i >= p->len || b[i] < '0' || b[i] > '9')
             return fail(p, i, "a digit expected after '.'");
-        for (; i < p->len && b[i] >= '0' && b[i] <= '9'; i++)
-            *nonzero |= b[i] != '0';
+        i = digits_into(b, i, p->len, np, 1);
     }
     if (i < p->len && (b[i] == 'e' || b[i] == 'E')) {
         if (++i < p->len && (b[i] == '+' || b[i] == '-'))
-            i++;
+            neg = b[i++] == '-';
         if (i >= p->len || b[i] < '0' || b[i] > '9')
             return fail(p, i, "a digit expected in the exponent");
-        while (i < p->len && b[i] >= '0' && b[i] <= '9')
-            i++;
+        for (; i < p->len && b[i] >= '0' && b[i] <= '9'; i++) {
+            if (x < 100000)
+                x = x * 10 + (b[i] - '0');
+            else
+                np->exp_big = 1;
+        }
+        np->e += neg ? -x : x;
     }
     *end = i;
     return SIGNER_OK;
@@ -385,51 +414,35 @@ static int in_member(parser *p, int rc)
     return rc;
 }
 
-/* Clinger's fast path: the number text b[0..n) (a valid RFC 8259 number)
- * with at most 15 significant digits m and a decimal exponent e with
- * |e| <= 22 is m * 10^e or m / 10^-e, both factors exact doubles, so the
- * one IEEE operation rounds correctly: strtod's result.  1 when taken. */
-static int number_fast(const char *b, size_t n, double *d)
+/* Clinger's fast path: a number of at most 15 significant digits m and
+ * a decimal exponent e with |e| <= 22 is m * 10^e or m / 10^-e, both
+ * factors exact doubles, so the one IEEE operation rounds correctly:
+ * strtod's result.  1 when taken. */
+static int number_fast(const num_parts *np, int negative, double *d)
 {
     static const double pow10[] = {
         1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
         1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-    size_t i = b[0] == '-';
-    uint64_t m = 0;
-    int digits = 0, e = 0, esign = 1, x = 0;
 #if !defined(FLT_EVAL_METHOD) || FLT_EVAL_METHOD != 0
     return 0; /* extended precision would round twice */
 #endif
-    for (; i < n && b[i] >= '0' && b[i] <= '9'; i++, digits += m != 0)
-        m = m * 10 + (uint64_t)(b[i] - '0');
-    if (i < n && b[i] == '.')
-        for (i++; i < n && b[i] >= '0' && b[i] <= '9'; i++, e--)
-            digits += (m = m * 10 + (uint64_t)(b[i] - '0')) != 0;
-    if (digits > 15) /* m may not even fit: leave it to strtod */
-        return 0;
-    if (i < n) { /* 'e' or 'E' */
-        if (b[++i] == '+' || b[i] == '-')
-            esign = b[i++] == '-' ? -1 : 1;
-        for (; i < n && x <= 22; i++)
-            x = x * 10 + (b[i] - '0');
-        if (i < n) /* an exponent of more than 22 */
-            return 0;
-        e += esign * x;
-    }
-    if (e < -22 || e > 22)
-        return 0;
-    *d = e < 0 ? (double)m / pow10[-e] : (double)m * pow10[e];
-    if (b[0] == '-')
+    if (np->digits > 15 || np->exp_big || np->e < -22 || np->e > 22)
+        return 0; /* m may not even fit: strtod */
+    *d = np->e < 0 ? (double)np->m / pow10[-np->e]
+                   : (double)np->m * pow10[np->e];
+    if (negative)
         *d = -*d;
     return 1;
 }
 
-/* The double of the number text b[0..n) (a valid RFC 8259 number):
- * number_fast, else strtod on a copy (on the stack when short). */
-static int number_double(const char *b, size_t n, double *d)
+/* The double of the number text b[0..n) (a valid RFC 8259 number, read
+ * into np): number_fast, else strtod on a copy (on the stack when
+ * short). */
+static int number_double(const char *b, size_t n, const num_parts *np,
+                         double *d)
 {
     char stack[64], *text = stack;
-    if (number_fast(b, n, d))
+    if (number_fast(np, b[0] == '-', d))
         return SIGNER_OK;
     if (n >= sizeof stack && (text = malloc(n + 1)) == NULL)
         return SIGNER_ERR_NOMEM;
@@ -444,15 +457,17 @@ static int number_double(const char *b, size_t n, double *d)
 static int number_value(parser *p, cJSON **out)
 {
     size_t end = 0, start = p->pos;
-    int nonzero, rc;
+    num_parts np;
+    int rc;
     double d;
-    if ((rc = number_span(p, &end, &nonzero)) != SIGNER_OK)
+    if ((rc = number_span(p, &end, &np)) != SIGNER_OK)
         return in_member(p, rc);
-    if ((rc = number_double(p->b + start, end - start, &d)) != SIGNER_OK)
+    if ((rc = number_double(p->b + start, end - start, &np, &d)) !=
+        SIGNER_OK)
         return rc;
     if (isinf(d))
         return in_member(p, fail(p, start, "number overflows a double"));
-    if (d == 0 && nonzero)
+    if (d == 0 && np.digits > 0) /* a non-zero digit read as zero */
         return in_member(p, fail(p, start, "number underflows a double"));
     p->pos = end;
     if ((*out = new_node(cJSON_Number)) == NULL)
