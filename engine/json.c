@@ -179,7 +179,7 @@ static int fail(parser *p, size_t at, const char *fmt, ...)
     return SIGNER_ERR_BAD_REQUEST;
 }
 
-static void skip_ws(parser *p)
+static inline void skip_ws(parser *p)
 {
     if (p->pos < p->len && (unsigned char)p->b[p->pos] > ' ')
         return; /* the common case: no whitespace at all */
