@@ -1004,6 +1004,8 @@ int main(int argc, char **argv)
     sign_result cold;
     int opt, rc = 0, have_cold = 0, alternated;
 
+    /* as signerd's main does: the request path measured is production's */
+    eng_wiping_allocators_install();
     while ((opt = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (opt) {
         case 'p': g_plugin_dir = optarg; break;

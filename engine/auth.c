@@ -188,8 +188,12 @@ int eng_auth_admit(eng_auth *a, signer_reply *reply, const char *key_id,
     int64_t left = 0;
     if (a->max_failures <= 0)
         return SIGNER_OK;
-    client_of(client, peer);
     pthread_mutex_lock(&a->lock);
+    if (a->n_fails == 0) { /* nothing recorded: nothing to look up */
+        pthread_mutex_unlock(&a->lock);
+        return SIGNER_OK;
+    }
+    client_of(client, peer);
     f = fail_find(a, key_id, client, now, 0);
     if (f != NULL && f->locked_until > now)
         left = f->locked_until - now;
@@ -249,8 +253,12 @@ static int auth_record(eng_auth *a, const char *key_id, const char *peer,
     int rc = 0;
     if (a->max_failures <= 0)
         return 0;
-    client_of(client, peer);
     pthread_mutex_lock(&a->lock);
+    if (ok && a->n_fails == 0) { /* nothing recorded: nothing to forget */
+        pthread_mutex_unlock(&a->lock);
+        return 0;
+    }
+    client_of(client, peer);
     if (ok)
         free(fail_find(a, key_id, client, now, 1));
     else
@@ -350,15 +358,25 @@ out:
 
 int eng_auth_secret_check(const cJSON *s, size_t *len)
 {
+    const uint64_t ones = 0x0101010101010101ull;
+    const char *v;
+    uint64_t w, out = 0;
     size_t i, n;
-    if (!cJSON_IsString(s) || s->valuestring == NULL)
+    if (!cJSON_IsString(s) || (v = s->valuestring) == NULL)
         return -1;
-    n = strlen(s->valuestring);
+    n = strlen(v);
     if (n < ENG_SECRET_MIN || n > ENG_SECRET_MAX)
         return -1;
-    for (i = 0; i < n; i++)
-        if (s->valuestring[i] < 0x20 || s->valuestring[i] > 0x7e)
-            return -1;
+    /* printable ASCII, 0x20..0x7e: eight bytes at a time, a flag for any
+     * byte below 0x20 or above 0x7e (exact "any" tests), then the tail */
+    for (i = 0; i + 8 <= n; i += 8) {
+        memcpy(&w, v + i, 8);
+        out |= ((w - ones * 0x20) & ~w) | ((w + ones * 0x01) | w);
+    }
+    for (; i < n; i++)
+        out |= (uint64_t)(v[i] < 0x20 || v[i] > 0x7e) << 7;
+    if (out & (ones << 7))
+        return -1;
     *len = n;
     return 0;
 }
@@ -403,9 +421,9 @@ static int get_mac(unsigned char out[32], const cJSON *hm)
 int eng_auth_parse(eng_credential *cred, signer_reply *reply,
                    const cJSON *payload)
 {
-    const cJSON *sec = cJSON_GetObjectItemCaseSensitive(payload, "secret");
-    const cJSON *hm = cJSON_GetObjectItemCaseSensitive(payload, "hmac");
-    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(payload, "timestamp");
+    const cJSON *sec = eng_json_get(payload, "secret");
+    const cJSON *hm = eng_json_get(payload, "hmac");
+    const cJSON *ts = eng_json_get(payload, "timestamp");
     memset(cred, 0, sizeof *cred);
     if (sec != NULL && hm != NULL)
         return eng_reply_error(reply, SIGNER_ERR_BAD_REQUEST,

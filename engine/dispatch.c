@@ -84,7 +84,7 @@ static int step_is_raw(dispatch *d)
  * gateway's X-Request-Id, docs/frames.md): the log line then has it. */
 static int step_frame_rid(dispatch *d)
 {
-    const cJSON *r = cJSON_GetObjectItemCaseSensitive(d->root, "request_id");
+    const cJSON *r = eng_json_get(d->root, "request_id");
     size_t i;
     if (r == NULL)
         return SIGNER_OK;
@@ -104,7 +104,7 @@ static int step_frame_rid(dispatch *d)
  * (docs/frames.md): the auth throttle then counts that client. */
 static int step_frame_client(dispatch *d)
 {
-    const cJSON *c = cJSON_GetObjectItemCaseSensitive(d->root, "client");
+    const cJSON *c = eng_json_get(d->root, "client");
     int rc;
     if (c == NULL)
         return SIGNER_OK;
@@ -145,7 +145,7 @@ static int step_parse(dispatch *d)
                                "body: expected a JSON object");
     if (!req->framed)
         return SIGNER_OK;
-    id = cJSON_GetObjectItemCaseSensitive(d->root, "id");
+    id = eng_json_get(d->root, "id");
     if (id == NULL)
         return eng_reply_error(&d->reply, SIGNER_ERR_BAD_REQUEST,
                                "id: required in every frame");
@@ -170,7 +170,7 @@ static int step_route_path(dispatch *d)
     d->root = NULL;
     if (d->req->key_id == NULL)
         return SIGNER_OK;
-    k = cJSON_GetObjectItemCaseSensitive(d->payload, "key_id");
+    k = eng_json_get(d->payload, "key_id");
     if (k == NULL)
         return cJSON_AddStringToObject(d->payload, "key_id", d->req->key_id)
                    ? SIGNER_OK
@@ -186,16 +186,16 @@ static int step_route_path(dispatch *d)
  * else. */
 static int step_route_body(dispatch *d)
 {
-    static const char *const root_fields[] = {"operation", "payload", "id",
-                                              NULL};
-    const cJSON *op = cJSON_GetObjectItemCaseSensitive(d->root, "operation");
-    const cJSON *c;
+    const cJSON *op = NULL;
+    cJSON *c, *payload = NULL;
     char name[80];
+    /* one pass: the parser has refused duplicate names */
     for (c = d->root->child; c != NULL; c = c->next) {
-        const char *const *f = root_fields;
-        while (*f != NULL && strcmp(c->string, *f) != 0)
-            f++;
-        if (*f == NULL) {
+        if (strcmp(c->string, "operation") == 0) {
+            op = c;
+        } else if (strcmp(c->string, "payload") == 0) {
+            payload = c;
+        } else if (strcmp(c->string, "id") != 0) {
             printable(name, sizeof name, c->string);
             return eng_reply_error(&d->reply, SIGNER_ERR_BAD_REQUEST,
                                    "unknown field '%s' (expected operation, "
@@ -210,7 +210,8 @@ static int step_route_body(dispatch *d)
         return eng_reply_error(&d->reply, SIGNER_ERR_BAD_REQUEST,
                                "operation: must be a string");
     d->opname = op->valuestring;
-    d->payload = cJSON_DetachItemFromObjectCaseSensitive(d->root, "payload");
+    d->payload = payload != NULL ? cJSON_DetachItemViaPointer(d->root, payload)
+                                 : NULL;
     if (d->payload == NULL && (d->payload = cJSON_CreateObject()) == NULL)
         return eng_reply_error(&d->reply, SIGNER_ERR_NOMEM, "out of memory");
     if (!cJSON_IsObject(d->payload))
@@ -304,7 +305,7 @@ static int raw_as_string(dispatch *d)
 {
     cJSON *r, *s;
     if (!d->reply.raw || d->reply.result == NULL ||
-        (r = cJSON_GetObjectItemCaseSensitive(d->reply.result, "raw")) ==
+        (r = eng_json_get(d->reply.result, "raw")) ==
             NULL)
         return 0;
     s = cJSON_CreateString(r->valuestring != NULL ? r->valuestring : "");
@@ -316,26 +317,26 @@ static int raw_as_string(dispatch *d)
     return 1;
 }
 
-/* Bytes of s as a JSON string body, escaped as cJSON prints it
+/* Bytes of s[0..len) as a JSON string body, escaped as cJSON prints it
  * (",  \\ and \b \f \n \r \t by letter, other controls as \u00XX); writes
  * them at o when not NULL. */
-static size_t json_escaped(char *o, const char *s)
+static size_t json_escaped(char *o, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
+    const char *end = s + len;
     size_t n = 0, run;
     for (;;) {
         const char *e = NULL;
         unsigned char c;
         /* a run of characters printed as they are */
-        for (run = 0; !eng_json_special[(unsigned char)s[run]]; run++)
-            ;
+        run = eng_json_plain_run(s, (size_t)(end - s));
         if (o != NULL)
             memcpy(o + n, s, run);
         n += run;
         s += run;
-        if ((c = (unsigned char)*s++) == '\0')
+        if (s == end)
             return n;
-        switch (c) {
+        switch (c = (unsigned char)*s++) {
         case '"': e = "\\\""; break;
         case '\\': e = "\\\\"; break;
         case '\b': e = "\\b"; break;
@@ -386,9 +387,11 @@ static size_t answer_write(char *o, const dispatch *d)
     PUTS("\"enclave_status\":200,\"enclave_result\":{");
     for (c = d->reply.result->child; c != NULL; c = c->next) {
         PUTS("\"");
-        n += json_escaped(o != NULL ? o + n : NULL, c->string);
+        n += json_escaped(o != NULL ? o + n : NULL, c->string,
+                          strlen(c->string));
         PUTS("\":\"");
-        n += json_escaped(o != NULL ? o + n : NULL, c->valuestring);
+        n += json_escaped(o != NULL ? o + n : NULL, c->valuestring,
+                          strlen(c->valuestring));
         PUTS("\"");
         if (c->next != NULL)
             PUTS(",");
@@ -450,7 +453,7 @@ static int step_answer(dispatch *d, int err, char **resp, size_t *resp_len)
                                         "out of memory");
         status = signer_err_http_status(raw > 0 ? d->reply.raw_err : err);
     } else if (d->reply.raw && d->reply.result != NULL &&
-        (r = cJSON_GetObjectItemCaseSensitive(d->reply.result, "raw")) !=
+        (r = eng_json_get(d->reply.result, "raw")) !=
             NULL) { /* host->reply_raw: the whole answer */
         *resp = r->valuestring;
         r->valuestring = NULL;
@@ -531,6 +534,15 @@ static int step_all(dispatch *d)
     return err;
 }
 
+/* The transport's request id, cut to the 16 characters of ours (what
+ * snprintf "%s" into rid gave, without formatting per request). */
+static void copy_rid(char rid[17], const char *s)
+{
+    size_t n = strnlen(s, 16);
+    memcpy(rid, s, n);
+    rid[n] = '\0';
+}
+
 int eng_dispatch(void *engine, const eng_request *req, char **resp,
                  size_t *resp_len)
 {
@@ -539,11 +551,12 @@ int eng_dispatch(void *engine, const eng_request *req, char **resp,
     int err, status;
 
     memset(&d, 0, sizeof d);
+    eng_arena_begin(); /* the request's JSON: util.h */
     d.e = engine;
     d.req = req;
     d.op_index = (size_t)-1;
     if (req->request_id != NULL) /* the transport's, sent as X-Request-Id */
-        snprintf(d.rid, sizeof d.rid, "%s", req->request_id);
+        copy_rid(d.rid, req->request_id);
     else
         eng_request_id(d.rid);
     d.call.eng = d.e;
@@ -556,7 +569,8 @@ int eng_dispatch(void *engine, const eng_request *req, char **resp,
     eng_keysvc_call_done(&d.call);
     eng_json_free(d.root);
     eng_json_free(d.payload);
-    cJSON_Delete(d.reply.result);
+    eng_json_free(d.reply.result);
+    eng_arena_end(); /* wipes what the request's JSON used */
     return status;
 }
 
@@ -574,8 +588,7 @@ int eng_dispatch_parse(void *engine, const eng_request *req,
     d.e = engine;
     d.req = req;
     d.op_index = (size_t)-1;
-    snprintf(d.rid, sizeof d.rid, "%s",
-             req->request_id != NULL ? req->request_id : "");
+    copy_rid(d.rid, req->request_id != NULL ? req->request_id : "");
     if ((err = step_parse(&d)) == SIGNER_OK &&
         (err = req->operation != NULL ? step_route_path(&d)
                                       : step_route_body(&d)) == SIGNER_OK &&

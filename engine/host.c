@@ -87,6 +87,13 @@ static int h_conf_string(const signer_conf *g, const char *path,
 
 #define J(v) ((const cJSON *)(v))
 
+/* v's cJSON type (cJSON_Invalid for NULL): what the cJSON_Is* functions
+ * test, without a call into the library per accessor. */
+static inline int jt(const signer_json *v)
+{
+    return v != NULL ? J(v)->type & 0xff : cJSON_Invalid;
+}
+
 static int h_json_type(const signer_json *v)
 {
     const cJSON *j = J(v);
@@ -106,14 +113,14 @@ static int h_json_type(const signer_json *v)
 
 static const signer_json *h_json_get(const signer_json *v, const char *key)
 {
-    if (!cJSON_IsObject(J(v)) || key == NULL)
+    if (jt(v) != cJSON_Object || key == NULL)
         return NULL;
-    return (const signer_json *)cJSON_GetObjectItemCaseSensitive(J(v), key);
+    return (const signer_json *)eng_json_get(J(v), key);
 }
 
 static size_t h_json_count(const signer_json *v)
 {
-    if (!cJSON_IsObject(J(v)) && !cJSON_IsArray(J(v)))
+    if (jt(v) != cJSON_Object && jt(v) != cJSON_Array)
         return 0;
     return (size_t)cJSON_GetArraySize(J(v));
 }
@@ -135,7 +142,7 @@ static const signer_json *h_json_at(const signer_json *v, size_t i,
 {
     const cJSON *c;
     size_t k = i;
-    if (!cJSON_IsObject(J(v)) && !cJSON_IsArray(J(v)))
+    if (jt(v) != cJSON_Object && jt(v) != cJSON_Array)
         return NULL;
     if (at_parent == J(v) && at_node != NULL && i >= at_index) {
         c = at_node;
@@ -156,7 +163,7 @@ static const signer_json *h_json_at(const signer_json *v, size_t i,
 static const char *h_json_string(const signer_json *v, size_t *len)
 {
     const char *s;
-    if (!cJSON_IsString(J(v)) || (s = J(v)->valuestring) == NULL)
+    if (jt(v) != cJSON_String || (s = J(v)->valuestring) == NULL)
         return NULL;
     if (len != NULL)
         *len = strlen(s);
@@ -165,7 +172,7 @@ static const char *h_json_string(const signer_json *v, size_t *len)
 
 static int h_json_number(const signer_json *v, double *out)
 {
-    if (!cJSON_IsNumber(J(v)))
+    if (jt(v) != cJSON_Number)
         return 0;
     *out = J(v)->valuedouble;
     return 1;
@@ -176,12 +183,15 @@ static int h_json_number(const signer_json *v, double *out)
 static int h_reply_string(signer_reply *reply, const char *key,
                           const char *value)
 {
+    cJSON *item;
     if (reply == NULL || key == NULL || value == NULL)
         return SIGNER_ERR_INTERNAL;
     cJSON_DeleteItemFromObjectCaseSensitive(reply->result, key);
-    return cJSON_AddStringToObject(reply->result, key, value) != NULL
-               ? SIGNER_OK
-               : SIGNER_ERR_NOMEM;
+    /* node and copies in the request's arena (json.h) */
+    if ((item = eng_json_string_member(key, value)) == NULL)
+        return SIGNER_ERR_NOMEM;
+    cJSON_AddItemToArray(reply->result, item);
+    return SIGNER_OK;
 }
 
 static int reply_verror(signer_reply *reply, int err, const char *fmt,

@@ -1,6 +1,8 @@
 #include "config.h"
 #include "json.h"
 
+#include <float.h>
+#include <limits.h>
 #include <malloc.h>
 #include <math.h>
 #include <stdarg.h>
@@ -8,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include <signer/plugin.h>
 
@@ -68,6 +73,60 @@ const unsigned char eng_json_special[256] = {
     1, [23] = 1, [24] = 1, [25] = 1, [26] = 1, [27] = 1, [28] = 1, [29] = 1,
     [30] = 1, [31] = 1, ['"'] = 1, ['\\'] = 1};
 
+/* The flags (high bit of each byte) of the bytes of w a JSON string cannot
+ * hold as they are: below 0x20, '"' or backslash.  The lowest flag is
+ * exact (borrows only move up), so it marks the first such byte. */
+static uint64_t special_bytes(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ull;
+    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+    return (((w - ones * 0x20) & ~w) | ((q - ones) & ~q) |
+            ((b - ones) & ~b)) &
+           (ones << 7);
+}
+
+#ifdef __SSE2__
+/* The bits (one per byte) of the bytes s[0..16) a JSON string cannot hold
+ * as they are: x <= 0x1f unsigned is min(x, 0x1f) == x. */
+static unsigned special_mask16(const char *s)
+{
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)s);
+    __m128i c = _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(0x1f)), x);
+    c = _mm_or_si128(c, _mm_cmpeq_epi8(x, _mm_set1_epi8('"')));
+    c = _mm_or_si128(c, _mm_cmpeq_epi8(x, _mm_set1_epi8('\\')));
+    return (unsigned)_mm_movemask_epi8(c);
+}
+#endif
+
+size_t eng_json_plain_run(const char *s, size_t len)
+{
+    uint64_t w, m;
+    size_t i = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+    while (i < len && !eng_json_special[(unsigned char)s[i]])
+        i++;
+    return i;
+#endif
+#ifdef __SSE2__
+    for (; i + 16 <= len; i += 16) { /* sixteen bytes at a time */
+        unsigned k = special_mask16(s + i);
+        if (k != 0)
+            return i + (size_t)__builtin_ctz(k);
+    }
+#endif
+    for (; i + 8 <= len; i += 8) { /* eight bytes at a time */
+        memcpy(&w, s + i, 8);
+        if ((m = special_bytes(w)) != 0)
+            return i + (size_t)__builtin_ctzll(m) / 8;
+    }
+    if (i == len)
+        return len;
+    w = 0x4141414141414141ull; /* the tail, padded with plain 'A's */
+    memcpy(&w, s + i, len - i);
+    m = special_bytes(w);
+    return m != 0 ? i + (size_t)__builtin_ctzll(m) / 8 : len;
+}
+
 typedef struct parser {
     const char *b;
     size_t len, pos;
@@ -80,6 +139,36 @@ typedef struct parser {
 static int fail(parser *p, size_t at, const char *fmt, ...)
     SIGNER_PRINTF(3, 4);
 
+/* ---- request memory: the arena while a request scope is open (util.h),
+ * else malloc (cJSON frees it through the same allocator) ---- */
+
+static void *req_alloc(size_t n)
+{
+    void *q = eng_arena_alloc(n);
+    return q != NULL ? q : malloc(n);
+}
+
+/* Releases a block of req_alloc: wiped (whole) and freed, or left to the
+ * arena, which wipes it when the request ends. */
+static void req_drop(void *q)
+{
+    if (q == NULL || eng_arena_owns(q))
+        return;
+    eng_wipe(q, malloc_usable_size(q)); /* sized without reading it */
+    free(q);
+}
+
+/* A fresh node of one type (what cJSON_Create* give). */
+static cJSON *new_node(int type)
+{
+    cJSON *n = req_alloc(sizeof *n);
+    if (n != NULL) {
+        memset(n, 0, sizeof *n);
+        n->type = type;
+    }
+    return n;
+}
+
 static int fail(parser *p, size_t at, const char *fmt, ...)
 {
     va_list ap;
@@ -90,8 +179,10 @@ static int fail(parser *p, size_t at, const char *fmt, ...)
     return SIGNER_ERR_BAD_REQUEST;
 }
 
-static void skip_ws(parser *p)
+static inline void skip_ws(parser *p)
 {
+    if (p->pos < p->len && (unsigned char)p->b[p->pos] > ' ')
+        return; /* the common case: no whitespace at all */
     while (p->pos < p->len &&
            (p->b[p->pos] == ' ' || p->b[p->pos] == '\t' ||
             p->b[p->pos] == '\n' || p->b[p->pos] == '\r'))
@@ -200,9 +291,7 @@ static int string_value(parser *p, char **out, size_t *out_len)
     int rc, verbatim = 1;
     /* Decoded text is never longer than the source.  A run of plain
      * characters first (most strings are nothing else). */
-    for (cap = p->pos;
-         cap < p->len && !eng_json_special[(unsigned char)p->b[cap]]; cap++)
-        ;
+    cap = p->pos + eng_json_plain_run(p->b + p->pos, p->len - p->pos);
     for (; cap < p->len && p->b[cap] != '"'; cap++) {
         if ((unsigned char)p->b[cap] < 0x20)
             verbatim = 0;
@@ -211,7 +300,7 @@ static int string_value(parser *p, char **out, size_t *out_len)
             cap++;
         }
     }
-    if ((o = malloc(cap - p->pos + 1)) == NULL)
+    if ((o = req_alloc(cap - p->pos + 1)) == NULL)
         return SIGNER_ERR_NOMEM;
     if (verbatim && cap < p->len) { /* no escape, no control: one copy */
         n = cap - p->pos;
@@ -250,38 +339,66 @@ static int string_value(parser *p, char **out, size_t *out_len)
             break;
         n += k;
     }
-    eng_wipe(o, n);
-    free(o);
+    req_drop(o);
     return rc;
 }
 
-/* RFC 8259 number grammar; returns the end offset or fails. */
-static int number_span(parser *p, size_t *end, int *nonzero)
+/* A number's text as number_span reads it: its significant digits m
+ * (exact while there are at most 19 of them), how many there are, and the
+ * decimal exponent (exp_big when its written part passes 100000). */
+typedef struct num_parts {
+    uint64_t m;
+    int digits;
+    int exp_big;
+    long e;
+} num_parts;
+
+/* The digits from b[i] into np (frac: after the point, each one lowers the
+ * exponent); returns the index after them. */
+static size_t digits_into(const char *b, size_t i, size_t len, num_parts *np,
+                          int frac)
+{
+    for (; i < len && b[i] >= '0' && b[i] <= '9'; i++) {
+        np->m = np->m * 10 + (uint64_t)(b[i] - '0');
+        np->digits += np->m != 0;
+        np->e -= frac;
+    }
+    return i;
+}
+
+/* RFC 8259 number grammar, read once: the end offset and the parts, or
+ * fails. */
+static int number_span(parser *p, size_t *end, num_parts *np)
 {
     size_t i = p->pos;
     const char *b = p->b;
-    *nonzero = 0;
+    long x = 0;
+    int neg = 0;
+    memset(np, 0, sizeof *np);
     if (i < p->len && b[i] == '-')
         i++;
     if (i >= p->len || b[i] < '0' || b[i] > '9')
         return fail(p, i, "a digit expected");
     if (b[i] == '0' && i + 1 < p->len && b[i + 1] >= '0' && b[i + 1] <= '9')
         return fail(p, i, "leading zero in a number");
-    for (; i < p->len && b[i] >= '0' && b[i] <= '9'; i++)
-        *nonzero |= b[i] != '0';
+    i = digits_into(b, i, p->len, np, 0);
     if (i < p->len && b[i] == '.') {
         if (++i >= p->len || b[i] < '0' || b[i] > '9')
             return fail(p, i, "a digit expected after '.'");
-        for (; i < p->len && b[i] >= '0' && b[i] <= '9'; i++)
-            *nonzero |= b[i] != '0';
+        i = digits_into(b, i, p->len, np, 1);
     }
     if (i < p->len && (b[i] == 'e' || b[i] == 'E')) {
         if (++i < p->len && (b[i] == '+' || b[i] == '-'))
-            i++;
+            neg = b[i++] == '-';
         if (i >= p->len || b[i] < '0' || b[i] > '9')
             return fail(p, i, "a digit expected in the exponent");
-        while (i < p->len && b[i] >= '0' && b[i] <= '9')
-            i++;
+        for (; i < p->len && b[i] >= '0' && b[i] <= '9'; i++) {
+            if (x < 100000)
+                x = x * 10 + (b[i] - '0');
+            else
+                np->exp_big = 1;
+        }
+        np->e += neg ? -x : x;
     }
     *end = i;
     return SIGNER_OK;
@@ -297,22 +414,36 @@ static int in_member(parser *p, int rc)
     return rc;
 }
 
-/* The double of the number text b[0..n) (a valid RFC 8259 number): an
- * integer of at most 15 digits exactly, without strtod; else strtod on a
- * copy (on the stack when short). */
-static int number_double(const char *b, size_t n, double *d)
+/* Clinger's fast path: a number of at most 15 significant digits m and
+ * a decimal exponent e with |e| <= 22 is m * 10^e or m / 10^-e, both
+ * factors exact doubles, so the one IEEE operation rounds correctly:
+ * strtod's result.  1 when taken. */
+static int number_fast(const num_parts *np, int negative, double *d)
+{
+    static const double pow10[] = {
+        1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+        1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+#if !defined(FLT_EVAL_METHOD) || FLT_EVAL_METHOD != 0
+    return 0; /* extended precision would round twice */
+#endif
+    if (np->digits > 15 || np->exp_big || np->e < -22 || np->e > 22)
+        return 0; /* m may not even fit: strtod */
+    *d = np->e < 0 ? (double)np->m / pow10[-np->e]
+                   : (double)np->m * pow10[np->e];
+    if (negative)
+        *d = -*d;
+    return 1;
+}
+
+/* The double of the number text b[0..n) (a valid RFC 8259 number, read
+ * into np): number_fast, else strtod on a copy (on the stack when
+ * short). */
+static int number_double(const char *b, size_t n, const num_parts *np,
+                         double *d)
 {
     char stack[64], *text = stack;
-    size_t i = b[0] == '-';
-    uint64_t v = 0;
-    if (n - i <= 15) {
-        for (; i < n && b[i] >= '0' && b[i] <= '9'; i++)
-            v = v * 10 + (uint64_t)(b[i] - '0');
-        if (i == n) { /* below 2^53: exact */
-            *d = b[0] == '-' ? -(double)v : (double)v;
-            return SIGNER_OK;
-        }
-    }
+    if (number_fast(np, b[0] == '-', d))
+        return SIGNER_OK;
     if (n >= sizeof stack && (text = malloc(n + 1)) == NULL)
         return SIGNER_ERR_NOMEM;
     memcpy(text, b, n);
@@ -326,19 +457,26 @@ static int number_double(const char *b, size_t n, double *d)
 static int number_value(parser *p, cJSON **out)
 {
     size_t end = 0, start = p->pos;
-    int nonzero, rc;
+    num_parts np;
+    int rc;
     double d;
-    if ((rc = number_span(p, &end, &nonzero)) != SIGNER_OK)
+    if ((rc = number_span(p, &end, &np)) != SIGNER_OK)
         return in_member(p, rc);
-    if ((rc = number_double(p->b + start, end - start, &d)) != SIGNER_OK)
+    if ((rc = number_double(p->b + start, end - start, &np, &d)) !=
+        SIGNER_OK)
         return rc;
     if (isinf(d))
         return in_member(p, fail(p, start, "number overflows a double"));
-    if (d == 0 && nonzero)
+    if (d == 0 && np.digits > 0) /* a non-zero digit read as zero */
         return in_member(p, fail(p, start, "number underflows a double"));
     p->pos = end;
-    if ((*out = cJSON_CreateNumber(d)) == NULL)
+    if ((*out = new_node(cJSON_Number)) == NULL)
         return SIGNER_ERR_NOMEM;
+    /* valueint as cJSON_CreateNumber sets it: saturated */
+    (*out)->valuedouble = d;
+    (*out)->valueint = d >= INT_MAX   ? INT_MAX
+                       : d <= INT_MIN ? INT_MIN
+                                      : (int)d;
     return SIGNER_OK;
 }
 
@@ -348,17 +486,31 @@ static int literal(parser *p, const char *word, int type, cJSON **out)
     if (p->len - p->pos < n || memcmp(p->b + p->pos, word, n) != 0)
         return fail(p, p->pos, "unexpected character");
     p->pos += n;
-    *out = type == cJSON_NULL    ? cJSON_CreateNull()
-           : type == cJSON_True  ? cJSON_CreateTrue()
-                                 : cJSON_CreateFalse();
+    *out = new_node(type);
     return *out != NULL ? SIGNER_OK : SIGNER_ERR_NOMEM;
 }
 
 static int value(parser *p, cJSON **out);
 
+/* Appends item to c's children as cJSON_AddItemToArray does (the first
+ * child's prev is the last child). */
+static void link_child(cJSON *c, cJSON *item)
+{
+    cJSON *first = c->child;
+    item->next = NULL;
+    if (first == NULL) {
+        c->child = item;
+        item->prev = item;
+        return;
+    }
+    first->prev->next = item;
+    item->prev = first->prev;
+    first->prev = item;
+}
+
 static int array_value(parser *p, cJSON **out)
 {
-    cJSON *arr = cJSON_CreateArray(), *item = NULL;
+    cJSON *arr = new_node(cJSON_Array), *item = NULL;
     int rc = SIGNER_OK;
     if (arr == NULL)
         return SIGNER_ERR_NOMEM;
@@ -372,7 +524,7 @@ static int array_value(parser *p, cJSON **out)
     for (;;) {
         if ((rc = value(p, &item)) != SIGNER_OK)
             break;
-        cJSON_AddItemToArray(arr, item);
+        link_child(arr, item);
         skip_ws(p);
         if (peek(p) == ',') {
             p->pos++;
@@ -424,7 +576,8 @@ static int check_duplicates(parser *p, const cJSON *obj, const size_t *at,
             names[i] = c->string;
         for (j = 1; j < n; j++)
             for (i = 0; i < j; i++)
-                if (strcmp(names[i], names[j]) == 0) {
+                if (names[i][0] == names[j][0] && /* most differ here */
+                    strcmp(names[i], names[j]) == 0) {
                     if (best == NULL || strcmp(names[j], best) < 0) {
                         best = names[j];
                         best_at = at[j];
@@ -505,20 +658,17 @@ static int member(parser *p, cJSON *obj)
      * the same allocator): no copy */
     item->string = name;
     name = NULL;
-    cJSON_AddItemToArray(obj, item);
+    link_child(obj, item);
     item = NULL;
 cleanup:
-    if (name != NULL) {
-        eng_wipe(name, nlen);
-        free(name);
-    }
+    req_drop(name);
     eng_json_free(item);
     return rc;
 }
 
 static int object_value(parser *p, cJSON **out)
 {
-    cJSON *obj = cJSON_CreateObject();
+    cJSON *obj = new_node(cJSON_Object);
     size_t stack[SMALL_OBJECT], *at = stack, cap = SMALL_OBJECT, n = 0;
     int rc = SIGNER_OK;
     if (obj == NULL)
@@ -570,12 +720,10 @@ static int string_node(parser *p, cJSON **out)
     int rc = string_value(p, &s, &n);
     if (rc != SIGNER_OK)
         return rc;
-    if ((*out = cJSON_CreateNull()) == NULL) {
-        eng_wipe(s, n);
-        free(s);
+    if ((*out = new_node(cJSON_String)) == NULL) {
+        req_drop(s);
         return SIGNER_ERR_NOMEM;
     }
-    (*out)->type = cJSON_String;
     (*out)->valuestring = s;
     return SIGNER_OK;
 }
@@ -643,31 +791,53 @@ int eng_json_parse(cJSON **out, eng_json_span *capture, const char *buf,
     return SIGNER_OK;
 }
 
-/* ---- the one release path -------------------------------------------------- */
-
-/* Wipes v's own strings and number, then its children's (the parser
- * bounds the depth).  References are left alone: their target is not
- * ours. */
-static void wipe_node(cJSON *v)
+cJSON *eng_json_get(const cJSON *obj, const char *name)
 {
-    cJSON *c;
-    /* Whole blocks, sized without reading them: no branch on secrets. */
-    if (v->string != NULL && !(v->type & cJSON_StringIsConst))
-        eng_wipe(v->string, malloc_usable_size(v->string));
-    if (v->type & cJSON_IsReference)
-        return;
-    if (v->valuestring != NULL)
-        eng_wipe(v->valuestring, malloc_usable_size(v->valuestring));
-    v->valuedouble = 0;
-    v->valueint = 0;
-    for (c = v->child; c != NULL; c = c->next)
-        wipe_node(c);
+    const cJSON *c;
+    if (obj == NULL || name == NULL)
+        return NULL;
+    for (c = obj->child; c != NULL; c = c->next)
+        if (c->string != NULL && c->string[0] == name[0] && /* most differ */
+            strcmp(c->string, name) == 0)
+            return (cJSON *)c;
+    return NULL;
 }
 
+cJSON *eng_json_string_member(const char *name, const char *value)
+{
+    size_t kn = strlen(name) + 1, vn = strlen(value) + 1;
+    cJSON *n = new_node(cJSON_String);
+    if (n == NULL)
+        return NULL;
+    if ((n->string = req_alloc(kn)) == NULL ||
+        (n->valuestring = req_alloc(vn)) == NULL) {
+        eng_json_free(n);
+        return NULL;
+    }
+    memcpy(n->string, name, kn);
+    memcpy(n->valuestring, value, vn);
+    return n;
+}
+
+/* ---- the one release path -------------------------------------------------- */
+
+/* What cJSON_Delete does (v and the siblings after it, children first;
+ * references and constant names are not ours), with every string, member
+ * name and number wiped before its block is freed: whole blocks, sized
+ * without reading them, so no branch on secrets.  Blocks in the request
+ * arena are left to it (wiped when the request ends).  The parser bounds
+ * the depth. */
 void eng_json_free(cJSON *v)
 {
-    if (v == NULL)
-        return;
-    wipe_node(v);
-    cJSON_Delete(v);
+    cJSON *next;
+    for (; v != NULL; v = next) {
+        next = v->next;
+        if (!(v->type & cJSON_IsReference)) {
+            eng_json_free(v->child);
+            req_drop(v->valuestring);
+        }
+        if (!(v->type & cJSON_StringIsConst))
+            req_drop(v->string);
+        req_drop(v); /* the number with it */
+    }
 }

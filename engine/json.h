@@ -30,8 +30,24 @@ typedef struct eng_json_span {
 int eng_json_parse(cJSON **out, eng_json_span *capture, const char *buf,
                    size_t len, int max_depth, eng_json_error *err);
 
-/* Wipes every string, member name and number of v, then frees it.  NULL
- * is a no-op.  The one way request trees are released. */
+/* The number of bytes at the start of s[0..len) that a JSON string holds
+ * as they are (no control, '"' or backslash; NUL is a control). */
+size_t eng_json_plain_run(const char *s, size_t len);
+
+/* The member of obj named name (case-sensitive), or NULL: what
+ * cJSON_GetObjectItemCaseSensitive gives, first bytes compared first. */
+cJSON *eng_json_get(const cJSON *obj, const char *name);
+
+/* A string member name: value (copies) for a tree of the current request:
+ * the node and both strings from the request arena while a request scope
+ * is open (util.h), else malloc; released by eng_json_free or cJSON_Delete.
+ * NULL when out of memory. */
+cJSON *eng_json_string_member(const char *name, const char *value);
+
+/* Wipes every string, member name and number of v (and of the siblings
+ * after it, which cJSON_Delete also frees), then frees it; blocks of the
+ * request arena are left to it.  NULL is a no-op.  The one way request
+ * trees are released. */
 void eng_json_free(cJSON *v);
 
 /* Offset of the first byte of buf[0..len) that is not valid UTF-8 (no

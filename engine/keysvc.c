@@ -92,11 +92,11 @@ static int parse_expiration(const cJSON *v, int64_t *out)
 static int creds_from_json(eng_aws_creds *c, signer_reply *reply,
                            const cJSON *o)
 {
-    const cJSON *ak = cJSON_GetObjectItemCaseSensitive(o, "access_key_id");
+    const cJSON *ak = eng_json_get(o, "access_key_id");
     const cJSON *sk =
-        cJSON_GetObjectItemCaseSensitive(o, "secret_access_key");
-    const cJSON *tk = cJSON_GetObjectItemCaseSensitive(o, "session_token");
-    const cJSON *ex = cJSON_GetObjectItemCaseSensitive(o, "expiration");
+        eng_json_get(o, "secret_access_key");
+    const cJSON *tk = eng_json_get(o, "session_token");
+    const cJSON *ex = eng_json_get(o, "expiration");
     int64_t exp = 0;
     if (!cJSON_IsObject(o) || !cJSON_IsString(ak) || !cJSON_IsString(sk) ||
         (tk != NULL && !cJSON_IsString(tk)))
@@ -153,7 +153,7 @@ static int rq_prepare(signer_call *call, signer_reply *reply, cJSON *payload)
     for (f = fields; *f != NULL; f++) {
         if ((rc = take_field(call, reply, payload, *f)) != SIGNER_OK)
             return rc;
-        v = cJSON_GetObjectItemCaseSensitive(call->located, *f);
+        v = eng_json_get(call->located, *f);
         if (v != NULL && !cJSON_IsString(v))
             return eng_reply_error(reply, SIGNER_ERR_BAD_REQUEST,
                                    "%s: must be a string", *f);
@@ -161,7 +161,7 @@ static int rq_prepare(signer_call *call, signer_reply *reply, cJSON *payload)
     if ((rc = take_field(call, reply, payload, ENG_FIELD_CREDENTIALS)) !=
         SIGNER_OK)
         return rc;
-    v = cJSON_GetObjectItemCaseSensitive(call->located,
+    v = eng_json_get(call->located,
                                          ENG_FIELD_CREDENTIALS);
     if (v == NULL)
         return SIGNER_OK;
@@ -175,7 +175,7 @@ static int call_creds(const signer_call *call, eng_aws_creds *c)
 {
     signer_reply scratch;
     const cJSON *v =
-        call ? cJSON_GetObjectItemCaseSensitive(call->located,
+        call ? eng_json_get(call->located,
                                                 ENG_FIELD_CREDENTIALS)
              : NULL;
     memset(&scratch, 0, sizeof scratch);
@@ -205,7 +205,7 @@ static int b64_decode(unsigned char **out, size_t *out_len, const char *text)
 
 static const char *located_string(const signer_call *call, const char *name)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(call->located, name);
+    const cJSON *v = eng_json_get(call->located, name);
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
@@ -405,7 +405,7 @@ int eng_keysvc_create(signer_call *call, signer_reply *reply,
 {
     eng_engine *e = call->eng;
     const cJSON *sec =
-        cJSON_GetObjectItemCaseSensitive((const cJSON *)payload, "secret");
+        eng_json_get((const cJSON *)payload, "secret");
     unsigned char *blob = NULL;
     size_t slen = 0, blen = 0;
     char key_id[SIGNER_KEY_ID_LEN + 1];
@@ -491,7 +491,7 @@ static pthread_mutex_t *flight_of(const char *cache_id)
 static int open_key_id(open_state *st, signer_reply *reply,
                        const cJSON *payload)
 {
-    const cJSON *kid = cJSON_GetObjectItemCaseSensitive(payload, "key_id");
+    const cJSON *kid = eng_json_get(payload, "key_id");
     size_t i;
     if (kid == NULL)
         return eng_reply_error(reply, SIGNER_ERR_BAD_REQUEST,
@@ -504,6 +504,16 @@ static int open_key_id(open_state *st, signer_reply *reply,
     return SIGNER_OK;
 }
 
+/* SHA-256 fetched once: an implicit fetch (EVP_sha256()) costs a
+ * method-store lookup on every digest. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 /* st->cache_id for the request locator: hex SHA-256 of key_id, chain,
  * address and blob, cut to the width of a key_id.  0 or -1. */
 static int request_cache_id(open_state *st)
@@ -512,13 +522,15 @@ static int request_cache_id(open_state *st)
     unsigned char md[32];
     EVP_MD_CTX *h = EVP_MD_CTX_new();
     size_t i;
-    int ok = h != NULL && EVP_DigestInit_ex(h, EVP_sha256(), NULL) &&
-             EVP_DigestUpdate(h, st->key_id, strlen(st->key_id) + 1) &&
-             EVP_DigestUpdate(h, st->rec.chain, strlen(st->rec.chain) + 1) &&
-             EVP_DigestUpdate(h, st->rec.address,
-                              strlen(st->rec.address) + 1) &&
-             EVP_DigestUpdate(h, st->rec.blob, st->rec.blob_len) &&
-             EVP_DigestFinal_ex(h, md, NULL);
+    int ok;
+    pthread_once(&sha256_once, sha256_fetch);
+    ok = h != NULL &&
+         EVP_DigestInit_ex(h, sha256_md ? sha256_md : EVP_sha256(), NULL) &&
+         EVP_DigestUpdate(h, st->key_id, strlen(st->key_id) + 1) &&
+         EVP_DigestUpdate(h, st->rec.chain, strlen(st->rec.chain) + 1) &&
+         EVP_DigestUpdate(h, st->rec.address, strlen(st->rec.address) + 1) &&
+         EVP_DigestUpdate(h, st->rec.blob, st->rec.blob_len) &&
+         EVP_DigestFinal_ex(h, md, NULL);
     EVP_MD_CTX_free(h);
     if (!ok)
         return -1;

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,16 +22,80 @@ int eng_secure_init(size_t heap_bytes)
     return CRYPTO_secure_malloc_init(heap_bytes, 32) == 1;
 }
 
+/* Each thread keeps a few freed blocks (wiped, so zeroed) for the next
+ * request's allocations of the same size: the secure heap's allocator
+ * takes a process-wide write lock per call.  A thread's blocks go back to
+ * the heap when it ends. */
+#define SECURE_KEEP 4
+static __thread struct {
+    void *p[SECURE_KEEP];
+    size_t len[SECURE_KEEP];
+    int registered;
+} kept;
+static pthread_key_t kept_key;
+static pthread_once_t kept_once = PTHREAD_ONCE_INIT;
+static int kept_ok;
+
+static void kept_release(void *unused)
+{
+    int i;
+    (void)unused;
+    for (i = 0; i < SECURE_KEEP; i++)
+        if (kept.p[i] != NULL) {
+            CRYPTO_secure_clear_free(kept.p[i], kept.len[i], __FILE__,
+                                     __LINE__);
+            kept.p[i] = NULL;
+        }
+}
+
+static void kept_init(void)
+{
+    kept_ok = pthread_key_create(&kept_key, kept_release) == 0;
+}
+
 void *eng_secure_alloc(size_t len)
 {
-    return CRYPTO_secure_zalloc(len ? len : 1, __FILE__, __LINE__);
+    int i;
+    if (len == 0)
+        len = 1;
+    for (i = 0; i < SECURE_KEEP; i++)
+        if (kept.p[i] != NULL && kept.len[i] == len) {
+            void *p = kept.p[i];
+            kept.p[i] = NULL;
+            return p;
+        }
+    return CRYPTO_secure_zalloc(len, __FILE__, __LINE__);
+}
+
+/* Keeps p (wiped) in a free slot of this thread; 0 when none is free. */
+static int kept_put(void *p, size_t len)
+{
+    int i;
+    if (!kept.registered) { /* the thread's end returns its blocks */
+        pthread_once(&kept_once, kept_init);
+        if (!kept_ok || pthread_setspecific(kept_key, &kept) != 0)
+            return 0;
+        kept.registered = 1;
+    }
+    for (i = 0; i < SECURE_KEEP; i++)
+        if (kept.p[i] == NULL) {
+            eng_wipe(p, len);
+            kept.p[i] = p;
+            kept.len[i] = len;
+            return 1;
+        }
+    return 0;
 }
 
 void eng_secure_free(void *p, size_t len)
 {
     if (p == NULL)
         return;
-    CRYPTO_secure_clear_free(p, len ? len : 1, __FILE__, __LINE__);
+    if (len == 0)
+        len = 1;
+    if (len <= 4096 && kept_put(p, len))
+        return;
+    CRYPTO_secure_clear_free(p, len, __FILE__, __LINE__);
 }
 
 void eng_wipe(void *p, size_t len)
@@ -81,20 +146,25 @@ static int is_hex(char c)
 
 int eng_uuid_valid(const char *s)
 {
+    /* 1 for a hex digit, 2 for '-'; NUL is neither, so a short string
+     * fails at its end */
+    static const unsigned char cls[256] = {
+        ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
+        ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1, ['a'] = 1, ['b'] = 1,
+        ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['A'] = 1, ['B'] = 1,
+        ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['-'] = 2};
     size_t i;
-    if (s == NULL || strlen(s) != 36)
+    unsigned bad = 0;
+    if (s == NULL)
         return 0;
     for (i = 0; i < 36; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-')
-                return 0;
-        } else if (!is_hex(s[i])) {
+        unsigned want = (i == 8 || i == 13 || i == 18 || i == 23) ? 2 : 1;
+        if (cls[(unsigned char)s[i]] != want)
             return 0;
-        }
     }
-    if (s[14] != '4')
-        return 0;
-    return strchr("89abAB", s[19]) != NULL;
+    bad |= s[36] != '\0';
+    bad |= s[14] != '4';
+    return !bad && is_hex(s[19]) && strchr("89abAB", s[19]) != NULL;
 }
 
 void eng_hex_encode(char *out, const unsigned char *in, size_t len)
@@ -199,9 +269,38 @@ void *eng_wiping_realloc(void *p, size_t n)
     return q;
 }
 
+/* ---- the request arena ------------------------------------------------- */
+
+__thread eng_arena eng_arena_tls;
+static int arena_enabled; /* cJSON's free hook knows the arena */
+
+void eng_arena_begin(void)
+{
+    if (arena_enabled && eng_arena_tls.depth++ == 0)
+        ASAN_POISON_MEMORY_REGION(eng_arena_tls.buf, ENG_ARENA_BYTES);
+}
+
+void eng_arena_end(void)
+{
+    eng_arena *a = &eng_arena_tls;
+    if (a->depth == 0 || --a->depth > 0)
+        return;
+    ASAN_UNPOISON_MEMORY_REGION(a->buf, ENG_ARENA_BYTES);
+    eng_wipe(a->buf, a->used);
+    a->used = 0;
+}
+
+/* cJSON's free: arena blocks are wiped when their scope closes. */
+static void json_free_hook(void *p)
+{
+    if (!eng_arena_owns(p))
+        eng_wiping_free(p);
+}
+
 void eng_wiping_allocators_install(void)
 {
-    cJSON_Hooks hooks = {malloc, eng_wiping_free};
+    cJSON_Hooks hooks = {malloc, json_free_hook};
+    arena_enabled = 1;
     event_set_mem_functions(malloc, eng_wiping_realloc, eng_wiping_free);
     cJSON_InitHooks(&hooks);
 }

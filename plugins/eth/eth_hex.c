@@ -3,19 +3,49 @@
  * sodium_hex2bin arithmetic) so that secret keys can be decoded without
  * secret-dependent branches or table lookups.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "eth.h"
 
+/* The two lowercase digits of every byte value (public data only: the
+ * index is the byte). */
+#define H4(x) #x "0" #x "1" #x "2" #x "3" #x "4" #x "5" #x "6" #x "7" \
+              #x "8" #x "9" #x "a" #x "b" #x "c" #x "d" #x "e" #x "f"
+static const char hex_pairs[513] =
+    H4(0) H4(1) H4(2) H4(3) H4(4) H4(5) H4(6) H4(7)
+    H4(8) H4(9) H4(a) H4(b) H4(c) H4(d) H4(e) H4(f);
+#undef H4
+
+/* The 8 hex digits of the 4 bytes at in, in order: each byte spread into
+ * two lanes of a word (high nibble first), then every lane turned into
+ * its digit at once ('0' + n, plus 39 when n > 9). */
+static uint64_t hex_word(const unsigned char *in)
+{
+    const uint64_t ones = 0x0101010101010101ull;
+    uint32_t v;
+    uint64_t y, n;
+
+    memcpy(&v, in, 4);
+    y = v;
+    y = (y | y << 16) & 0x0000ffff0000ffffull;
+    y = (y | y << 8) & 0x00ff00ff00ff00ffull; /* b0 0 b1 0 b2 0 b3 0 */
+    n = ((y >> 4) & 0x0f0f0f0f0f0f0f0full) | (y & 0x000f000f000f000full) << 8;
+    return n + ones * '0' + (((n + ones * 6) >> 4) & ones) * 39;
+}
+
 void eth_hex_raw(char *out, const unsigned char *in, size_t len)
 {
-    static const char digits[] = "0123456789abcdef";
-    size_t i;
+    size_t i = 0;
 
-    for (i = 0; i < len; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (; i + 4 <= len; i += 4) {
+        uint64_t w = hex_word(in + i);
+        memcpy(out + 2 * i, &w, 8);
     }
+#endif
+    for (; i < len; i++)
+        memcpy(out + 2 * i, hex_pairs + 2 * in[i], 2);
 }
 
 size_t eth_hex_encode(char *out, const unsigned char *in, size_t len)

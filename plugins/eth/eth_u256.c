@@ -128,6 +128,7 @@ static int eth_from_ether_fast(eth_u256 *r, double d)
     static const double p10[16] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7,
                                    1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14,
                                    1e15};
+    uint64_t wei = 1; /* 10^(18-k) wei per unit of m */
     int k, e;
 
     for (k = 0; k < 16; k++) {
@@ -140,10 +141,10 @@ static int eth_from_ether_fast(eth_u256 *r, double d)
         if ((m - 1) / p10[k] == d || (m + 1) / p10[k] == d)
             return 0;
         eth_u256_set_u64(r, (uint64_t)m);
-        for (e = 18 - k; e > 0; e--) /* m * 10^(18-k) < 2^113: fits */
-            if (!eth_u256_mul_add(r, 10, 0))
-                return 0;
-        return 1;
+        for (e = 18 - k; e > 0; e--) /* 10^18 < 2^64 */
+            wei *= 10;
+        /* m * 10^(18-k) < 2^113: fits */
+        return eth_u256_mul_add(r, wei, 0);
     }
     return 0;
 }
@@ -247,17 +248,16 @@ size_t eth_u256_to_be(unsigned char out[32], const eth_u256 *a)
     size_t n = 0;
     int w, b;
 
-    /* most significant non-zero byte first; zero words skipped whole */
-    for (w = 3; w >= 0; w--) {
-        uint64_t v = a->w[w];
-        if (n == 0 && v == 0)
-            continue;
-        for (b = 7; b >= 0; b--) {
-            unsigned char c = (unsigned char)(v >> (8 * b));
-            if (n == 0 && c == 0)
-                continue;
-            out[n++] = c;
-        }
-    }
+    /* most significant non-zero byte first: the top word from its first
+     * non-zero byte (counted, not searched), the words below it whole */
+    for (w = 3; w >= 0 && a->w[w] == 0; w--)
+        ;
+    if (w < 0)
+        return 0;
+    for (b = 7 - __builtin_clzll(a->w[w]) / 8; b >= 0; b--)
+        out[n++] = (unsigned char)(a->w[w] >> (8 * b));
+    for (w--; w >= 0; w--)
+        for (b = 7; b >= 0; b--)
+            out[n++] = (unsigned char)(a->w[w] >> (8 * b));
     return n;
 }

@@ -259,6 +259,33 @@ static void test_hex(void)
     CU_ASSERT_EQUAL(eth_hex_is_digits("x", 1), 0);
 }
 
+/* Hex encoding (four bytes at a time, then byte by byte) gives what
+ * printf's %02x gives, for every byte value at every position and every
+ * length up to 40, and writes nothing past its 2 * len digits. */
+static void test_hex_encode(void)
+{
+    unsigned char in[40];
+    char out[2 * 40 + 8], want[2 * 40 + 1];
+    size_t len, i, k, bad = 0;
+
+    for (k = 0; k < 256; k++)
+        for (len = 0; len <= sizeof in; len++) {
+            for (i = 0; i < len; i++)
+                in[i] = (unsigned char)(k + i * 37);
+            for (i = 0; i < len; i++)
+                snprintf(want + 2 * i, 3, "%02x", in[i]);
+            memset(out, '#', sizeof out);
+            eth_hex_raw(out, in, len);
+            bad += memcmp(out, want, 2 * len) != 0 || out[2 * len] != '#';
+        }
+    CU_ASSERT_EQUAL(bad, 0);
+    in[0] = 0x0a;
+    in[1] = 0x2f;
+    in[2] = 0x54;
+    CU_ASSERT_EQUAL(eth_hex_encode(out, in, 3), 8);
+    CU_ASSERT_STRING_EQUAL(out, "0x0a2f54");
+}
+
 /* The table decoder for public data agrees with the constant-time one on
  * every pair of bytes. */
 static void test_hex_public(void)
@@ -1693,6 +1720,7 @@ int main(void)
     CU_add_test(s, "keccak vectors", test_keccak_vectors);
     CU_add_test(s, "keccak incremental", test_keccak_incremental);
     CU_add_test(s, "hex", test_hex);
+    CU_add_test(s, "hex_encode", test_hex_encode);
     CU_add_test(s, "hex_public", test_hex_public);
     CU_add_test(s, "u256", test_u256);
     CU_add_test(s, "ether to wei", test_ether);

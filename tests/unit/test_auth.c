@@ -7,6 +7,10 @@
 #include "config.h"
 #include "engine_test.h"
 
+#include <pthread.h>
+
+#include <openssl/crypto.h>
+
 static eng_config cfg;
 static eng_engine eng;
 static char *dir;
@@ -461,10 +465,121 @@ static void test_hex_decode(void)
     CU_ASSERT_EQUAL(eng_hex_decode(out, 0, ""), 0);
 }
 
+/* key_id syntax: a UUIDv4 in either case, nothing shorter or longer, a
+ * non-hex byte anywhere refused. */
+static void test_uuid_valid(void)
+{
+    static const char good[] = "123e4567-e89b-42d3-a456-426614174000";
+    char t[40];
+    size_t i;
+    int refused = 0;
+    CU_ASSERT_TRUE(eng_uuid_valid(good));
+    CU_ASSERT_TRUE(eng_uuid_valid("123E4567-E89B-42D3-B456-426614174ABC"));
+    CU_ASSERT_FALSE(eng_uuid_valid(NULL));
+    CU_ASSERT_FALSE(eng_uuid_valid("123e4567-e89b-32d3-a456-426614174000"));
+    CU_ASSERT_FALSE(eng_uuid_valid("123e4567-e89b-42d3-c456-426614174000"));
+    CU_ASSERT_FALSE(eng_uuid_valid("123e4567-e89b-42d3-a456-42661417400"));
+    CU_ASSERT_FALSE(eng_uuid_valid("123e4567-e89b-42d3-a456-4266141740000"));
+    CU_ASSERT_FALSE(eng_uuid_valid("123e4567e-89b-42d3-a456-426614174000"));
+    for (i = 0; i < 36; i++) {
+        memcpy(t, good, sizeof good);
+        t[i] = good[i] == '-' ? '0' : 'g';
+        refused += !eng_uuid_valid(t);
+        t[i] = '\0';
+        refused += !eng_uuid_valid(t);
+    }
+    CU_ASSERT_EQUAL(refused, 72);
+}
+
+/* A secret is ENG_SECRET_MIN..ENG_SECRET_MAX printable ASCII characters:
+ * one byte outside 0x20..0x7e at any position refuses it. */
+static void test_secret_check(void)
+{
+    static const unsigned char outside[] = {0x01, 0x1f, 0x7f, 0x80, 0xff};
+    char t[ENG_SECRET_MAX + 2];
+    cJSON *v;
+    size_t len = 0, n, i, k;
+    int wrong = 0;
+    for (n = ENG_SECRET_MIN - 1; n <= ENG_SECRET_MAX + 1; n++) {
+        for (i = 0; i < n; i++)
+            t[i] = (char)(0x20 + (i * 13) % 95); /* all of 0x20..0x7e */
+        t[n] = '\0';
+        v = cJSON_CreateString(t);
+        len = 0;
+        if (n < ENG_SECRET_MIN || n > ENG_SECRET_MAX)
+            wrong += eng_auth_secret_check(v, &len) != -1;
+        else
+            wrong += eng_auth_secret_check(v, &len) != 0 || len != n;
+        cJSON_Delete(v);
+        if (n < ENG_SECRET_MIN || n > ENG_SECRET_MAX)
+            continue;
+        for (i = 0; i < n; i++)
+            for (k = 0; k < sizeof outside; k++) {
+                char keep = t[i];
+                t[i] = (char)outside[k];
+                v = cJSON_CreateString(t);
+                wrong += eng_auth_secret_check(v, &len) != -1;
+                cJSON_Delete(v);
+                t[i] = keep;
+            }
+    }
+    v = cJSON_CreateNumber(1);
+    wrong += eng_auth_secret_check(v, &len) != -1;
+    cJSON_Delete(v);
+    CU_ASSERT_EQUAL(wrong, 0);
+}
+
+/* A freed secure block comes back wiped for the thread's next
+ * allocation of its size (no trip through the heap's lock); a thread's
+ * kept blocks return to the secure heap when it ends. */
+static void *secure_churn(void *arg)
+{
+    unsigned char *p = eng_secure_alloc(48);
+    (void)arg;
+    if (p != NULL)
+        memset(p, 0x5a, 48);
+    eng_secure_free(p, 48);
+    return p;
+}
+
+static void test_secure_reuse(void)
+{
+    unsigned char *p, *q, *r;
+    size_t before, i, nonzero = 0;
+    pthread_t t;
+    void *tp = NULL;
+
+    eng_secure_init(1 << 16);
+    CU_ASSERT_FATAL(CRYPTO_secure_malloc_initialized());
+    p = eng_secure_alloc(40);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_TRUE(CRYPTO_secure_allocated(p));
+    memset(p, 0xaa, 40);
+    eng_secure_free(p, 40);
+    r = eng_secure_alloc(41); /* another size: another block */
+    q = eng_secure_alloc(40);
+    CU_ASSERT_PTR_EQUAL(q, p);
+    CU_ASSERT_PTR_NOT_EQUAL(r, p);
+    for (i = 0; i < 40; i++)
+        nonzero += q[i] != 0;
+    CU_ASSERT_EQUAL(nonzero, 0);
+    eng_secure_free(q, 40);
+    eng_secure_free(r, 41);
+
+    before = CRYPTO_secure_used();
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, secure_churn, NULL), 0);
+    CU_ASSERT_EQUAL(pthread_join(t, &tp), 0);
+    CU_ASSERT_PTR_NOT_NULL(tp);
+    CU_ASSERT_EQUAL(CRYPTO_secure_used(), before);
+}
+
 int main(void)
 {
     CU_pSuite s;
 
+    /* as signerd's main does: every request's JSON in the request arena,
+     * cJSON's frees wiping */
+    eng_wiping_allocators_install();
     if (tu_engine_open(&eng, &cfg, &dir,
                        "auth = { max_failures = 3; lockout_seconds = 3; };\n"
                        "key_cache = { ttl_seconds = 3600; max_entries = 64; };\n"
@@ -482,5 +597,8 @@ int main(void)
     TU_ADD(s, test_secret_ops_logging);
     TU_ADD(s, test_request_locator);
     TU_ADD(s, test_hex_decode);
+    TU_ADD(s, test_secure_reuse);
+    TU_ADD(s, test_uuid_valid);
+    TU_ADD(s, test_secret_check);
     return tu_engine_end(&eng, &cfg, dir);
 }

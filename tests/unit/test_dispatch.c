@@ -474,6 +474,9 @@ int main(void)
 {
     CU_pSuite s;
 
+    /* as signerd's main does: every request's JSON in the request arena,
+     * cJSON's frees wiping */
+    eng_wiping_allocators_install();
     if (tu_engine_open(&eng, &cfg, &dir,
                        "auth = { max_failures = 3; lockout_seconds = 60; };\n"
                        "limits = { max_body = 65536; };\n"

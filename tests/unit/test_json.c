@@ -4,6 +4,7 @@
 #include "testutil.h"
 
 #include "json.h"
+#include "util.h"
 
 #include <signer/plugin.h>
 
@@ -109,6 +110,157 @@ static void test_numbers(void)
     }
 }
 
+/* Random valid number texts (up to 18 integer and 18 fraction digits,
+ * exponents to +-40): the fast path (Clinger's) and strtod agree to the
+ * bit on every one. */
+static void test_numbers_random(void)
+{
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    char t[64];
+    int k, bad = 0;
+    for (k = 0; k < 50000; k++) {
+        size_t n = 0;
+        int i, nint, nfrac, e;
+        cJSON *v = NULL;
+        eng_json_error err;
+        double want;
+#define RND() (x ^= x << 13, x ^= x >> 7, x ^= x << 17, x)
+        if (RND() % 2)
+            t[n++] = '-';
+        nint = (int)(RND() % 19);
+        t[n++] = (char)(nint == 0 ? '0' : '1' + RND() % 9);
+        for (i = 1; i < nint; i++)
+            t[n++] = (char)('0' + RND() % 10);
+        if ((nfrac = (int)(RND() % 19)) > 0) {
+            t[n++] = '.';
+            for (i = 0; i < nfrac; i++)
+                t[n++] = (char)('0' + RND() % (i % 3 ? 10 : 2));
+        }
+        if (RND() % 3 == 0) {
+            e = (int)(RND() % 81) - 40;
+            n += (size_t)snprintf(t + n, sizeof t - n, "%s%d",
+                                  RND() % 2 ? "e" : "E", e);
+        }
+#undef RND
+        t[n] = '\0';
+        want = strtod(t, NULL);
+        if (eng_json_parse(&v, NULL, t, n, 4, &err) != SIGNER_OK ||
+            memcmp(&v->valuedouble, &want, sizeof want) != 0) {
+            if (bad++ < 5)
+                fprintf(stderr, "\n%s: %.17g, strtod %.17g\n", t,
+                        v ? v->valuedouble : 0.0, want);
+        }
+        eng_json_free(v);
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
+/* With the wiping allocators installed, a request scope takes the parsed
+ * tree from the thread's arena: nothing to free node by node, a mixed
+ * tree (a malloc'd member added) released correctly, and the used part
+ * wiped when the outermost scope closes, not before. */
+static void test_arena(void)
+{
+    static const char text[] =
+        "{\"key_id\":\"k\",\"secret\":\"correct horse battery\","
+        "\"tx\":{\"value\":0.01,\"nonce\":7,\"ok\":true}}";
+    cJSON *v = NULL, *sec;
+    char *secret;
+    eng_json_error e;
+    eng_wiping_allocators_install();
+    CU_ASSERT_PTR_NULL(eng_arena_alloc(8)); /* no scope open */
+    eng_arena_begin();
+    eng_arena_begin(); /* nested: the outer scope owns the arena */
+    CU_ASSERT_EQUAL_FATAL(eng_json_parse(&v, NULL, text, sizeof text - 1, 64,
+                                         &e),
+                          SIGNER_OK);
+    sec = cJSON_GetObjectItemCaseSensitive(v, "secret");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sec);
+    secret = sec->valuestring;
+    CU_ASSERT_TRUE(eng_arena_owns(v));
+    CU_ASSERT_TRUE(eng_arena_owns(secret));
+    CU_ASSERT_EQUAL(cJSON_GetObjectItemCaseSensitive(
+                        cJSON_GetObjectItemCaseSensitive(v, "tx"), "nonce")
+                        ->valuedouble,
+                    7.0);
+    /* cJSON's own delete and a malloc'd member in the arena's tree */
+    cJSON_DeleteItemFromObjectCaseSensitive(v, "key_id");
+    CU_ASSERT_PTR_NOT_NULL(cJSON_AddStringToObject(v, "added", "heap"));
+    CU_ASSERT_FALSE(eng_arena_owns(
+        cJSON_GetObjectItemCaseSensitive(v, "added")));
+    eng_json_free(v);
+    eng_arena_end();
+    CU_ASSERT_STRING_EQUAL(secret, "correct horse battery"); /* still open */
+    eng_arena_end();
+    CU_ASSERT_EQUAL(secret[0], 0); /* wiped with the scope */
+    CU_ASSERT_EQUAL(memcmp(secret, "\0\0\0\0\0\0\0\0", 8), 0);
+    /* no scope: malloc again */
+    CU_ASSERT_EQUAL_FATAL(eng_json_parse(&v, NULL, text, sizeof text - 1, 64,
+                                         &e),
+                          SIGNER_OK);
+    CU_ASSERT_FALSE(eng_arena_owns(v));
+    eng_json_free(v);
+}
+
+/* A body larger than the arena: what does not fit comes from malloc, and
+ * the release path frees exactly that (valgrind/ASan: no leak, no bad
+ * free). */
+static void test_arena_overflow(void)
+{
+    size_t n = 40000, i, len = 0;
+    char *text = malloc(n + 64);
+    cJSON *v = NULL;
+    eng_json_error e;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    eng_wiping_allocators_install();
+    len += (size_t)sprintf(text, "[");
+    for (i = 0; len + 32 < n; i++)
+        len += (size_t)sprintf(text + len, "%s\"s%zu-%s\"", i ? "," : "", i,
+                               "abcdefghijklmnopqrstuvwxyz");
+    text[len++] = ']';
+    eng_arena_begin();
+    CU_ASSERT_EQUAL_FATAL(eng_json_parse(&v, NULL, text, len, 64, &e),
+                          SIGNER_OK);
+    CU_ASSERT_TRUE(eng_arena_owns(v));
+    CU_ASSERT_FALSE(eng_arena_owns(cJSON_GetArrayItem(v, (int)i - 1)));
+    CU_ASSERT_STRING_EQUAL(cJSON_GetArrayItem(v, (int)i - 1)->valuestring +
+                               strlen(cJSON_GetArrayItem(v, (int)i - 1)
+                                          ->valuestring) -
+                               3,
+                           "xyz");
+    eng_json_free(v);
+    eng_arena_end();
+    free(text);
+}
+
+/* The plain run (eight bytes at a time) ends exactly where a byte-by-byte
+ * scan finds the first control, '"' or backslash, at every offset and
+ * length, next to UTF-8 bytes (which are plain). */
+static void test_plain_run(void)
+{
+    static const unsigned char specials[] = {0x00, 0x01, 0x1f, '"', '\\'};
+    static const unsigned char plain[] = {0x20, 0x21, 0x23, 0x5b, 0x5d,
+                                          0x7f, 0x80, 0xc3, 0xff, 'A'};
+    unsigned char buf[40];
+    size_t len, at, k, bad = 0;
+    for (len = 0; len <= sizeof buf; len++)
+        for (at = 0; at <= len; at++)
+            for (k = 0; k < sizeof specials; k++) {
+                size_t i, want = len, got;
+                for (i = 0; i < len; i++)
+                    buf[i] = plain[(i * 7 + k) % sizeof plain];
+                if (at < len) {
+                    buf[at] = specials[k];
+                    want = at;
+                    if (at + 1 < len) /* a second one after it */
+                        buf[len - 1] = specials[(k + 1) % sizeof specials];
+                }
+                got = eng_json_plain_run((const char *)buf, len);
+                bad += got != want;
+            }
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
 static void test_capture(void)
 {
     static const char text[] =
@@ -134,6 +286,10 @@ int main(void)
     TU_ADD(s, test_refused);
     TU_ADD(s, test_accepted);
     TU_ADD(s, test_numbers);
+    TU_ADD(s, test_numbers_random);
+    TU_ADD(s, test_plain_run);
     TU_ADD(s, test_capture);
+    TU_ADD(s, test_arena);
+    TU_ADD(s, test_arena_overflow);
     return tu_run();
 }
