@@ -260,12 +260,13 @@ static int update_reading(eng_conn *c, size_t out)
     if (want)
         bufferevent_enable(c->bev, EV_READ);
     else if (!(c->jobs > 0 && !stopped && !c->read_eof &&
-               out < ENG_OUT_HIGH && eng_server_cb(c->loop->srv)->submit == NULL))
+               out < ENG_OUT_HIGH))
         bufferevent_disable(c->bev, EV_READ);
-    /* else the requests in flight were handled on this thread and their
-     * answers are queued for this same loop iteration: pausing reading
-     * now and resuming it then would cost two epoll changes and spare
-     * nothing (on_read takes no request while they are pending) */
+    /* else requests are in flight (answered on this loop later, or by
+     * another thread): pausing reading now and resuming it with the answer
+     * would cost two epoll changes per request and spare nothing, since
+     * on_read takes no request while they are pending and the read
+     * watermark (read_high) bounds what the input may hold meanwhile */
     return want;
 }
 
