@@ -62,6 +62,7 @@ typedef struct gw_conn {
     gw_stats *st;         /* the pool's, for this endpoint */
     struct bufferevent *bev;
     int state;
+    int write_armed; /* EV_WRITE on: a write left bytes the socket refused */
     int n_inflight;
     uint64_t next_try_us, last_rx_us;
     uint64_t probe_id, probe_sent_us;
@@ -76,6 +77,7 @@ struct gw_inst {
     struct event_base *base;
     int own_base; /* 1: base and thread are the set's own */
     struct event *wake, *tick;
+    struct event *flush; /* active while frames wait to be written */
     pthread_t thread;
     int started;
     pthread_mutex_t mu;
@@ -98,6 +100,7 @@ struct eng_gw_pool {
 };
 
 static void conn_connect(gw_conn *c);
+static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void pool_dispatch(gw_inst *p);
 
 /* ---- requests ----------------------------------------------------------- */
@@ -180,6 +183,7 @@ static void conn_down(gw_conn *c, const char *why)
         eng_log(SIGNER_LOG_WARN, "gateway: enclave %s down: %s", c->endpoint,
                 why);
     c->state = CONN_DOWN;
+    c->write_armed = 0;
     c->next_try_us = eng_now_us() + (uint64_t)p->sh->conf.reconnect_ms * 1000;
     c->probe_id = 0;
     for (r = c->inflight; r != NULL; r = next) {
@@ -263,6 +267,8 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     if (what & BEV_EVENT_CONNECTED) {
         c->state = CONN_UP;
+        c->write_armed = 0;
+        bufferevent_disable(c->bev, EV_WRITE); /* pool_flush_cb writes */
         c->last_rx_us = eng_now_us();
         if (conn_up(c, 1))
             eng_log(SIGNER_LOG_INFO, "gateway: enclave %s up", c->endpoint);
@@ -288,7 +294,7 @@ static void conn_connect(gw_conn *c)
                                         BEV_OPT_DEFER_CALLBACKS);
     if (c->bev == NULL)
         return;
-    bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
+    bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     c->state = CONN_CONNECTING;
     if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&sa.ss,
@@ -299,7 +305,8 @@ static void conn_connect(gw_conn *c)
     }
 }
 
-/* Writes one frame on c. */
+/* Queues one frame on c; the set's flush event writes every frame queued
+ * in this loop iteration with one write per connection. */
 static void conn_send(gw_conn *c, const char *frame, size_t len)
 {
     unsigned char hdr[4];
@@ -307,6 +314,45 @@ static void conn_send(gw_conn *c, const char *frame, size_t len)
     eng_frame_header(hdr, len);
     evbuffer_add(out, hdr, 4);
     evbuffer_add(out, frame, len);
+    event_active(c->p->flush, EV_WRITE, 0);
+}
+
+/* The bufferevent wrote what a direct write left: back to direct writes. */
+static void conn_write_cb(struct bufferevent *bev, void *arg)
+{
+    gw_conn *c = arg;
+    if (c->write_armed &&
+        evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        c->write_armed = 0;
+        bufferevent_disable(bev, EV_WRITE);
+    }
+}
+
+/* Writes the frames queued on the set's connections, after the events of
+ * this loop iteration that queued them (pipelined frames leave together:
+ * one syscall, on vsock one VM exit, per connection and iteration).
+ * EV_WRITE is armed only for what the socket did not take, and so that
+ * the bufferevent reports a failed write. */
+static void pool_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    gw_inst *p = arg;
+    size_t i;
+    (void)fd;
+    (void)what;
+    for (i = 0; i < p->n; i++) {
+        gw_conn *c = &p->conns[i];
+        struct evbuffer *out;
+        if (c->bev == NULL || c->state != CONN_UP || c->write_armed)
+            continue;
+        out = bufferevent_get_output(c->bev);
+        if (evbuffer_get_length(out) == 0)
+            continue;
+        (void)evbuffer_write(out, bufferevent_getfd(c->bev));
+        if (evbuffer_get_length(out) > 0) {
+            c->write_armed = 1;
+            bufferevent_enable(c->bev, EV_WRITE);
+        }
+    }
 }
 
 /* ---- scheduling --------------------------------------------------------- */
@@ -495,6 +541,8 @@ static void inst_free(gw_inst *p)
         event_free(p->wake);
     if (p->tick != NULL)
         event_free(p->tick);
+    if (p->flush != NULL)
+        event_free(p->flush);
     if (p->own_base && p->base != NULL)
         event_base_free(p->base);
     pthread_mutex_destroy(&p->mu);
@@ -531,7 +579,8 @@ static gw_inst *inst_new(eng_gw_pool *sh, struct event_base *base)
         (p->own_base && (p->wake = event_new(p->base, -1, EV_PERSIST,
                                              pool_wake_cb, p)) == NULL) ||
         (p->tick = event_new(p->base, -1, EV_PERSIST, pool_tick_cb, p)) ==
-            NULL) {
+            NULL ||
+        (p->flush = event_new(p->base, -1, 0, pool_flush_cb, p)) == NULL) {
         inst_free(p);
         return NULL;
     }
