@@ -733,33 +733,32 @@ static void frame_fast_numbers(cJSON *item)
     }
 }
 
-void eng_gw_pool_forward(eng_gw_pool *sh, cJSON *frame, int retryable,
-                         eng_gw_done done, void *arg)
+/* A request for forwarding, its id taken; NULL (done called) when the
+ * pool stops or memory runs out. */
+static gw_req *req_new(eng_gw_pool *sh, int retryable, eng_gw_done done,
+                       void *arg)
 {
-    gw_req *r = calloc(1, sizeof *r), **tail;
-    gw_inst *p;
+    gw_req *r = calloc(1, sizeof *r);
     if (r == NULL || atomic_load(&sh->stopping)) {
         free(r);
-        cJSON_Delete(frame);
         done(arg, NULL, NULL, 0, SIGNER_ERR_UNAVAILABLE,
              "gateway: shutting down");
-        return;
+        return NULL;
     }
     r->id = atomic_fetch_add(&sh->next_id, 1);
     r->retryable = retryable;
     r->done = done;
     r->arg = arg;
     r->deadline_us = eng_now_us() + (uint64_t)sh->conf.deadline_ms * 1000;
-    cJSON_AddItemToObject(frame, "id", cJSON_CreateNumber((double)r->id));
-    frame_fast_numbers(frame->child);
-    r->frame = cJSON_PrintUnformatted(frame);
-    cJSON_Delete(frame); /* cJSON's free wipes (eng_wiping_allocators) */
-    if (r->frame == NULL) {
-        free(r);
-        done(arg, NULL, NULL, 0, SIGNER_ERR_NOMEM, "out of memory");
-        return;
-    }
-    r->len = strlen(r->frame);
+    return r;
+}
+
+/* Queues r (its frame printed) on the caller's loop set, else on the
+ * pool's own thread. */
+static void req_enqueue(eng_gw_pool *sh, gw_req *r)
+{
+    gw_req **tail;
+    gw_inst *p;
     atomic_fetch_add(&sh->forwarded, 1);
     if ((p = inst_of_thread(sh)) != NULL) { /* this loop's set: no hand-off */
         for (tail = &p->wait_head; *tail != NULL; tail = &(*tail)->next)
@@ -777,6 +776,52 @@ void eng_gw_pool_forward(eng_gw_pool *sh, cJSON *frame, int retryable,
     p->in_tail = r;
     pthread_mutex_unlock(&p->mu);
     event_active(p->wake, EV_READ, 0);
+}
+
+void eng_gw_pool_forward(eng_gw_pool *sh, cJSON *frame, int retryable,
+                         eng_gw_done done, void *arg)
+{
+    gw_req *r = req_new(sh, retryable, done, arg);
+    if (r == NULL) {
+        cJSON_Delete(frame);
+        return;
+    }
+    cJSON_AddItemToObject(frame, "id", cJSON_CreateNumber((double)r->id));
+    frame_fast_numbers(frame->child);
+    r->frame = cJSON_PrintUnformatted(frame);
+    cJSON_Delete(frame); /* cJSON's free wipes (eng_wiping_allocators) */
+    if (r->frame == NULL) {
+        free(r);
+        done(arg, NULL, NULL, 0, SIGNER_ERR_NOMEM, "out of memory");
+        return;
+    }
+    r->len = strlen(r->frame);
+    req_enqueue(sh, r);
+}
+
+void eng_gw_pool_forward_text(eng_gw_pool *sh, eng_gw_text *frame,
+                              int retryable, eng_gw_done done, void *arg)
+{
+    gw_req *r = req_new(sh, retryable, done, arg);
+    char id[40];
+    if (r == NULL) {
+        eng_gw_text_free(frame);
+        return;
+    }
+    if (frame->len < 2 || frame->p[frame->len - 1] != '}')
+        frame->oom = 1; /* not an object: refused below */
+    else
+        frame->len--;
+    snprintf(id, sizeof id, "%s\"id\":%llu}",
+             eng_gw_object_empty(frame->p, frame->len + 1) ? "" : ",",
+             (unsigned long long)r->id);
+    eng_gw_text_cat(frame, id);
+    if ((r->frame = eng_gw_text_take(frame, &r->len)) == NULL) {
+        free(r);
+        done(arg, NULL, NULL, 0, SIGNER_ERR_NOMEM, "out of memory");
+        return;
+    }
+    req_enqueue(sh, r);
 }
 
 int eng_gw_pool_up(eng_gw_pool *p)

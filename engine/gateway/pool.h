@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 
+#include "gateway/frame_text.h"
+
 typedef struct eng_gw_pool eng_gw_pool;
 
 /* The outcome of one forward, on the thread of the set that sent it:
@@ -42,6 +44,12 @@ eng_gw_pool *eng_gw_pool_start(const eng_gw_pool_conf *conf, char *err,
  * connection loss.  done is called exactly once, on the pool thread. */
 void eng_gw_pool_forward(eng_gw_pool *p, cJSON *frame, int retryable,
                          eng_gw_done done, void *arg);
+
+/* eng_gw_pool_forward for a frame already printed: frame holds an object
+ * text without "id" (taken: its buffer is wiped and freed); the pool adds
+ * its id as the last member. */
+void eng_gw_pool_forward_text(eng_gw_pool *p, eng_gw_text *frame,
+                              int retryable, eng_gw_done done, void *arg);
 
 /* Enclaves whose connection is up now. */
 int eng_gw_pool_up(eng_gw_pool *p);
