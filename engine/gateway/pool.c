@@ -203,19 +203,51 @@ static void conn_down(gw_conn *c, const char *why)
     c->inflight = NULL;
 }
 
-/* One answer frame: matched by id to its request. */
+/* The id of an answer laid out as an enclave prints it, {"id":DIGITS,...}:
+ * 1 with *id set, else 0. */
+static int text_id(const char *json, size_t len, uint64_t *id)
+{
+    size_t i = 6;
+    uint64_t v = 0;
+    if (len < 8 || memcmp(json, "{\"id\":", 6) != 0)
+        return 0;
+    for (; i < len && i < 6 + 15 && json[i] >= '0' && json[i] <= '9'; i++)
+        v = v * 10 + (uint64_t)(json[i] - '0');
+    if (i == 6 || v == 0 || i >= len || (json[i] != ',' && json[i] != '}'))
+        return 0;
+    *id = v;
+    return 1;
+}
+
+/* The id of an answer of another layout, parsed: 1 with *id and *ans (the
+ * tree without its id) set, else 0. */
+static int tree_id(const char *json, size_t len, uint64_t *id, cJSON **ans)
+{
+    const cJSON *v;
+    *ans = cJSON_ParseWithLength(json, len);
+    v = *ans ? cJSON_GetObjectItemCaseSensitive(*ans, "id") : NULL;
+    if (v == NULL || !cJSON_IsNumber(v) || v->valuedouble < 1 ||
+        v->valuedouble >= 9007199254740992.0) {
+        cJSON_Delete(*ans);
+        *ans = NULL;
+        return 0;
+    }
+    *id = (uint64_t)v->valuedouble;
+    cJSON_DeleteItemFromObjectCaseSensitive(*ans, "id");
+    return 1;
+}
+
+/* One answer frame: matched by id to its request, which gets the text
+ * (and the tree, when this layout needed a parse to find the id). */
 static void conn_answer(gw_conn *c, const char *json, size_t len)
 {
-    cJSON *ans = cJSON_ParseWithLength(json, len);
-    const cJSON *id = ans ? cJSON_GetObjectItemCaseSensitive(ans, "id") : NULL;
+    cJSON *ans = NULL;
     gw_req *r;
-    uint64_t uid;
-    if (id == NULL || !cJSON_IsNumber(id) || id->valuedouble < 1) {
-        cJSON_Delete(ans);
+    uint64_t uid = 0;
+    if (!text_id(json, len, &uid) && !tree_id(json, len, &uid, &ans)) {
         conn_down(c, "answer without a valid id");
         return;
     }
-    uid = (uint64_t)id->valuedouble;
     if (uid == c->probe_id) {
         c->probe_id = 0;
         cJSON_Delete(ans);
@@ -227,7 +259,6 @@ static void conn_answer(gw_conn *c, const char *json, size_t len)
     }
     atomic_fetch_add(&c->st->answers, 1);
     rt_observe(c->p->sh, eng_now_us() - r->sent_us);
-    cJSON_DeleteItemFromObjectCaseSensitive(ans, "id");
     r->done(r->arg, ans, json, len, SIGNER_OK, NULL);
     req_free(r);
 }

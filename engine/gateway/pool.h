@@ -16,9 +16,11 @@
 typedef struct eng_gw_pool eng_gw_pool;
 
 /* The outcome of one forward, on the thread of the set that sent it:
- * answer is the parsed frame without its "id" (owned by the callee; NULL
- * on failure), text[0..text_len) the frame as received, "id" included
- * (valid during the call only; NULL on failure), and err a signer_err with
+ * text[0..text_len) the answer frame as received, "id" included (valid
+ * during the call only; NULL on failure); answer the same frame parsed,
+ * without its "id" (owned by the callee), when the pool had to parse it
+ * to find the id, else NULL (an enclave's answer starts {"id":N,: the
+ * callee parses the text if it needs the tree); err a signer_err with
  * why naming the cause (never request content). */
 typedef void (*eng_gw_done)(void *arg, cJSON *answer, const char *text,
                             size_t text_len, int err, const char *why);
