@@ -22,12 +22,18 @@ static size_t skip_ws(const char *s, size_t i, size_t len)
  * is set when the string holds a backslash escape. */
 static size_t skip_string(const char *s, size_t i, size_t len, int *escaped)
 {
-    for (i++; i < len && s[i] != '"'; i++)
-        if (s[i] == '\\') {
+    for (i++; i < len;) {
+        const char *q = memchr(s + i, '"', len - i);
+        size_t end = q != NULL ? (size_t)(q - s) : len, bs = 0;
+        if (memchr(s + i, '\\', end - i) != NULL)
             *escaped = 1;
-            i++;
-        }
-    return i < len ? i + 1 : len;
+        while (end - bs > i && s[end - bs - 1] == '\\')
+            bs++;
+        if (end >= len || bs % 2 == 0)
+            return end < len ? end + 1 : len;
+        i = end + 1; /* an escaped quote */
+    }
+    return len;
 }
 
 /* The index after the value starting at s[i]. */

@@ -830,6 +830,21 @@ void eng_gw_pool_forward(eng_gw_pool *sh, cJSON *frame, int retryable,
     req_enqueue(sh, r);
 }
 
+/* v in decimal into out (at least 21 bytes, not NUL-terminated); the
+ * number of digits. */
+static size_t u64_digits(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0, i;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
 void eng_gw_pool_forward_text(eng_gw_pool *sh, eng_gw_text *frame,
                               int retryable, eng_gw_done done, void *arg)
 {
@@ -843,10 +858,11 @@ void eng_gw_pool_forward_text(eng_gw_pool *sh, eng_gw_text *frame,
         frame->oom = 1; /* not an object: refused below */
     else
         frame->len--;
-    snprintf(id, sizeof id, "%s\"id\":%llu}",
-             eng_gw_object_empty(frame->p, frame->len + 1) ? "" : ",",
-             (unsigned long long)r->id);
-    eng_gw_text_cat(frame, id);
+    eng_gw_text_cat(frame, eng_gw_object_empty(frame->p, frame->len + 1)
+                               ? "\"id\":"
+                               : ",\"id\":");
+    eng_gw_text_add(frame, id, u64_digits(id, r->id));
+    eng_gw_text_add(frame, "}", 1);
     if ((r->frame = eng_gw_text_take(frame, &r->len)) == NULL) {
         free(r);
         done(arg, NULL, NULL, 0, SIGNER_ERR_NOMEM, "out of memory");
