@@ -126,10 +126,12 @@ static void req_finish(gw_req *r, cJSON *answer, int err, const char *why)
 static void rt_observe(eng_gw_pool *p, uint64_t us)
 {
     double ms = (double)us / 1000.0;
-    int i;
-    for (i = 0; i < GW_RT_BUCKETS; i++)
-        if (ms <= rt_bounds_ms[i])
-            atomic_fetch_add(&p->rt_bucket[i], 1);
+    int i = 0;
+    /* one bucket per observation; the metrics text cumulates */
+    while (i < GW_RT_BUCKETS && ms > rt_bounds_ms[i])
+        i++;
+    if (i < GW_RT_BUCKETS)
+        atomic_fetch_add(&p->rt_bucket[i], 1);
     atomic_fetch_add(&p->rt_count, 1);
     atomic_fetch_add(&p->rt_sum_us, us);
 }
@@ -900,6 +902,7 @@ static char *cat(char *s, const char *fmt, ...)
 
 char *eng_gw_pool_metrics(eng_gw_pool *p, char *out)
 {
+    unsigned long long cum = 0;
     size_t i;
     out = cat(out, "# TYPE signer_gateway_enclave_up gauge\n");
     for (i = 0; out != NULL && i < p->conf.n_endpoints; i++) {
@@ -924,11 +927,13 @@ char *eng_gw_pool_metrics(eng_gw_pool *p, char *out)
                    "histogram\n",
               atomic_load(&p->forwarded), atomic_load(&p->failovers),
               atomic_load(&p->no_enclave));
-    for (i = 0; out != NULL && i < GW_RT_BUCKETS; i++)
+    for (i = 0; out != NULL && i < GW_RT_BUCKETS; i++) {
+        cum += atomic_load(&p->rt_bucket[i]);
         out = cat(out,
                   "signer_gateway_enclave_round_trip_seconds_bucket{le=\"%g\"}"
                   " %llu\n",
-                  rt_bounds_ms[i] / 1000.0, atomic_load(&p->rt_bucket[i]));
+                  rt_bounds_ms[i] / 1000.0, cum);
+    }
     return cat(out,
                "signer_gateway_enclave_round_trip_seconds_bucket{le=\"+Inf\"}"
                " %llu\nsigner_gateway_enclave_round_trip_seconds_sum %.6f\n"
