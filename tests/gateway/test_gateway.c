@@ -231,28 +231,6 @@ static eng_gw_pool *pool_for(char **eps, size_t n, int deadline_ms)
 
 /* ---- tests ------------------------------------------------------------------ */
 
-static void test_pool_pipelined_by_id(void)
-{
-    fake f;
-    char ep[64], *eps[1] = {ep};
-    result a, b;
-    eng_gw_pool *p;
-    CU_ASSERT_EQUAL_FATAL(fake_start(&f, 0, 0), 0);
-    snprintf(ep, sizeof ep, "127.0.0.1:%d", f.port);
-    p = pool_for(eps, 1, 2000);
-    CU_ASSERT_EQUAL(eng_gw_pool_up(p), 1);
-    /* "pair" is held back by the fake until the next frame is answered. */
-    forward(p, "pair", 1, &a);
-    forward(p, "second", 1, &b);
-    CU_ASSERT(wait_done(&a, 2000) && wait_done(&b, 2000));
-    CU_ASSERT_EQUAL(a.err, SIGNER_OK);
-    CU_ASSERT_STRING_EQUAL(a.echo, "pair");
-    CU_ASSERT_STRING_EQUAL(b.echo, "second");
-    check_rt_buckets(p, 2);
-    eng_gw_pool_free(p);
-    fake_stop(&f);
-}
-
 /* The round-trip histogram is cumulative: its buckets never decrease,
  * the 5 s one and +Inf hold all n answers (each took well under 5 s). */
 static void check_rt_buckets(eng_gw_pool *p, unsigned long long n)
@@ -277,6 +255,28 @@ static void check_rt_buckets(eng_gw_pool *p, unsigned long long n)
     CU_ASSERT_EQUAL(five, n);
     CU_ASSERT_EQUAL(v, n); /* +Inf */
     free(text);
+}
+
+static void test_pool_pipelined_by_id(void)
+{
+    fake f;
+    char ep[64], *eps[1] = {ep};
+    result a, b;
+    eng_gw_pool *p;
+    CU_ASSERT_EQUAL_FATAL(fake_start(&f, 0, 0), 0);
+    snprintf(ep, sizeof ep, "127.0.0.1:%d", f.port);
+    p = pool_for(eps, 1, 2000);
+    CU_ASSERT_EQUAL(eng_gw_pool_up(p), 1);
+    /* "pair" is held back by the fake until the next frame is answered. */
+    forward(p, "pair", 1, &a);
+    forward(p, "second", 1, &b);
+    CU_ASSERT(wait_done(&a, 2000) && wait_done(&b, 2000));
+    CU_ASSERT_EQUAL(a.err, SIGNER_OK);
+    CU_ASSERT_STRING_EQUAL(a.echo, "pair");
+    CU_ASSERT_STRING_EQUAL(b.echo, "second");
+    check_rt_buckets(p, 2);
+    eng_gw_pool_free(p);
+    fake_stop(&f);
 }
 
 static void test_pool_deadline(void)
