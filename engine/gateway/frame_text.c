@@ -107,7 +107,11 @@ int eng_gw_text_reserve(eng_gw_text *t, size_t n)
         return 0;
     if (t->len + n + 1 <= t->cap)
         return 1;
-    cap = (t->len + n + 1) * 2 < 512 ? 512 : (t->len + n + 1) * 2;
+    /* the first reservation is taken as the caller's estimate; growth
+     * beyond it doubles */
+    cap = t->p == NULL ? n + 1 : (t->len + n + 1) * 2;
+    if (cap < 64)
+        cap = 64;
     if ((p = malloc(cap)) == NULL) {
         t->oom = 1;
         return 0;

@@ -600,7 +600,9 @@ static void forward_text(gw_call *c, const char *client, const char *p,
                          size_t n, const gw_record *r, const eng_aws_creds *cr)
 {
     eng_gw_text t = {NULL, 0, 0, 0};
-    eng_gw_text_reserve(&t, n + (r->text != NULL ? r->len : 0) + 512 +
+    /* the envelope, the record's names and the pool's id: 384 bytes */
+    eng_gw_text_reserve(&t, n + (r->text != NULL ? r->len : 0) +
+                                strlen(c->parsed.opname) + 384 +
                                 (cr != NULL ? sizeof *cr : 0));
     eng_gw_text_cat(&t, "{");
     eng_gw_text_member(&t, 1, "operation", c->parsed.opname);
