@@ -504,6 +504,15 @@ static int open_key_id(open_state *st, signer_reply *reply,
     return SIGNER_OK;
 }
 
+/* SHA-256 fetched once for request_cache_id: no provider lookup per
+ * frame (NULL if the fetch failed: EVP_sha256() then). */
+static EVP_MD *cache_id_md;
+static pthread_once_t cache_id_once = PTHREAD_ONCE_INIT;
+static void cache_id_fetch(void)
+{
+    cache_id_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 /* st->cache_id for the request locator: hex SHA-256 of key_id, chain,
  * address and blob, cut to the width of a key_id.  0 or -1. */
 static int request_cache_id(open_state *st)
@@ -512,13 +521,16 @@ static int request_cache_id(open_state *st)
     unsigned char md[32];
     EVP_MD_CTX *h = EVP_MD_CTX_new();
     size_t i;
-    int ok = h != NULL && EVP_DigestInit_ex(h, EVP_sha256(), NULL) &&
-             EVP_DigestUpdate(h, st->key_id, strlen(st->key_id) + 1) &&
-             EVP_DigestUpdate(h, st->rec.chain, strlen(st->rec.chain) + 1) &&
-             EVP_DigestUpdate(h, st->rec.address,
-                              strlen(st->rec.address) + 1) &&
-             EVP_DigestUpdate(h, st->rec.blob, st->rec.blob_len) &&
-             EVP_DigestFinal_ex(h, md, NULL);
+    int ok;
+    pthread_once(&cache_id_once, cache_id_fetch);
+    ok = h != NULL &&
+         EVP_DigestInit_ex(h, cache_id_md ? cache_id_md : EVP_sha256(),
+                           NULL) &&
+         EVP_DigestUpdate(h, st->key_id, strlen(st->key_id) + 1) &&
+         EVP_DigestUpdate(h, st->rec.chain, strlen(st->rec.chain) + 1) &&
+         EVP_DigestUpdate(h, st->rec.address, strlen(st->rec.address) + 1) &&
+         EVP_DigestUpdate(h, st->rec.blob, st->rec.blob_len) &&
+         EVP_DigestFinal_ex(h, md, NULL);
     EVP_MD_CTX_free(h);
     if (!ok)
         return -1;
