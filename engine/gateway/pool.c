@@ -14,12 +14,15 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <signer/plugin.h>
 
@@ -335,6 +338,12 @@ static void conn_connect(gw_conn *c)
         bufferevent_free(c->bev);
         c->bev = NULL;
         c->state = CONN_DOWN;
+        return;
+    }
+    if ((sa.ss.ss_family == AF_INET || sa.ss.ss_family == AF_INET6)) {
+        int one = 1; /* a batch goes at once, not after the last one's ACK */
+        (void)setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_NODELAY,
+                         &one, sizeof one);
     }
 }
 
