@@ -36,7 +36,10 @@
 # request goes to another thread; the enclave's work spreads over the cores
 # only with as many gateway loops, hence connections, as enclave loops),
 # PP_RECORD_CACHE [4096] (the gateway's record_cache_max_entries; 0: every
-# request reads the keystore), BENCH_KEEP=1.
+# request reads the keystore), PP_STRACE [0] (1: one more production-path
+# run under strace -c on both processes, printing F_GW_SYSCALLS and
+# F_EN_SYSCALLS, the syscalls per request of each; on Nitro every vsock
+# syscall is a VM exit), BENCH_KEEP=1.
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -65,9 +68,11 @@ for f in "$BENCH" "$SIGNERD" "$CLI" "$PLUGDIR/eth.so"; do
 done
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/signer-pp.XXXXXX") || exit 1
 chmod 700 "$tmp"
-en_pid= gw_pid= sa_pid=
+en_pid= gw_pid= sa_pid= st_gw= st_en=
 
 cleanup() {
+    stop_pid "$st_gw"
+    stop_pid "$st_en"
     stop_pid "$gw_pid"
     stop_pid "$en_pid"
     stop_pid "$sa_pid"
@@ -223,6 +228,26 @@ while [ $r -le "$ROUNDS" ]; do
     r=$((r + 1))
 done
 
+# syscalls per request (PP_STRACE=1): one more run with strace -c attached
+# to both processes; strace slows them, the counts per request hold
+F_GW_SYS= F_EN_SYS=
+if [ "${PP_STRACE:-0}" = 1 ] && command -v strace >/dev/null 2>&1; then
+    strace -c -f -q -p "$gw_pid" -o "$tmp/strace.gw" 2>/dev/null &
+    st_gw=$!
+    strace -c -f -q -p "$en_pid" -o "$tmp/strace.en" 2>/dev/null &
+    st_en=$!
+    sleep 0.5
+    run fstrace "$KEY_ID" "$GURL" "$gw_pid" "$en_pid"
+    stop_pid "$st_gw"
+    stop_pid "$st_en"
+    st_gw= st_en=
+    n=$(tail -n 1 "$tmp/fstrace.jsonl" 2>/dev/null | jnum total)
+    per_req() { awk -v n="${n:-0}" '$NF == "total" && n > 0 { printf "%.2f", $4 / n }' "$1" 2>/dev/null; }
+    F_GW_SYS=$(per_req "$tmp/strace.gw")
+    F_EN_SYS=$(per_req "$tmp/strace.en")
+    say "syscalls per request under strace: gateway ${F_GW_SYS:-?}, enclave ${F_EN_SYS:-?}"
+fi
+
 # how the gateway's record cache did: one miss (the first read), then hits
 rc_line=$(curl -s "${GURL}metrics" 2>/dev/null |
     sed -n 's/^signer_gateway_record_cache_\(hits\|misses\)_total /\1 /p' | tr '\n' ' ')
@@ -251,5 +276,9 @@ echo "S=$S"
 echo "S_CPU=$S_CPU"
 echo "F_RATIO=$RATIO"
 echo "F_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)"
+if [ "${PP_STRACE:-0}" = 1 ]; then
+    echo "F_GW_SYSCALLS=$F_GW_SYS"
+    echo "F_EN_SYSCALLS=$F_EN_SYS"
+fi
 [ -n "$F" ] || failed=1
 exit "$failed"

@@ -84,10 +84,13 @@ static void observe(eng_gateway *g, size_t op_index, int status, uint64_t us)
     size_t op = op_index < ENG_MAX_OP_METRICS ? op_index : ENG_MAX_OP_METRICS;
     gw_hist *h = &g->hist[op][status_slot(status)];
     double ms = (double)us / 1000.0;
-    int i;
-    for (i = 0; i < GW_BUCKETS; i++)
-        if (ms <= gw_bounds_ms[i])
-            atomic_fetch_add(&h->bucket[i], 1);
+    int i = 0;
+    /* one bucket per observation (the text cumulates): one atomic add on
+     * the hot path instead of one per bucket */
+    while (i < GW_BUCKETS && ms > gw_bounds_ms[i])
+        i++;
+    if (i < GW_BUCKETS)
+        atomic_fetch_add(&h->bucket[i], 1);
     atomic_fetch_add(&h->count, 1);
     atomic_fetch_add(&h->sum_us, us);
 }
@@ -289,6 +292,57 @@ static void *storer_main(void *arg)
     }
 }
 
+/* The status of an answer laid out as an enclave prints it,
+ * {"id":N,"enclave_status":DDD,"enclave_result":{...}}, else 0. */
+static int answer_status(const char *text, size_t len)
+{
+    static const char st[] = "\"enclave_status\":";
+    static const char res[] = ",\"enclave_result\":{";
+    size_t i = 6;
+    int status;
+    if (len < 8 || memcmp(text, "{\"id\":", 6) != 0)
+        return 0;
+    while (i < len && text[i] >= '0' && text[i] <= '9')
+        i++;
+    if (i + 1 + sizeof st - 1 + 3 + sizeof res - 1 + 2 > len ||
+        text[i] != ',' || memcmp(text + i + 1, st, sizeof st - 1) != 0)
+        return 0;
+    i += sizeof st;
+    if (text[i] < '2' || text[i] > '5' || text[i + 1] < '0' ||
+        text[i + 1] > '9' || text[i + 2] < '0' || text[i + 2] > '9' ||
+        memcmp(text + i + 3, res, sizeof res - 1) != 0 ||
+        memcmp(text + len - 2, "}}", 2) != 0)
+        return 0;
+    status = (text[i] - '0') * 100 + (text[i + 1] - '0') * 10 + text[i + 2] -
+             '0';
+    return status;
+}
+
+/* Answers an HTTP client from the answer's text alone, without a parse:
+ * not a raw route, not a key-creating answer (its record is stored
+ * first).  1 when answered (c freed), else 0. */
+static int answer_direct(gw_call *c, const char *text, size_t len)
+{
+    int status;
+    size_t blen = 0;
+    char *body;
+    if (c->raw || c->req->framed || text == NULL ||
+        (status = answer_status(text, len)) == 0 ||
+        memmem(text, len, "\"sealed_key\"", 12) != NULL ||
+        (body = answer_splice(text, len, &blen)) == NULL)
+        return 0;
+    call_finish(c, status, body, blen, NULL);
+    return 1;
+}
+
+/* The answer's tree without its "id", or NULL when it is not JSON. */
+static cJSON *answer_parse(const char *text, size_t len)
+{
+    cJSON *ans = text != NULL ? cJSON_ParseWithLength(text, len) : NULL;
+    cJSON_DeleteItemFromObjectCaseSensitive(ans, "id");
+    return ans;
+}
+
 /* The pool's answer (the thread of the set that forwarded it). */
 static void on_answer(void *arg, cJSON *ans, const char *text,
                       size_t text_len, int err, const char *why)
@@ -299,6 +353,12 @@ static void on_answer(void *arg, cJSON *ans, const char *text,
     int status;
     if (err != SIGNER_OK) {
         call_fail(c, err, "%s", why != NULL ? why : "enclave unavailable");
+        return;
+    }
+    if (ans == NULL && answer_direct(c, text, text_len))
+        return;
+    if (ans == NULL && (ans = answer_parse(text, text_len)) == NULL) {
+        call_fail(c, SIGNER_ERR_INTERNAL, "enclave: malformed answer");
         return;
     }
     st = cJSON_GetObjectItemCaseSensitive(ans, "enclave_status");
@@ -325,19 +385,33 @@ static void on_answer(void *arg, cJSON *ans, const char *text,
 
 /* ---- forwarding ------------------------------------------------------- */
 
-/* Reads key_id's record from the keystore: chain and address into the
- * caller's buffers, the blob as malloc'd base64 text, which is also put
- * in the record cache.  SIGNER_OK, or an error answered. */
-static int record_read(gw_call *c, char *chain, size_t chain_cap,
-                       char *address, size_t address_cap, char **text,
-                       size_t *text_len, const char *key_id)
+/* A key's sealed record as a frame carries it. */
+typedef struct gw_record {
+    char chain[ENG_GW_RCACHE_CHAIN_MAX], address[SIGNER_MAX_ADDRESS];
+    char cached[ENG_GW_RCACHE_TEXT_MAX + 1];
+    char *text; /* base64: cached, or malloc'd; NULL: no record */
+    size_t len;
+} gw_record;
+
+static void record_release(gw_record *r)
+{
+    if (r->text != NULL && r->text != r->cached)
+        free(r->text);
+    r->text = NULL;
+}
+
+/* Reads key_id's record from the keystore into r (the blob as malloc'd
+ * base64 text), which is also put in the record cache.  SIGNER_OK, or an
+ * error answered. */
+static int record_read(gw_call *c, gw_record *r, const char *key_id)
 {
     unsigned char *blob = NULL;
     size_t blen = 0;
-    int rc = eng_keystore_get(c->g->e->ks, chain, chain_cap, address,
-                              address_cap, &blob, &blen, key_id);
+    int rc = eng_keystore_get(c->g->e->ks, r->chain, sizeof r->chain,
+                              r->address, sizeof r->address, &blob, &blen,
+                              key_id);
     if (rc == SIGNER_ERR_NOT_FOUND && c->raw)
-        return rc; /* not answered: attach_record forwards without it */
+        return rc; /* not answered: record_get forwards without it */
     if (rc == SIGNER_ERR_NOT_FOUND) {
         call_fail(c, rc, "key_id: no such key");
         return rc;
@@ -348,81 +422,107 @@ static int record_read(gw_call *c, char *chain, size_t chain_cap,
                   signer_err_str(rc));
         return rc;
     }
-    *text = eng_aws_b64_encode(blob, blen);
+    r->text = eng_aws_b64_encode(blob, blen);
     eng_wipe(blob, blen);
     free(blob);
-    if (*text == NULL) {
+    if (r->text == NULL) {
         call_fail(c, SIGNER_ERR_NOMEM, "out of memory");
         return SIGNER_ERR_NOMEM;
     }
-    *text_len = strlen(*text);
+    r->len = strlen(r->text);
     /* Too large for the cache, or no cache: served uncached. */
-    (void)eng_gw_rcache_put(c->g->rcache, key_id, chain, address, *text,
-                            *text_len);
+    (void)eng_gw_rcache_put(c->g->rcache, key_id, r->chain, r->address,
+                            r->text, r->len);
     return SIGNER_OK;
 }
 
-/* Attaches key_id's sealed record to the payload, from the record cache
- * or else the keystore (records never change once stored).  SIGNER_OK,
- * or an error answered. */
-static int attach_record(gw_call *c, const char *key_id)
+/* key_id's sealed record into r, from the record cache or else the
+ * keystore (records never change once stored).  SIGNER_OK (r->text NULL
+ * for an unknown key on a raw route: forwarded without a record, the
+ * enclave refuses it in the op's own protocol), or an error answered. */
+static int record_get(gw_call *c, gw_record *r, const char *key_id)
 {
-    char chain[ENG_GW_RCACHE_CHAIN_MAX], address[SIGNER_MAX_ADDRESS];
-    char cached[ENG_GW_RCACHE_TEXT_MAX + 1], *text = cached;
-    size_t tlen = 0;
-    int rc = SIGNER_OK, raw = c->raw; /* c is freed once an error is answered */
-    if (!eng_gw_rcache_get(c->g->rcache, chain, sizeof chain, address,
-                           sizeof address, cached, sizeof cached, &tlen,
-                           key_id) &&
-        (rc = record_read(c, chain, sizeof chain, address, sizeof address,
-                          &text, &tlen, key_id)) != SIGNER_OK)
-        /* an unknown key on a raw route is forwarded without a record:
-         * the enclave refuses it in the op's own protocol */
-        return rc == SIGNER_ERR_NOT_FOUND && raw ? SIGNER_OK : rc;
-    if (!cJSON_AddStringToObject(c->parsed.payload, "sealed_key", text) ||
-        !cJSON_AddStringToObject(c->parsed.payload, "key_chain", chain) ||
-        !cJSON_AddStringToObject(c->parsed.payload, "key_address", address)) {
-        call_fail(c, SIGNER_ERR_NOMEM, "out of memory");
-        rc = SIGNER_ERR_NOMEM;
+    int rc, raw = c->raw; /* c is freed once an error is answered */
+    r->text = NULL;
+    if (eng_gw_rcache_get(c->g->rcache, r->chain, sizeof r->chain,
+                          r->address, sizeof r->address, r->cached,
+                          sizeof r->cached, &r->len, key_id)) {
+        r->text = r->cached;
+        return SIGNER_OK;
     }
-    if (text != cached)
-        free(text);
-    return rc;
+    rc = record_read(c, r, key_id);
+    return rc == SIGNER_ERR_NOT_FOUND && raw ? SIGNER_OK : rc;
 }
 
-/* Adds the AWS credentials for the enclave's KMS calls.  SIGNER_OK, or an
- * error answered (never naming a credential). */
-static int attach_creds(gw_call *c)
+/* The AWS credentials for the enclave's KMS calls into cr (*have = 1),
+ * when the gateway forwards them.  SIGNER_OK, or an error answered (never
+ * naming a credential). */
+static int creds_get(gw_call *c, eng_aws_creds *cr, int *have)
 {
-    eng_aws_creds cr;
     char source[32], why[256];
-    cJSON *o;
     int rc;
+    *have = 0;
     if (c->g->creds == NULL)
         return SIGNER_OK;
-    rc = eng_aws_creds_chain_get(c->g->creds, &cr, source, sizeof source, why,
+    rc = eng_aws_creds_chain_get(c->g->creds, cr, source, sizeof source, why,
                                  sizeof why);
     if (rc != SIGNER_OK) {
         atomic_fetch_add(&c->g->creds_errors, 1);
         call_fail(c, SIGNER_ERR_UNAVAILABLE, "credentials: %s", why);
         return rc;
     }
-    o = cJSON_AddObjectToObject(c->parsed.payload, "credentials");
-    rc = o != NULL &&
-                 cJSON_AddStringToObject(o, "access_key_id",
-                                         cr.access_key_id) &&
-                 cJSON_AddStringToObject(o, "secret_access_key",
-                                         cr.secret_access_key) &&
-                 cJSON_AddStringToObject(o, "session_token",
-                                         cr.session_token) &&
-                 cJSON_AddNumberToObject(o, "expiration",
-                                         (double)cr.expiration)
-             ? SIGNER_OK
-             : SIGNER_ERR_NOMEM;
-    eng_wipe(&cr, sizeof cr);
-    if (rc != SIGNER_OK)
-        call_fail(c, rc, "out of memory");
-    return rc;
+    *have = 1;
+    return SIGNER_OK;
+}
+
+/* Adds the record and the credentials to the parsed payload (the printed
+ * frame's way).  SIGNER_OK or SIGNER_ERR_NOMEM. */
+static int attach_tree(cJSON *payload, const gw_record *r,
+                       const eng_aws_creds *cr)
+{
+    cJSON *o;
+    if (r->text != NULL &&
+        (!cJSON_AddStringToObject(payload, "sealed_key", r->text) ||
+         !cJSON_AddStringToObject(payload, "key_chain", r->chain) ||
+         !cJSON_AddStringToObject(payload, "key_address", r->address)))
+        return SIGNER_ERR_NOMEM;
+    if (cr == NULL)
+        return SIGNER_OK;
+    o = cJSON_AddObjectToObject(payload, "credentials");
+    return o != NULL &&
+                   cJSON_AddStringToObject(o, "access_key_id",
+                                           cr->access_key_id) &&
+                   cJSON_AddStringToObject(o, "secret_access_key",
+                                           cr->secret_access_key) &&
+                   cJSON_AddStringToObject(o, "session_token",
+                                           cr->session_token) &&
+                   cJSON_AddNumberToObject(o, "expiration",
+                                           (double)cr->expiration)
+               ? SIGNER_OK
+               : SIGNER_ERR_NOMEM;
+}
+
+/* Appends the record and the credentials as payload members (the spliced
+ * frame's way), the first without a leading comma when first. */
+static void attach_text(eng_gw_text *t, int first, const gw_record *r,
+                        const eng_aws_creds *cr)
+{
+    char exp[48];
+    if (r->text != NULL) {
+        eng_gw_text_member(t, first, "sealed_key", r->text);
+        eng_gw_text_member(t, 0, "key_chain", r->chain);
+        eng_gw_text_member(t, 0, "key_address", r->address);
+        first = 0;
+    }
+    if (cr == NULL)
+        return;
+    eng_gw_text_cat(t, first ? "\"credentials\":{" : ",\"credentials\":{");
+    eng_gw_text_member(t, 1, "access_key_id", cr->access_key_id);
+    eng_gw_text_member(t, 0, "secret_access_key", cr->secret_access_key);
+    eng_gw_text_member(t, 0, "session_token", cr->session_token);
+    snprintf(exp, sizeof exp, ",\"expiration\":%lld}",
+             (long long)cr->expiration);
+    eng_gw_text_cat(t, exp);
 }
 
 /* Refuses payload fields only the gateway may set. */
@@ -467,13 +567,97 @@ static void client_of(char *out, size_t cap, const eng_request *req)
     out[n] = '\0';
 }
 
-/* Builds the frame and hands it to the pool. */
+/* The client's payload as sent, trimmed, into *p, *n when the frame can
+ * splice it: an HTTP request (not a raw route) whose payload is the
+ * "payload" member of POST / or the whole body of a route without a key
+ * in its path.  0 otherwise (the parsed payload is printed instead). */
+static int payload_text(const gw_call *c, const char **p, size_t *n)
+{
+    const eng_request *req = c->req;
+    int found;
+    if (req->framed || c->raw || req->key_id != NULL)
+        return 0;
+    *p = req->body;
+    *n = req->body_len;
+    if (req->operation == NULL) {
+        found = eng_gw_member_span(req->body, req->body_len, "payload", p, n);
+        if (found < 0)
+            return 0;
+        if (found == 0)
+            *p = "{}", *n = 2; /* no payload: an empty one */
+    }
+    while (*n > 0 && strchr(" \t\r\n", (*p)[*n - 1]) != NULL)
+        (*n)--;
+    while (*n > 0 && strchr(" \t\r\n", (*p)[0]) != NULL)
+        (*p)++, (*n)--;
+    return *n >= 2 && (*p)[0] == '{' && (*p)[*n - 1] == '}';
+}
+
+/* Forwards the frame as text: the envelope printed here around the
+ * client's payload text p[0..n) with the record and credentials added as
+ * its last members. */
+static void forward_text(gw_call *c, const char *client, const char *p,
+                         size_t n, const gw_record *r, const eng_aws_creds *cr)
+{
+    eng_gw_text t = {NULL, 0, 0, 0};
+    /* the envelope, the record's names and the pool's id: 384 bytes */
+    eng_gw_text_reserve(&t, n + (r->text != NULL ? r->len : 0) +
+                                strlen(c->parsed.opname) + 384 +
+                                (cr != NULL ? sizeof *cr : 0));
+    eng_gw_text_cat(&t, "{");
+    eng_gw_text_member(&t, 1, "operation", c->parsed.opname);
+    if (c->req->request_id != NULL)
+        eng_gw_text_member(&t, 0, "request_id", c->req->request_id);
+    if (client[0] != '\0')
+        eng_gw_text_member(&t, 0, "client", client);
+    eng_gw_text_cat(&t, ",\"payload\":");
+    if (r->text == NULL && cr == NULL) {
+        eng_gw_text_add(&t, p, n);
+    } else {
+        int empty = eng_gw_object_empty(p, n);
+        eng_gw_text_add(&t, p, empty ? 1 : n - 1);
+        attach_text(&t, empty, r, cr);
+        eng_gw_text_cat(&t, "}");
+    }
+    eng_gw_text_cat(&t, "}");
+    eng_gw_pool_forward_text(c->g->pool, &t, !c->creates, on_answer, c);
+}
+
+/* Forwards the frame printed from the parsed payload with the record and
+ * credentials added. */
+static void forward_tree(gw_call *c, const char *client, const gw_record *r,
+                         const eng_aws_creds *cr)
+{
+    cJSON *frame = NULL;
+    if (attach_tree(c->parsed.payload, r, cr) != SIGNER_OK ||
+        (frame = cJSON_CreateObject()) == NULL) {
+        call_fail(c, SIGNER_ERR_NOMEM, "out of memory");
+        return;
+    }
+    cJSON_AddStringToObject(frame, "operation", c->parsed.opname);
+    if (c->req->request_id != NULL)
+        cJSON_AddStringToObject(frame, "request_id", c->req->request_id);
+    if (client[0] != '\0')
+        cJSON_AddStringToObject(frame, "client", client);
+    cJSON_AddItemToObject(frame, "payload", c->parsed.payload);
+    c->parsed.payload = NULL;
+    eng_gw_pool_forward(c->g->pool, frame, !c->creates, on_answer, c);
+}
+
+/* Builds the frame and hands it to the pool.  Using an existing key
+ * changes nothing: safe to run on another enclave after a connection
+ * loss (retryable).  Creating one is not. */
 static void forward(gw_call *c)
 {
     const cJSON *kid =
         cJSON_GetObjectItemCaseSensitive(c->parsed.payload, "key_id");
     char client[80];
-    cJSON *frame;
+    const char *p;
+    size_t n;
+    gw_record rec;
+    eng_aws_creds cr;
+    int have_cr = 0;
+    rec.text = NULL;
     if (refuse_reserved(c) != SIGNER_OK)
         return;
     c->creates = kid == NULL;
@@ -481,24 +665,18 @@ static void forward(gw_call *c)
         call_fail(c, SIGNER_ERR_BAD_REQUEST, "key_id: must be a string");
         return;
     }
-    if ((kid != NULL && attach_record(c, kid->valuestring) != SIGNER_OK) ||
-        attach_creds(c) != SIGNER_OK)
-        return;
-    if ((frame = cJSON_CreateObject()) == NULL) {
-        call_fail(c, SIGNER_ERR_NOMEM, "out of memory");
-        return;
-    }
-    cJSON_AddStringToObject(frame, "operation", c->parsed.opname);
-    if (c->req->request_id != NULL)
-        cJSON_AddStringToObject(frame, "request_id", c->req->request_id);
+    if ((kid != NULL && record_get(c, &rec, kid->valuestring) != SIGNER_OK) ||
+        creds_get(c, &cr, &have_cr) != SIGNER_OK)
+        goto cleanup;
     client_of(client, sizeof client, c->req);
-    if (client[0] != '\0')
-        cJSON_AddStringToObject(frame, "client", client);
-    cJSON_AddItemToObject(frame, "payload", c->parsed.payload);
-    c->parsed.payload = NULL;
-    /* Using an existing key changes nothing: safe to run on another
-     * enclave after a connection loss.  Creating one is not. */
-    eng_gw_pool_forward(c->g->pool, frame, !c->creates, on_answer, c);
+    if (payload_text(c, &p, &n))
+        forward_text(c, client, p, n, &rec, have_cr ? &cr : NULL);
+    else
+        forward_tree(c, client, &rec, have_cr ? &cr : NULL);
+cleanup:
+    record_release(&rec);
+    if (have_cr)
+        eng_wipe(&cr, sizeof cr);
 }
 
 /* 1 if req is an HTTP route of a raw op (SIGNER_OP_RAW, ABI 1.2: the eth
@@ -645,9 +823,12 @@ static char *hist_text(char *out, size_t *len, size_t *cap, const char *op,
                        int status, const gw_hist *h)
 {
     char line[256];
+    unsigned long long cum = 0;
     int i, n;
     for (i = 0; i <= GW_BUCKETS && out != NULL; i++) {
         char le[16];
+        if (i < GW_BUCKETS)
+            cum += atomic_load(&h->bucket[i]);
         if (i < GW_BUCKETS)
             snprintf(le, sizeof le, "%g", gw_bounds_ms[i] / 1000.0);
         else
@@ -656,8 +837,7 @@ static char *hist_text(char *out, size_t *len, size_t *cap, const char *op,
                      "signer_gateway_request_seconds_bucket{operation=\"%s\","
                      "status=\"%d\",le=\"%s\"} %llu\n",
                      op, status, le,
-                     i < GW_BUCKETS ? atomic_load(&h->bucket[i])
-                                    : atomic_load(&h->count));
+                     i < GW_BUCKETS ? cum : atomic_load(&h->count));
         out = eng_gw_append(out, len, cap, line, (size_t)n);
     }
     n = snprintf(line, sizeof line,

@@ -14,12 +14,15 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <signer/plugin.h>
 
@@ -62,6 +65,7 @@ typedef struct gw_conn {
     gw_stats *st;         /* the pool's, for this endpoint */
     struct bufferevent *bev;
     int state;
+    int write_armed; /* EV_WRITE on: a write left bytes the socket refused */
     int n_inflight;
     uint64_t next_try_us, last_rx_us;
     uint64_t probe_id, probe_sent_us;
@@ -76,6 +80,7 @@ struct gw_inst {
     struct event_base *base;
     int own_base; /* 1: base and thread are the set's own */
     struct event *wake, *tick;
+    struct event *flush; /* active while frames wait to be written */
     pthread_t thread;
     int started;
     pthread_mutex_t mu;
@@ -98,6 +103,7 @@ struct eng_gw_pool {
 };
 
 static void conn_connect(gw_conn *c);
+static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void pool_dispatch(gw_inst *p);
 
 /* ---- requests ----------------------------------------------------------- */
@@ -123,10 +129,12 @@ static void req_finish(gw_req *r, cJSON *answer, int err, const char *why)
 static void rt_observe(eng_gw_pool *p, uint64_t us)
 {
     double ms = (double)us / 1000.0;
-    int i;
-    for (i = 0; i < GW_RT_BUCKETS; i++)
-        if (ms <= rt_bounds_ms[i])
-            atomic_fetch_add(&p->rt_bucket[i], 1);
+    int i = 0;
+    /* one bucket per observation; the metrics text cumulates */
+    while (i < GW_RT_BUCKETS && ms > rt_bounds_ms[i])
+        i++;
+    if (i < GW_RT_BUCKETS)
+        atomic_fetch_add(&p->rt_bucket[i], 1);
     atomic_fetch_add(&p->rt_count, 1);
     atomic_fetch_add(&p->rt_sum_us, us);
 }
@@ -180,6 +188,7 @@ static void conn_down(gw_conn *c, const char *why)
         eng_log(SIGNER_LOG_WARN, "gateway: enclave %s down: %s", c->endpoint,
                 why);
     c->state = CONN_DOWN;
+    c->write_armed = 0;
     c->next_try_us = eng_now_us() + (uint64_t)p->sh->conf.reconnect_ms * 1000;
     c->probe_id = 0;
     for (r = c->inflight; r != NULL; r = next) {
@@ -199,19 +208,51 @@ static void conn_down(gw_conn *c, const char *why)
     c->inflight = NULL;
 }
 
-/* One answer frame: matched by id to its request. */
+/* The id of an answer laid out as an enclave prints it, {"id":DIGITS,...}:
+ * 1 with *id set, else 0. */
+static int text_id(const char *json, size_t len, uint64_t *id)
+{
+    size_t i = 6;
+    uint64_t v = 0;
+    if (len < 8 || memcmp(json, "{\"id\":", 6) != 0)
+        return 0;
+    for (; i < len && i < 6 + 15 && json[i] >= '0' && json[i] <= '9'; i++)
+        v = v * 10 + (uint64_t)(json[i] - '0');
+    if (i == 6 || v == 0 || i >= len || (json[i] != ',' && json[i] != '}'))
+        return 0;
+    *id = v;
+    return 1;
+}
+
+/* The id of an answer of another layout, parsed: 1 with *id and *ans (the
+ * tree without its id) set, else 0. */
+static int tree_id(const char *json, size_t len, uint64_t *id, cJSON **ans)
+{
+    const cJSON *v;
+    *ans = cJSON_ParseWithLength(json, len);
+    v = *ans ? cJSON_GetObjectItemCaseSensitive(*ans, "id") : NULL;
+    if (v == NULL || !cJSON_IsNumber(v) || v->valuedouble < 1 ||
+        v->valuedouble >= 9007199254740992.0) {
+        cJSON_Delete(*ans);
+        *ans = NULL;
+        return 0;
+    }
+    *id = (uint64_t)v->valuedouble;
+    cJSON_DeleteItemFromObjectCaseSensitive(*ans, "id");
+    return 1;
+}
+
+/* One answer frame: matched by id to its request, which gets the text
+ * (and the tree, when this layout needed a parse to find the id). */
 static void conn_answer(gw_conn *c, const char *json, size_t len)
 {
-    cJSON *ans = cJSON_ParseWithLength(json, len);
-    const cJSON *id = ans ? cJSON_GetObjectItemCaseSensitive(ans, "id") : NULL;
+    cJSON *ans = NULL;
     gw_req *r;
-    uint64_t uid;
-    if (id == NULL || !cJSON_IsNumber(id) || id->valuedouble < 1) {
-        cJSON_Delete(ans);
+    uint64_t uid = 0;
+    if (!text_id(json, len, &uid) && !tree_id(json, len, &uid, &ans)) {
         conn_down(c, "answer without a valid id");
         return;
     }
-    uid = (uint64_t)id->valuedouble;
     if (uid == c->probe_id) {
         c->probe_id = 0;
         cJSON_Delete(ans);
@@ -223,7 +264,6 @@ static void conn_answer(gw_conn *c, const char *json, size_t len)
     }
     atomic_fetch_add(&c->st->answers, 1);
     rt_observe(c->p->sh, eng_now_us() - r->sent_us);
-    cJSON_DeleteItemFromObjectCaseSensitive(ans, "id");
     r->done(r->arg, ans, json, len, SIGNER_OK, NULL);
     req_free(r);
 }
@@ -263,6 +303,8 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     if (what & BEV_EVENT_CONNECTED) {
         c->state = CONN_UP;
+        c->write_armed = 0;
+        bufferevent_disable(c->bev, EV_WRITE); /* pool_flush_cb writes */
         c->last_rx_us = eng_now_us();
         if (conn_up(c, 1))
             eng_log(SIGNER_LOG_INFO, "gateway: enclave %s up", c->endpoint);
@@ -288,7 +330,7 @@ static void conn_connect(gw_conn *c)
                                         BEV_OPT_DEFER_CALLBACKS);
     if (c->bev == NULL)
         return;
-    bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
+    bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     c->state = CONN_CONNECTING;
     if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&sa.ss,
@@ -296,10 +338,17 @@ static void conn_connect(gw_conn *c)
         bufferevent_free(c->bev);
         c->bev = NULL;
         c->state = CONN_DOWN;
+        return;
+    }
+    if ((sa.ss.ss_family == AF_INET || sa.ss.ss_family == AF_INET6)) {
+        int one = 1; /* a batch goes at once, not after the last one's ACK */
+        (void)setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_NODELAY,
+                         &one, sizeof one);
     }
 }
 
-/* Writes one frame on c. */
+/* Queues one frame on c; the set's flush event writes every frame queued
+ * in this loop iteration with one write per connection. */
 static void conn_send(gw_conn *c, const char *frame, size_t len)
 {
     unsigned char hdr[4];
@@ -307,6 +356,45 @@ static void conn_send(gw_conn *c, const char *frame, size_t len)
     eng_frame_header(hdr, len);
     evbuffer_add(out, hdr, 4);
     evbuffer_add(out, frame, len);
+    event_active(c->p->flush, EV_WRITE, 0);
+}
+
+/* The bufferevent wrote what a direct write left: back to direct writes. */
+static void conn_write_cb(struct bufferevent *bev, void *arg)
+{
+    gw_conn *c = arg;
+    if (c->write_armed &&
+        evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        c->write_armed = 0;
+        bufferevent_disable(bev, EV_WRITE);
+    }
+}
+
+/* Writes the frames queued on the set's connections, after the events of
+ * this loop iteration that queued them (pipelined frames leave together:
+ * one syscall, on vsock one VM exit, per connection and iteration).
+ * EV_WRITE is armed only for what the socket did not take, and so that
+ * the bufferevent reports a failed write. */
+static void pool_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    gw_inst *p = arg;
+    size_t i;
+    (void)fd;
+    (void)what;
+    for (i = 0; i < p->n; i++) {
+        gw_conn *c = &p->conns[i];
+        struct evbuffer *out;
+        if (c->bev == NULL || c->state != CONN_UP || c->write_armed)
+            continue;
+        out = bufferevent_get_output(c->bev);
+        if (evbuffer_get_length(out) == 0)
+            continue;
+        (void)evbuffer_write(out, bufferevent_getfd(c->bev));
+        if (evbuffer_get_length(out) > 0) {
+            c->write_armed = 1;
+            bufferevent_enable(c->bev, EV_WRITE);
+        }
+    }
 }
 
 /* ---- scheduling --------------------------------------------------------- */
@@ -495,6 +583,8 @@ static void inst_free(gw_inst *p)
         event_free(p->wake);
     if (p->tick != NULL)
         event_free(p->tick);
+    if (p->flush != NULL)
+        event_free(p->flush);
     if (p->own_base && p->base != NULL)
         event_base_free(p->base);
     pthread_mutex_destroy(&p->mu);
@@ -531,7 +621,8 @@ static gw_inst *inst_new(eng_gw_pool *sh, struct event_base *base)
         (p->own_base && (p->wake = event_new(p->base, -1, EV_PERSIST,
                                              pool_wake_cb, p)) == NULL) ||
         (p->tick = event_new(p->base, -1, EV_PERSIST, pool_tick_cb, p)) ==
-            NULL) {
+            NULL ||
+        (p->flush = event_new(p->base, -1, 0, pool_flush_cb, p)) == NULL) {
         inst_free(p);
         return NULL;
     }
@@ -684,33 +775,32 @@ static void frame_fast_numbers(cJSON *item)
     }
 }
 
-void eng_gw_pool_forward(eng_gw_pool *sh, cJSON *frame, int retryable,
-                         eng_gw_done done, void *arg)
+/* A request for forwarding, its id taken; NULL (done called) when the
+ * pool stops or memory runs out. */
+static gw_req *req_new(eng_gw_pool *sh, int retryable, eng_gw_done done,
+                       void *arg)
 {
-    gw_req *r = calloc(1, sizeof *r), **tail;
-    gw_inst *p;
+    gw_req *r = calloc(1, sizeof *r);
     if (r == NULL || atomic_load(&sh->stopping)) {
         free(r);
-        cJSON_Delete(frame);
         done(arg, NULL, NULL, 0, SIGNER_ERR_UNAVAILABLE,
              "gateway: shutting down");
-        return;
+        return NULL;
     }
     r->id = atomic_fetch_add(&sh->next_id, 1);
     r->retryable = retryable;
     r->done = done;
     r->arg = arg;
     r->deadline_us = eng_now_us() + (uint64_t)sh->conf.deadline_ms * 1000;
-    cJSON_AddItemToObject(frame, "id", cJSON_CreateNumber((double)r->id));
-    frame_fast_numbers(frame->child);
-    r->frame = cJSON_PrintUnformatted(frame);
-    cJSON_Delete(frame); /* cJSON's free wipes (eng_wiping_allocators) */
-    if (r->frame == NULL) {
-        free(r);
-        done(arg, NULL, NULL, 0, SIGNER_ERR_NOMEM, "out of memory");
-        return;
-    }
-    r->len = strlen(r->frame);
+    return r;
+}
+
+/* Queues r (its frame printed) on the caller's loop set, else on the
+ * pool's own thread. */
+static void req_enqueue(eng_gw_pool *sh, gw_req *r)
+{
+    gw_req **tail;
+    gw_inst *p;
     atomic_fetch_add(&sh->forwarded, 1);
     if ((p = inst_of_thread(sh)) != NULL) { /* this loop's set: no hand-off */
         for (tail = &p->wait_head; *tail != NULL; tail = &(*tail)->next)
@@ -728,6 +818,68 @@ void eng_gw_pool_forward(eng_gw_pool *sh, cJSON *frame, int retryable,
     p->in_tail = r;
     pthread_mutex_unlock(&p->mu);
     event_active(p->wake, EV_READ, 0);
+}
+
+void eng_gw_pool_forward(eng_gw_pool *sh, cJSON *frame, int retryable,
+                         eng_gw_done done, void *arg)
+{
+    gw_req *r = req_new(sh, retryable, done, arg);
+    if (r == NULL) {
+        cJSON_Delete(frame);
+        return;
+    }
+    cJSON_AddItemToObject(frame, "id", cJSON_CreateNumber((double)r->id));
+    frame_fast_numbers(frame->child);
+    r->frame = cJSON_PrintUnformatted(frame);
+    cJSON_Delete(frame); /* cJSON's free wipes (eng_wiping_allocators) */
+    if (r->frame == NULL) {
+        free(r);
+        done(arg, NULL, NULL, 0, SIGNER_ERR_NOMEM, "out of memory");
+        return;
+    }
+    r->len = strlen(r->frame);
+    req_enqueue(sh, r);
+}
+
+/* v in decimal into out (at least 21 bytes, not NUL-terminated); the
+ * number of digits. */
+static size_t u64_digits(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0, i;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+void eng_gw_pool_forward_text(eng_gw_pool *sh, eng_gw_text *frame,
+                              int retryable, eng_gw_done done, void *arg)
+{
+    gw_req *r = req_new(sh, retryable, done, arg);
+    char id[40];
+    if (r == NULL) {
+        eng_gw_text_free(frame);
+        return;
+    }
+    if (frame->len < 2 || frame->p[frame->len - 1] != '}')
+        frame->oom = 1; /* not an object: refused below */
+    else
+        frame->len--;
+    eng_gw_text_cat(frame, eng_gw_object_empty(frame->p, frame->len + 1)
+                               ? "\"id\":"
+                               : ",\"id\":");
+    eng_gw_text_add(frame, id, u64_digits(id, r->id));
+    eng_gw_text_add(frame, "}", 1);
+    if ((r->frame = eng_gw_text_take(frame, &r->len)) == NULL) {
+        free(r);
+        done(arg, NULL, NULL, 0, SIGNER_ERR_NOMEM, "out of memory");
+        return;
+    }
+    req_enqueue(sh, r);
 }
 
 int eng_gw_pool_up(eng_gw_pool *p)
@@ -759,6 +911,7 @@ static char *cat(char *s, const char *fmt, ...)
 
 char *eng_gw_pool_metrics(eng_gw_pool *p, char *out)
 {
+    unsigned long long cum = 0;
     size_t i;
     out = cat(out, "# TYPE signer_gateway_enclave_up gauge\n");
     for (i = 0; out != NULL && i < p->conf.n_endpoints; i++) {
@@ -783,11 +936,13 @@ char *eng_gw_pool_metrics(eng_gw_pool *p, char *out)
                    "histogram\n",
               atomic_load(&p->forwarded), atomic_load(&p->failovers),
               atomic_load(&p->no_enclave));
-    for (i = 0; out != NULL && i < GW_RT_BUCKETS; i++)
+    for (i = 0; out != NULL && i < GW_RT_BUCKETS; i++) {
+        cum += atomic_load(&p->rt_bucket[i]);
         out = cat(out,
                   "signer_gateway_enclave_round_trip_seconds_bucket{le=\"%g\"}"
                   " %llu\n",
-                  rt_bounds_ms[i] / 1000.0, atomic_load(&p->rt_bucket[i]));
+                  rt_bounds_ms[i] / 1000.0, cum);
+    }
     return cat(out,
                "signer_gateway_enclave_round_trip_seconds_bucket{le=\"+Inf\"}"
                " %llu\nsigner_gateway_enclave_round_trip_seconds_sum %.6f\n"

@@ -11,12 +11,16 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 
+#include "gateway/frame_text.h"
+
 typedef struct eng_gw_pool eng_gw_pool;
 
 /* The outcome of one forward, on the thread of the set that sent it:
- * answer is the parsed frame without its "id" (owned by the callee; NULL
- * on failure), text[0..text_len) the frame as received, "id" included
- * (valid during the call only; NULL on failure), and err a signer_err with
+ * text[0..text_len) the answer frame as received, "id" included (valid
+ * during the call only; NULL on failure); answer the same frame parsed,
+ * without its "id" (owned by the callee), when the pool had to parse it
+ * to find the id, else NULL (an enclave's answer starts {"id":N,: the
+ * callee parses the text if it needs the tree); err a signer_err with
  * why naming the cause (never request content). */
 typedef void (*eng_gw_done)(void *arg, cJSON *answer, const char *text,
                             size_t text_len, int err, const char *why);
@@ -42,6 +46,12 @@ eng_gw_pool *eng_gw_pool_start(const eng_gw_pool_conf *conf, char *err,
  * connection loss.  done is called exactly once, on the pool thread. */
 void eng_gw_pool_forward(eng_gw_pool *p, cJSON *frame, int retryable,
                          eng_gw_done done, void *arg);
+
+/* eng_gw_pool_forward for a frame already printed: frame holds an object
+ * text without "id" (taken: its buffer is wiped and freed); the pool adds
+ * its id as the last member. */
+void eng_gw_pool_forward_text(eng_gw_pool *p, eng_gw_text *frame,
+                              int retryable, eng_gw_done done, void *arg);
 
 /* Enclaves whose connection is up now. */
 int eng_gw_pool_up(eng_gw_pool *p);

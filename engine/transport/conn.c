@@ -308,12 +308,14 @@ static int update_reading(eng_conn *c, size_t in, size_t out)
     int room = c->rd == NULL || in < c->read_high;
     int on = want && room;
 
-    /* The requests in flight were handled on this thread and their
-     * answers are queued for this same loop iteration: pausing reading
-     * now and resuming it then would cost two epoll changes and spare
-     * nothing (on_read takes no request while they are pending). */
+    /* Requests are in flight (answered on this loop later, or by another
+     * thread, as the gateway's are): pausing reading now and resuming it
+     * with the answer would cost two epoll changes per request and spare
+     * nothing, since on_read takes no request while they are pending and
+     * the read limit (read_high) bounds what the input may hold
+     * meanwhile. */
     if (!want && room && c->jobs > 0 && !stopped && !c->read_eof &&
-        out < ENG_OUT_HIGH && eng_server_cb(c->loop->srv)->submit == NULL)
+        out < ENG_OUT_HIGH)
         on = c->reading;
     /* Only changes reach libevent (an event_add or event_del each). */
     if (on != c->reading)

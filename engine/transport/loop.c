@@ -200,7 +200,10 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
         if (!c->dead) {
             if (c->ops->on_complete != NULL)
                 c->ops->on_complete(c, d);
-            eng_conn_process(c);
+            /* the next answer is for c too (pipelined frames): queue it
+             * first, so the answers leave in one write */
+            if (list == NULL || list->c != c)
+                eng_conn_process(c);
         }
         eng_conn_unref(c);
         completion_free(d);

@@ -1,0 +1,190 @@
+/* Frame text for the gateway's hot path (frame_text.h). */
+#include "config.h"
+#include "gateway/frame_text.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+/* ---- scanning accepted JSON --------------------------------------------- */
+
+static size_t skip_ws(const char *s, size_t i, size_t len)
+{
+    while (i < len &&
+           (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+        i++;
+    return i;
+}
+
+/* s[i] is the opening quote: the index after the closing one; *escaped
+ * is set when the string holds a backslash escape. */
+static size_t skip_string(const char *s, size_t i, size_t len, int *escaped)
+{
+    for (i++; i < len;) {
+        const char *q = memchr(s + i, '"', len - i);
+        size_t end = q != NULL ? (size_t)(q - s) : len, bs = 0;
+        if (memchr(s + i, '\\', end - i) != NULL)
+            *escaped = 1;
+        while (end - bs > i && s[end - bs - 1] == '\\')
+            bs++;
+        if (end >= len || bs % 2 == 0)
+            return end < len ? end + 1 : len;
+        i = end + 1; /* an escaped quote */
+    }
+    return len;
+}
+
+/* The index after the value starting at s[i]. */
+static size_t skip_value(const char *s, size_t i, size_t len)
+{
+    int depth = 0, esc = 0;
+    if (i < len && s[i] == '"')
+        return skip_string(s, i, len, &esc);
+    if (i < len && s[i] != '{' && s[i] != '[') {
+        while (i < len && strchr(",}] \t\r\n", s[i]) == NULL)
+            i++;
+        return i;
+    }
+    while (i < len) {
+        if (s[i] == '"') {
+            i = skip_string(s, i, len, &esc);
+            continue;
+        }
+        if (s[i] == '{' || s[i] == '[')
+            depth++;
+        else if ((s[i] == '}' || s[i] == ']') && --depth == 0)
+            return i + 1;
+        i++;
+    }
+    return len;
+}
+
+int eng_gw_member_span(const char *json, size_t len, const char *name,
+                       const char **val, size_t *val_len)
+{
+    size_t i = skip_ws(json, 0, len), n = strlen(name);
+    if (i >= len || json[i] != '{')
+        return -1;
+    for (i = skip_ws(json, i + 1, len); i < len && json[i] == '"';) {
+        size_t k = i + 1, key_end, v;
+        int esc = 0;
+        i = skip_string(json, i, len, &esc);
+        key_end = i; /* one past the closing quote */
+        if (esc)
+            return -1;
+        v = skip_ws(json, skip_ws(json, i, len) + 1, len); /* past ':' */
+        i = skip_value(json, v, len);
+        if (i > v && k + n + 1 == key_end && memcmp(json + k, name, n) == 0) {
+            *val = json + v;
+            *val_len = i - v;
+            return 1;
+        }
+        i = skip_ws(json, i, len);
+        if (i >= len || json[i] != ',')
+            break;
+        i = skip_ws(json, i + 1, len);
+    }
+    return 0;
+}
+
+int eng_gw_object_empty(const char *obj, size_t len)
+{
+    size_t i = skip_ws(obj, 0, len);
+    return i < len && obj[i] == '{' && (i = skip_ws(obj, i + 1, len)) < len &&
+           obj[i] == '}';
+}
+
+/* ---- building ------------------------------------------------------------ */
+
+/* Room for n more bytes and a NUL; a move wipes the old buffer. */
+int eng_gw_text_reserve(eng_gw_text *t, size_t n)
+{
+    size_t cap;
+    char *p;
+    if (t->oom)
+        return 0;
+    if (t->len + n + 1 <= t->cap)
+        return 1;
+    /* the first reservation is taken as the caller's estimate; growth
+     * beyond it doubles */
+    cap = t->p == NULL ? n + 1 : (t->len + n + 1) * 2;
+    if (cap < 64)
+        cap = 64;
+    if ((p = malloc(cap)) == NULL) {
+        t->oom = 1;
+        return 0;
+    }
+    if (t->p != NULL) {
+        memcpy(p, t->p, t->len);
+        eng_wipe(t->p, t->cap);
+        free(t->p);
+    }
+    t->p = p;
+    t->cap = cap;
+    return 1;
+}
+
+void eng_gw_text_add(eng_gw_text *t, const char *s, size_t n)
+{
+    if (!eng_gw_text_reserve(t, n))
+        return;
+    memcpy(t->p + t->len, s, n);
+    t->len += n;
+    t->p[t->len] = '\0';
+}
+
+void eng_gw_text_cat(eng_gw_text *t, const char *s)
+{
+    eng_gw_text_add(t, s, strlen(s));
+}
+
+void eng_gw_text_str(eng_gw_text *t, const char *s)
+{
+    size_t i, run = 0;
+    eng_gw_text_add(t, "\"", 1);
+    for (i = 0; s[i] != '\0'; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        char esc[8];
+        if (ch >= 0x20 && ch != '"' && ch != '\\')
+            continue;
+        eng_gw_text_add(t, s + run, i - run);
+        snprintf(esc, sizeof esc, ch < 0x20 ? "\\u%04x" : "\\%c", ch);
+        eng_gw_text_cat(t, esc);
+        run = i + 1;
+    }
+    eng_gw_text_add(t, s + run, i - run);
+    eng_gw_text_add(t, "\"", 1);
+}
+
+void eng_gw_text_member(eng_gw_text *t, int first, const char *name,
+                        const char *value)
+{
+    if (!first)
+        eng_gw_text_add(t, ",", 1);
+    eng_gw_text_str(t, name);
+    eng_gw_text_add(t, ":", 1);
+    eng_gw_text_str(t, value);
+}
+
+char *eng_gw_text_take(eng_gw_text *t, size_t *len)
+{
+    char *p = t->oom ? NULL : t->p;
+    if (p == NULL)
+        eng_gw_text_free(t);
+    *len = p != NULL ? t->len : 0;
+    t->p = NULL;
+    t->len = t->cap = 0;
+    return p;
+}
+
+void eng_gw_text_free(eng_gw_text *t)
+{
+    if (t->p != NULL) {
+        eng_wipe(t->p, t->cap);
+        free(t->p);
+    }
+    t->p = NULL;
+    t->len = t->cap = 0;
+}

@@ -1,0 +1,54 @@
+/* Frame text for the gateway's hot path (docs/gateway.md, "Forwarding"):
+ * the client's payload is spliced into the frame as sent instead of being
+ * printed again from its parsed tree.  The scanner only walks JSON the
+ * strict parser has already accepted; the builder's buffer holds secrets
+ * (the client's secret, credentials) and is wiped whenever it moves or is
+ * freed. */
+#ifndef ENG_GATEWAY_FRAME_TEXT_H
+#define ENG_GATEWAY_FRAME_TEXT_H
+
+#include <stddef.h>
+
+/* In json[0..len), a JSON object already accepted by the strict parser:
+ * the value text of its top-level member name into *val, *val_len.
+ * 1 when found, 0 when absent, -1 when a member name is written with
+ * escapes (the caller then uses the parsed tree). */
+int eng_gw_member_span(const char *json, size_t len, const char *name,
+                       const char **val, size_t *val_len);
+
+/* 1 if the object text obj[0..len) has no member ("{}", spaces allowed). */
+int eng_gw_object_empty(const char *obj, size_t len);
+
+/* A growing text buffer; oom is set (and further appends ignored) when
+ * memory runs out. */
+typedef struct eng_gw_text {
+    char *p;
+    size_t len, cap;
+    int oom;
+} eng_gw_text;
+
+/* Room for n more bytes (and a NUL) without another move; 0 on oom. */
+int eng_gw_text_reserve(eng_gw_text *t, size_t n);
+
+/* Appends s[0..n). */
+void eng_gw_text_add(eng_gw_text *t, const char *s, size_t n);
+
+/* Appends the NUL-terminated s. */
+void eng_gw_text_cat(eng_gw_text *t, const char *s);
+
+/* Appends s as a JSON string (quoted; '"', '\\' and control characters
+ * escaped). */
+void eng_gw_text_str(eng_gw_text *t, const char *s);
+
+/* Appends "name":"value" (value escaped), preceded by a comma unless
+ * first. */
+void eng_gw_text_member(eng_gw_text *t, int first, const char *name,
+                        const char *value);
+
+/* Takes the text (malloc'd, NUL-terminated) out of t: NULL after oom. */
+char *eng_gw_text_take(eng_gw_text *t, size_t *len);
+
+/* Wipes and frees what t holds. */
+void eng_gw_text_free(eng_gw_text *t);
+
+#endif

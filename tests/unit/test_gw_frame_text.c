@@ -1,0 +1,291 @@
+/* The gateway's spliced frames (engine/gateway/frame_text.c): the scanner
+ * finds a top-level member's value text in JSON the strict parser
+ * accepted (and only a top-level one), says when it cannot tell (escaped
+ * member names), the builder escapes what it quotes, the pool sends a
+ * text frame with its id as the last member, byte for byte, and finds the
+ * id of an answer without parsing it when the id comes first. */
+#include "config.h"
+#include "testutil.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+#include <signer/plugin.h>
+
+#include "gateway/frame_text.h"
+#include "gateway/pool.h"
+#include "json.h"
+
+/* The span of name in json, as a NUL-terminated copy in out ("" when
+ * absent); the scanner's return value. */
+static int span_of(const char *json, const char *name, char *out,
+                   size_t cap)
+{
+    const char *v = NULL;
+    size_t n = 0;
+    int rc = eng_gw_member_span(json, strlen(json), name, &v, &n);
+    out[0] = '\0';
+    if (rc == 1 && n < cap) {
+        memcpy(out, v, n);
+        out[n] = '\0';
+    }
+    return rc;
+}
+
+static void test_member_span(void)
+{
+    char v[256];
+    CU_ASSERT_EQUAL(span_of("{\"operation\":\"x\",\"payload\":{\"a\":1}}",
+                            "payload", v, sizeof v), 1);
+    CU_ASSERT_STRING_EQUAL(v, "{\"a\":1}");
+    /* whitespace everywhere, payload first, strings with braces, quotes
+     * and backslashes inside, nested arrays */
+    CU_ASSERT_EQUAL(span_of(" {\n \"payload\" :\t{ \"s\": \"}\\\"{\\\\\", "
+                            "\"l\": [1, {\"payload\": 2}, \"]\"] } ,"
+                            " \"operation\" : \"sign\" } ",
+                            "payload", v, sizeof v), 1);
+    CU_ASSERT_STRING_EQUAL(v, "{ \"s\": \"}\\\"{\\\\\", \"l\": [1, "
+                              "{\"payload\": 2}, \"]\"] }");
+    CU_ASSERT_EQUAL(span_of("{\"operation\":\"sign\"}", "operation", v,
+                            sizeof v), 1);
+    CU_ASSERT_STRING_EQUAL(v, "\"sign\"");
+    /* only top-level members count; a prefix of the name does not */
+    CU_ASSERT_EQUAL(span_of("{\"x\":{\"payload\":{}},\"pay\":1,"
+                            "\"payloads\":2}",
+                            "payload", v, sizeof v), 0);
+    CU_ASSERT_EQUAL(span_of("{}", "payload", v, sizeof v), 0);
+    CU_ASSERT_EQUAL(span_of("{\"n\":-1.5e3,\"t\":true,\"payload\":null}",
+                            "payload", v, sizeof v), 1);
+    CU_ASSERT_STRING_EQUAL(v, "null");
+    /* an escaped member name may spell "payload": the caller must parse */
+    CU_ASSERT_EQUAL(span_of("{\"pay\\u006coad\":{},\"payload\":{}}",
+                            "payload", v, sizeof v), -1);
+    CU_ASSERT_EQUAL(span_of("[1]", "payload", v, sizeof v), -1);
+}
+
+static void test_object_empty(void)
+{
+    CU_ASSERT_TRUE(eng_gw_object_empty("{}", 2));
+    CU_ASSERT_TRUE(eng_gw_object_empty(" { \n } ", 7));
+    CU_ASSERT_FALSE(eng_gw_object_empty("{\"a\":1}", 7));
+    CU_ASSERT_FALSE(eng_gw_object_empty("{", 1));
+    CU_ASSERT_FALSE(eng_gw_object_empty("", 0));
+}
+
+/* Quoted strings come back from the strict parser unchanged. */
+static void test_text_escapes(void)
+{
+    static const char *const vals[] = {"plain", "q\"uote", "back\\slash",
+                                       "tab\tnl\nctl\x01", "", "\xc3\xa9"};
+    eng_gw_text t = {NULL, 0, 0, 0};
+    eng_json_error jerr;
+    cJSON *root = NULL;
+    size_t i, len = 0;
+    char *out, name[8];
+    eng_gw_text_cat(&t, "{");
+    for (i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        snprintf(name, sizeof name, "k%zu", i);
+        eng_gw_text_member(&t, i == 0, name, vals[i]);
+    }
+    eng_gw_text_cat(&t, "}");
+    out = eng_gw_text_take(&t, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    CU_ASSERT_EQUAL(len, strlen(out));
+    CU_ASSERT_PTR_NULL(t.p);
+    CU_ASSERT_EQUAL_FATAL(eng_json_parse(&root, NULL, out, len, 4, &jerr),
+                          SIGNER_OK);
+    for (i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        const cJSON *v;
+        snprintf(name, sizeof name, "k%zu", i);
+        v = cJSON_GetObjectItemCaseSensitive(root, name);
+        CU_ASSERT_TRUE(cJSON_IsString(v) && strcmp(v->valuestring,
+                                                   vals[i]) == 0);
+    }
+    eng_json_free(root);
+    free(out);
+}
+
+/* Growth keeps every byte (the buffer moves several times). */
+static void test_text_growth(void)
+{
+    eng_gw_text t = {NULL, 0, 0, 0};
+    size_t i, len = 0;
+    char *out;
+    for (i = 0; i < 5000; i++)
+        eng_gw_text_add(&t, i % 2 ? "b" : "a", 1);
+    out = eng_gw_text_take(&t, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    CU_ASSERT_EQUAL(len, 5000);
+    CU_ASSERT_EQUAL(out[0], 'a');
+    CU_ASSERT_EQUAL(out[4999], 'b');
+    CU_ASSERT_EQUAL(out[5000], '\0');
+    free(out);
+}
+
+static atomic_int answered, answer_err, trees;
+
+/* An answer {"id":N,...} comes as text only; another layout parsed, with
+ * its id removed. */
+static void on_done(void *arg, cJSON *answer, const char *text,
+                    size_t text_len, int err, const char *why)
+{
+    (void)arg;
+    (void)why;
+    CU_ASSERT_PTR_NOT_NULL(text);
+    if (text != NULL && text_len > 6 && memcmp(text, "{\"id\":", 6) == 0)
+        CU_ASSERT_PTR_NULL(answer);
+    if (answer != NULL) {
+        CU_ASSERT_PTR_NULL(cJSON_GetObjectItem(answer, "id"));
+        CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItem(answer, "enclave_status"));
+        atomic_fetch_add(&trees, 1);
+    }
+    cJSON_Delete(answer);
+    atomic_store(&answer_err, err);
+    atomic_fetch_add(&answered, 1);
+}
+
+/* Reads exactly n bytes within 5 s.  0 or -1. */
+static int read_n(int fd, unsigned char *b, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        ssize_t r;
+        if (poll(&pf, 1, 5000) != 1 || (r = recv(fd, b + got, n - got, 0)) <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+/* One frame off cfd (malloc'd, NUL-terminated) or NULL. */
+static char *read_frame(int cfd)
+{
+    unsigned char hdr[4];
+    char *got;
+    size_t len;
+    if (read_n(cfd, hdr, 4) != 0)
+        return NULL;
+    len = (size_t)hdr[0] << 24 | (size_t)hdr[1] << 16 | (size_t)hdr[2] << 8 |
+          hdr[3];
+    if ((got = calloc(1, len + 1)) != NULL &&
+        read_n(cfd, (unsigned char *)got, len) != 0) {
+        free(got);
+        got = NULL;
+    }
+    return got;
+}
+
+/* A listening socket on 127.0.0.1; its port in *port. */
+static int listen_local(int *port)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        listen(fd, 4) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
+        return -1;
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+/* Forwards text through p and checks the bytes the enclave gets: text
+ * with ,"id":N (or "id":N in an empty object) before its last brace.
+ * Returns the id, or 0. */
+static unsigned long long forward_one(eng_gw_pool *p, int cfd,
+                                      const char *text)
+{
+    eng_gw_text t = {NULL, 0, 0, 0};
+    unsigned long long id = 0;
+    char *got, want[256];
+    size_t n = strlen(text);
+    eng_gw_text_cat(&t, text);
+    eng_gw_pool_forward_text(p, &t, 1, on_done, NULL);
+    CU_ASSERT_PTR_NULL(t.p); /* taken */
+    got = read_frame(cfd);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(got);
+    CU_ASSERT_EQUAL(sscanf(strstr(got, "\"id\":") + 5, "%llu", &id), 1);
+    snprintf(want, sizeof want, "%.*s%s\"id\":%llu}", (int)(n - 1), text,
+             n > 2 ? "," : "", id);
+    CU_ASSERT_STRING_EQUAL(got, want);
+    free(got);
+    return id;
+}
+
+static void test_pool_text_frame(void)
+{
+    char ep[64], answer[96], err[256];
+    const char *const eps[1] = {ep};
+    eng_gw_pool_conf pc;
+    eng_gw_pool *p;
+    struct pollfd pf;
+    unsigned long long ids[2];
+    int lfd, cfd, port = 0, i, n;
+    lfd = listen_local(&port);
+    CU_ASSERT_FATAL(lfd >= 0);
+    snprintf(ep, sizeof ep, "127.0.0.1:%d", port);
+    memset(&pc, 0, sizeof pc);
+    pc.endpoints = eps;
+    pc.n_endpoints = 1;
+    pc.deadline_ms = 5000;
+    pc.max_pipeline = 4;
+    pc.reconnect_ms = 50;
+    pc.max_frame = 65536;
+    p = eng_gw_pool_start(&pc, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    pf.fd = lfd;
+    pf.events = POLLIN;
+    CU_ASSERT_FATAL(poll(&pf, 1, 5000) == 1);
+    cfd = accept(lfd, NULL, NULL);
+    CU_ASSERT_FATAL(cfd >= 0);
+    for (i = 0; i < 200 && eng_gw_pool_up(p) == 0; i++)
+        nanosleep(&(struct timespec){0, 10000000}, NULL);
+    ids[0] = forward_one(p, cfd, "{\"operation\":\"sign\",\"payload\":"
+                                 "{ \"key_id\" : \"k\", \"v\": 1.50 }}");
+    ids[1] = forward_one(p, cfd, "{}");
+    CU_ASSERT_TRUE(ids[0] > 0 && ids[1] > ids[0]);
+    for (i = 0; i < 2; i++) {
+        n = i == 0 ? snprintf(answer + 4, sizeof answer - 4,
+                              "{\"id\":%llu,\"enclave_status\":200,"
+                              "\"enclave_result\":{}}",
+                              ids[i])
+                   : snprintf(answer + 4, sizeof answer - 4,
+                              "{\"enclave_status\":200,"
+                              "\"enclave_result\":{},\"id\":%llu}",
+                              ids[i]);
+        answer[0] = answer[1] = answer[2] = 0;
+        answer[3] = (char)n;
+        CU_ASSERT_EQUAL(send(cfd, answer, (size_t)n + 4, 0), n + 4);
+    }
+    for (i = 0; i < 500 && atomic_load(&answered) < 2; i++)
+        nanosleep(&(struct timespec){0, 10000000}, NULL);
+    CU_ASSERT_EQUAL(atomic_load(&answered), 2);
+    CU_ASSERT_EQUAL(atomic_load(&trees), 1); /* the id-last answer */
+    CU_ASSERT_EQUAL(atomic_load(&answer_err), SIGNER_OK);
+    eng_gw_pool_free(p);
+    close(cfd);
+    close(lfd);
+}
+
+int main(void)
+{
+    CU_pSuite s;
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    s = CU_add_suite("gw_frame_text", NULL, NULL);
+    TU_ADD(s, test_member_span);
+    TU_ADD(s, test_object_empty);
+    TU_ADD(s, test_text_escapes);
+    TU_ADD(s, test_text_growth);
+    TU_ADD(s, test_pool_text_frame);
+    return tu_run();
+}
