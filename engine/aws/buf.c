@@ -13,19 +13,12 @@
 
 #include "util.h"
 
-static int buf_grow(eng_aws_buf *b, size_t need)
+/* Moves b to a block of cap bytes; the old block is wiped before it is
+ * released (not realloc).  0 or -1 (err set). */
+static int buf_move(eng_aws_buf *b, size_t cap)
 {
-    size_t cap;
     char *n;
 
-    if (b->err)
-        return -1;
-    if (b->len + need + 1 <= b->cap)
-        return 0;
-    cap = b->cap ? b->cap : 256;
-    while (cap < b->len + need + 1)
-        cap *= 2;
-    /* Not realloc: the old block is wiped before it is released. */
     if ((n = malloc(cap)) == NULL) {
         b->err = 1;
         return -1;
@@ -38,6 +31,33 @@ static int buf_grow(eng_aws_buf *b, size_t need)
     b->p = n;
     b->cap = cap;
     return 0;
+}
+
+static int buf_grow(eng_aws_buf *b, size_t need)
+{
+    size_t cap;
+
+    if (b->err)
+        return -1;
+    if (b->len + need + 1 <= b->cap)
+        return 0;
+    cap = b->cap ? b->cap : 256;
+    while (cap < b->len + need + 1)
+        cap *= 2;
+    return buf_move(b, cap);
+}
+
+int eng_aws_buf_reserve(eng_aws_buf *b, size_t n)
+{
+    size_t cap;
+
+    if (b->err)
+        return -1;
+    if (b->len + n + 1 <= b->cap)
+        return 0;
+    /* the first reservation is the caller's estimate; later ones double */
+    cap = b->p == NULL ? n + 1 : (b->len + n + 1) * 2;
+    return buf_move(b, cap < 64 ? 64 : cap);
 }
 
 void eng_aws_buf_add(eng_aws_buf *b, const void *data, size_t len)

@@ -13,6 +13,10 @@ typedef struct eng_aws_buf {
     int err;      /* sticky: 1 after an allocation failure */
 } eng_aws_buf;
 
+/* Room for n more bytes and a NUL without another move: the first
+ * reservation of an empty buffer is taken as the caller's estimate of the
+ * whole, later growth doubles.  0, or -1 after an allocation failure. */
+int eng_aws_buf_reserve(eng_aws_buf *b, size_t n);
 /* Appends len bytes (the buffer stays NUL-terminated). */
 void eng_aws_buf_add(eng_aws_buf *b, const void *data, size_t len);
 /* Appends a NUL-terminated string. */

@@ -98,93 +98,30 @@ int eng_gw_object_empty(const char *obj, size_t len)
 
 /* ---- building ------------------------------------------------------------ */
 
-/* Room for n more bytes and a NUL; a move wipes the old buffer. */
-int eng_gw_text_reserve(eng_gw_text *t, size_t n)
-{
-    size_t cap;
-    char *p;
-    if (t->oom)
-        return 0;
-    if (t->len + n + 1 <= t->cap)
-        return 1;
-    /* the first reservation is taken as the caller's estimate; growth
-     * beyond it doubles */
-    cap = t->p == NULL ? n + 1 : (t->len + n + 1) * 2;
-    if (cap < 64)
-        cap = 64;
-    if ((p = malloc(cap)) == NULL) {
-        t->oom = 1;
-        return 0;
-    }
-    if (t->p != NULL) {
-        memcpy(p, t->p, t->len);
-        eng_wipe(t->p, t->cap);
-        free(t->p);
-    }
-    t->p = p;
-    t->cap = cap;
-    return 1;
-}
-
-void eng_gw_text_add(eng_gw_text *t, const char *s, size_t n)
-{
-    if (!eng_gw_text_reserve(t, n))
-        return;
-    memcpy(t->p + t->len, s, n);
-    t->len += n;
-    t->p[t->len] = '\0';
-}
-
-void eng_gw_text_cat(eng_gw_text *t, const char *s)
-{
-    eng_gw_text_add(t, s, strlen(s));
-}
-
 void eng_gw_text_str(eng_gw_text *t, const char *s)
 {
     size_t i, run = 0;
-    eng_gw_text_add(t, "\"", 1);
+    eng_aws_buf_add(t, "\"", 1);
     for (i = 0; s[i] != '\0'; i++) {
         unsigned char ch = (unsigned char)s[i];
         char esc[8];
         if (ch >= 0x20 && ch != '"' && ch != '\\')
             continue;
-        eng_gw_text_add(t, s + run, i - run);
+        eng_aws_buf_add(t, s + run, i - run);
         snprintf(esc, sizeof esc, ch < 0x20 ? "\\u%04x" : "\\%c", ch);
-        eng_gw_text_cat(t, esc);
+        eng_aws_buf_str(t, esc);
         run = i + 1;
     }
-    eng_gw_text_add(t, s + run, i - run);
-    eng_gw_text_add(t, "\"", 1);
+    eng_aws_buf_add(t, s + run, i - run);
+    eng_aws_buf_add(t, "\"", 1);
 }
 
 void eng_gw_text_member(eng_gw_text *t, int first, const char *name,
                         const char *value)
 {
     if (!first)
-        eng_gw_text_add(t, ",", 1);
+        eng_aws_buf_add(t, ",", 1);
     eng_gw_text_str(t, name);
-    eng_gw_text_add(t, ":", 1);
+    eng_aws_buf_add(t, ":", 1);
     eng_gw_text_str(t, value);
-}
-
-char *eng_gw_text_take(eng_gw_text *t, size_t *len)
-{
-    char *p = t->oom ? NULL : t->p;
-    if (p == NULL)
-        eng_gw_text_free(t);
-    *len = p != NULL ? t->len : 0;
-    t->p = NULL;
-    t->len = t->cap = 0;
-    return p;
-}
-
-void eng_gw_text_free(eng_gw_text *t)
-{
-    if (t->p != NULL) {
-        eng_wipe(t->p, t->cap);
-        free(t->p);
-    }
-    t->p = NULL;
-    t->len = t->cap = 0;
 }

@@ -9,6 +9,8 @@
 
 #include <stddef.h>
 
+#include "aws/buf.h"
+
 /* In json[0..len), a JSON object already accepted by the strict parser:
  * the value text of its top-level member name into *val, *val_len.
  * 1 when found, 0 when absent, -1 when a member name is written with
@@ -19,22 +21,8 @@ int eng_gw_member_span(const char *json, size_t len, const char *name,
 /* 1 if the object text obj[0..len) has no member ("{}", spaces allowed). */
 int eng_gw_object_empty(const char *obj, size_t len);
 
-/* A growing text buffer; oom is set (and further appends ignored) when
- * memory runs out. */
-typedef struct eng_gw_text {
-    char *p;
-    size_t len, cap;
-    int oom;
-} eng_gw_text;
-
-/* Room for n more bytes (and a NUL) without another move; 0 on oom. */
-int eng_gw_text_reserve(eng_gw_text *t, size_t n);
-
-/* Appends s[0..n). */
-void eng_gw_text_add(eng_gw_text *t, const char *s, size_t n);
-
-/* Appends the NUL-terminated s. */
-void eng_gw_text_cat(eng_gw_text *t, const char *s);
+/* The frame's text: the engine's wiping buffer (engine/aws/buf.h). */
+typedef eng_aws_buf eng_gw_text;
 
 /* Appends s as a JSON string (quoted; '"', '\\' and control characters
  * escaped). */
@@ -44,11 +32,5 @@ void eng_gw_text_str(eng_gw_text *t, const char *s);
  * first. */
 void eng_gw_text_member(eng_gw_text *t, int first, const char *name,
                         const char *value);
-
-/* Takes the text (malloc'd, NUL-terminated) out of t: NULL after oom. */
-char *eng_gw_text_take(eng_gw_text *t, size_t *len);
-
-/* Wipes and frees what t holds. */
-void eng_gw_text_free(eng_gw_text *t);
 
 #endif

@@ -516,13 +516,13 @@ static void attach_text(eng_gw_text *t, int first, const gw_record *r,
     }
     if (cr == NULL)
         return;
-    eng_gw_text_cat(t, first ? "\"credentials\":{" : ",\"credentials\":{");
+    eng_aws_buf_str(t, first ? "\"credentials\":{" : ",\"credentials\":{");
     eng_gw_text_member(t, 1, "access_key_id", cr->access_key_id);
     eng_gw_text_member(t, 0, "secret_access_key", cr->secret_access_key);
     eng_gw_text_member(t, 0, "session_token", cr->session_token);
     snprintf(exp, sizeof exp, ",\"expiration\":%lld}",
              (long long)cr->expiration);
-    eng_gw_text_cat(t, exp);
+    eng_aws_buf_str(t, exp);
 }
 
 /* Refuses payload fields only the gateway may set. */
@@ -601,25 +601,25 @@ static void forward_text(gw_call *c, const char *client, const char *p,
 {
     eng_gw_text t = {NULL, 0, 0, 0};
     /* the envelope, the record's names and the pool's id: 384 bytes */
-    eng_gw_text_reserve(&t, n + (r->text != NULL ? r->len : 0) +
+    eng_aws_buf_reserve(&t, n + (r->text != NULL ? r->len : 0) +
                                 strlen(c->parsed.opname) + 384 +
                                 (cr != NULL ? sizeof *cr : 0));
-    eng_gw_text_cat(&t, "{");
+    eng_aws_buf_str(&t, "{");
     eng_gw_text_member(&t, 1, "operation", c->parsed.opname);
     if (c->req->request_id != NULL)
         eng_gw_text_member(&t, 0, "request_id", c->req->request_id);
     if (client[0] != '\0')
         eng_gw_text_member(&t, 0, "client", client);
-    eng_gw_text_cat(&t, ",\"payload\":");
+    eng_aws_buf_str(&t, ",\"payload\":");
     if (r->text == NULL && cr == NULL) {
-        eng_gw_text_add(&t, p, n);
+        eng_aws_buf_add(&t, p, n);
     } else {
         int empty = eng_gw_object_empty(p, n);
-        eng_gw_text_add(&t, p, empty ? 1 : n - 1);
+        eng_aws_buf_add(&t, p, empty ? 1 : n - 1);
         attach_text(&t, empty, r, cr);
-        eng_gw_text_cat(&t, "}");
+        eng_aws_buf_str(&t, "}");
     }
-    eng_gw_text_cat(&t, "}");
+    eng_aws_buf_str(&t, "}");
     eng_gw_pool_forward_text(c->g->pool, &t, !c->creates, on_answer, c);
 }
 

@@ -862,19 +862,20 @@ void eng_gw_pool_forward_text(eng_gw_pool *sh, eng_gw_text *frame,
     gw_req *r = req_new(sh, retryable, done, arg);
     char id[40];
     if (r == NULL) {
-        eng_gw_text_free(frame);
+        eng_aws_buf_free(frame);
         return;
     }
     if (frame->len < 2 || frame->p[frame->len - 1] != '}')
-        frame->oom = 1; /* not an object: refused below */
+        frame->err = 1; /* not an object: refused below */
     else
         frame->len--;
-    eng_gw_text_cat(frame, eng_gw_object_empty(frame->p, frame->len + 1)
+    eng_aws_buf_str(frame, eng_gw_object_empty(frame->p, frame->len + 1)
                                ? "\"id\":"
                                : ",\"id\":");
-    eng_gw_text_add(frame, id, u64_digits(id, r->id));
-    eng_gw_text_add(frame, "}", 1);
-    if ((r->frame = eng_gw_text_take(frame, &r->len)) == NULL) {
+    eng_aws_buf_add(frame, id, u64_digits(id, r->id));
+    eng_aws_buf_add(frame, "}", 1);
+    r->len = frame->len;
+    if ((r->frame = eng_aws_buf_take(frame)) == NULL) {
         free(r);
         done(arg, NULL, NULL, 0, SIGNER_ERR_NOMEM, "out of memory");
         return;

@@ -87,13 +87,14 @@ static void test_text_escapes(void)
     cJSON *root = NULL;
     size_t i, len = 0;
     char *out, name[8];
-    eng_gw_text_cat(&t, "{");
+    eng_aws_buf_str(&t, "{");
     for (i = 0; i < sizeof vals / sizeof vals[0]; i++) {
         snprintf(name, sizeof name, "k%zu", i);
         eng_gw_text_member(&t, i == 0, name, vals[i]);
     }
-    eng_gw_text_cat(&t, "}");
-    out = eng_gw_text_take(&t, &len);
+    eng_aws_buf_str(&t, "}");
+    len = t.len;
+    out = eng_aws_buf_take(&t);
     CU_ASSERT_PTR_NOT_NULL_FATAL(out);
     CU_ASSERT_EQUAL(len, strlen(out));
     CU_ASSERT_PTR_NULL(t.p);
@@ -117,14 +118,37 @@ static void test_text_growth(void)
     size_t i, len = 0;
     char *out;
     for (i = 0; i < 5000; i++)
-        eng_gw_text_add(&t, i % 2 ? "b" : "a", 1);
-    out = eng_gw_text_take(&t, &len);
+        eng_aws_buf_add(&t, i % 2 ? "b" : "a", 1);
+    len = t.len;
+    out = eng_aws_buf_take(&t);
     CU_ASSERT_PTR_NOT_NULL_FATAL(out);
     CU_ASSERT_EQUAL(len, 5000);
     CU_ASSERT_EQUAL(out[0], 'a');
     CU_ASSERT_EQUAL(out[4999], 'b');
     CU_ASSERT_EQUAL(out[5000], '\0');
     free(out);
+}
+
+/* A first reservation is the estimate: the frame is built without a move
+ * while it stays within it, and grows past it by doubling. */
+static void test_text_reserve(void)
+{
+    eng_gw_text t = {NULL, 0, 0, 0};
+    const char *first;
+    size_t i;
+    CU_ASSERT_EQUAL(eng_aws_buf_reserve(&t, 1000), 0);
+    CU_ASSERT_EQUAL(t.cap, 1001);
+    first = t.p;
+    for (i = 0; i < 1000; i++)
+        eng_aws_buf_add(&t, "x", 1);
+    CU_ASSERT_PTR_EQUAL(t.p, first);
+    eng_aws_buf_add(&t, "y", 1);
+    CU_ASSERT_TRUE(t.cap >= 2002);
+    CU_ASSERT_EQUAL(t.len, 1001);
+    CU_ASSERT_EQUAL(t.p[1000], 'y');
+    CU_ASSERT_EQUAL(t.p[1001], '\0');
+    eng_aws_buf_free(&t);
+    CU_ASSERT_PTR_NULL(t.p);
 }
 
 static atomic_int answered, answer_err, trees;
@@ -208,7 +232,7 @@ static unsigned long long forward_one(eng_gw_pool *p, int cfd,
     unsigned long long id = 0;
     char *got, want[256];
     size_t n = strlen(text);
-    eng_gw_text_cat(&t, text);
+    eng_aws_buf_str(&t, text);
     eng_gw_pool_forward_text(p, &t, 1, on_done, NULL);
     CU_ASSERT_PTR_NULL(t.p); /* taken */
     got = read_frame(cfd);
@@ -286,6 +310,7 @@ int main(void)
     TU_ADD(s, test_object_empty);
     TU_ADD(s, test_text_escapes);
     TU_ADD(s, test_text_growth);
+    TU_ADD(s, test_text_reserve);
     TU_ADD(s, test_pool_text_frame);
     return tu_run();
 }
