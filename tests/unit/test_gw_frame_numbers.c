@@ -4,6 +4,7 @@
  * (integers on both sides of 10^15, negative, zero and -0, fractions,
  * numbers in arrays and nested objects). */
 #include "config.h"
+#include "gw_pool_test.h"
 #include "testutil.h"
 
 #include <arpa/inet.h>
@@ -39,74 +40,19 @@ static void on_done(void *arg, cJSON *answer, const char *text,
     atomic_store(&answered, 1);
 }
 
-/* Reads exactly n bytes within 5 s.  0 or -1. */
-static int read_n(int fd, unsigned char *b, size_t n)
-{
-    size_t got = 0;
-    while (got < n) {
-        struct pollfd pf = {fd, POLLIN, 0};
-        ssize_t r;
-        if (poll(&pf, 1, 5000) != 1 || (r = recv(fd, b + got, n - got, 0)) <= 0)
-            return -1;
-        got += (size_t)r;
-    }
-    return 0;
-}
-
-/* A listening socket on 127.0.0.1; its port in *port. */
-static int listen_local(int *port)
-{
-    struct sockaddr_in sa;
-    socklen_t len = sizeof sa;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        listen(fd, 4) != 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
-        return -1;
-    *port = ntohs(sa.sin_port);
-    return fd;
-}
-
 static void test_frame_bytes_match_cjson(void)
 {
-    char ep[64], *want, answer[96];
-    const char *const eps[1] = {ep};
-    unsigned char hdr[4], *got;
-    eng_gw_pool_conf pc;
+    char *want, answer[96];
+    unsigned char *got;
     eng_gw_pool *p;
     cJSON *frame = cJSON_Parse(frame_text), *expect, *rx;
-    struct pollfd pf;
-    size_t len;
-    int lfd, cfd, port = 0, i, n;
-    char err[256];
+    int lfd, cfd, i, n;
     CU_ASSERT_PTR_NOT_NULL_FATAL(frame);
     expect = cJSON_Duplicate(frame, 1);
-    lfd = listen_local(&port);
-    CU_ASSERT_FATAL(lfd >= 0);
-    snprintf(ep, sizeof ep, "127.0.0.1:%d", port);
-    memset(&pc, 0, sizeof pc);
-    pc.endpoints = eps;
-    pc.n_endpoints = 1;
-    pc.deadline_ms = 5000;
-    pc.max_pipeline = 4;
-    pc.reconnect_ms = 50;
-    pc.max_frame = 65536;
-    p = eng_gw_pool_start(&pc, err, sizeof err);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-    pf.fd = lfd;
-    pf.events = POLLIN;
-    CU_ASSERT_FATAL(poll(&pf, 1, 5000) == 1);
-    cfd = accept(lfd, NULL, NULL);
-    CU_ASSERT_FATAL(cfd >= 0);
+    p = tu_pool_with_peer(&lfd, &cfd);
     eng_gw_pool_forward(p, frame, 1, on_done, NULL);
-    CU_ASSERT_FATAL(read_n(cfd, hdr, 4) == 0);
-    len = (size_t)hdr[0] << 24 | (size_t)hdr[1] << 16 | (size_t)hdr[2] << 8 |
-          hdr[3];
-    got = calloc(1, len + 1);
-    CU_ASSERT_FATAL(got != NULL && read_n(cfd, got, len) == 0);
+    got = (unsigned char *)tu_read_frame(cfd);
+    CU_ASSERT_FATAL(got != NULL);
     /* The same frame with the same id, printed by cJSON alone. */
     rx = cJSON_Parse((const char *)got);
     CU_ASSERT_FATAL(rx != NULL &&

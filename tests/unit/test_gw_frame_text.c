@@ -5,6 +5,7 @@
  * text frame with its id as the last member, byte for byte, and finds the
  * id of an answer without parsing it when the id comes first. */
 #include "config.h"
+#include "gw_pool_test.h"
 #include "testutil.h"
 
 #include <arpa/inet.h>
@@ -173,55 +174,6 @@ static void on_done(void *arg, cJSON *answer, const char *text,
     atomic_fetch_add(&answered, 1);
 }
 
-/* Reads exactly n bytes within 5 s.  0 or -1. */
-static int read_n(int fd, unsigned char *b, size_t n)
-{
-    size_t got = 0;
-    while (got < n) {
-        struct pollfd pf = {fd, POLLIN, 0};
-        ssize_t r;
-        if (poll(&pf, 1, 5000) != 1 || (r = recv(fd, b + got, n - got, 0)) <= 0)
-            return -1;
-        got += (size_t)r;
-    }
-    return 0;
-}
-
-/* One frame off cfd (malloc'd, NUL-terminated) or NULL. */
-static char *read_frame(int cfd)
-{
-    unsigned char hdr[4];
-    char *got;
-    size_t len;
-    if (read_n(cfd, hdr, 4) != 0)
-        return NULL;
-    len = (size_t)hdr[0] << 24 | (size_t)hdr[1] << 16 | (size_t)hdr[2] << 8 |
-          hdr[3];
-    if ((got = calloc(1, len + 1)) != NULL &&
-        read_n(cfd, (unsigned char *)got, len) != 0) {
-        free(got);
-        got = NULL;
-    }
-    return got;
-}
-
-/* A listening socket on 127.0.0.1; its port in *port. */
-static int listen_local(int *port)
-{
-    struct sockaddr_in sa;
-    socklen_t len = sizeof sa;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        listen(fd, 4) != 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
-        return -1;
-    *port = ntohs(sa.sin_port);
-    return fd;
-}
-
 /* Forwards text through p and checks the bytes the enclave gets: text
  * with ,"id":N (or "id":N in an empty object) before its last brace.
  * Returns the id, or 0. */
@@ -235,7 +187,7 @@ static unsigned long long forward_one(eng_gw_pool *p, int cfd,
     eng_aws_buf_str(&t, text);
     eng_gw_pool_forward_text(p, &t, 1, on_done, NULL);
     CU_ASSERT_PTR_NULL(t.p); /* taken */
-    got = read_frame(cfd);
+    got = tu_read_frame(cfd);
     CU_ASSERT_PTR_NOT_NULL_FATAL(got);
     CU_ASSERT_EQUAL(sscanf(strstr(got, "\"id\":") + 5, "%llu", &id), 1);
     snprintf(want, sizeof want, "%.*s%s\"id\":%llu}", (int)(n - 1), text,
@@ -247,30 +199,11 @@ static unsigned long long forward_one(eng_gw_pool *p, int cfd,
 
 static void test_pool_text_frame(void)
 {
-    char ep[64], answer[96], err[256];
-    const char *const eps[1] = {ep};
-    eng_gw_pool_conf pc;
+    char answer[96];
     eng_gw_pool *p;
-    struct pollfd pf;
     unsigned long long ids[2];
-    int lfd, cfd, port = 0, i, n;
-    lfd = listen_local(&port);
-    CU_ASSERT_FATAL(lfd >= 0);
-    snprintf(ep, sizeof ep, "127.0.0.1:%d", port);
-    memset(&pc, 0, sizeof pc);
-    pc.endpoints = eps;
-    pc.n_endpoints = 1;
-    pc.deadline_ms = 5000;
-    pc.max_pipeline = 4;
-    pc.reconnect_ms = 50;
-    pc.max_frame = 65536;
-    p = eng_gw_pool_start(&pc, err, sizeof err);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-    pf.fd = lfd;
-    pf.events = POLLIN;
-    CU_ASSERT_FATAL(poll(&pf, 1, 5000) == 1);
-    cfd = accept(lfd, NULL, NULL);
-    CU_ASSERT_FATAL(cfd >= 0);
+    int lfd, cfd, i, n;
+    p = tu_pool_with_peer(&lfd, &cfd);
     for (i = 0; i < 200 && eng_gw_pool_up(p) == 0; i++)
         nanosleep(&(struct timespec){0, 10000000}, NULL);
     ids[0] = forward_one(p, cfd, "{\"operation\":\"sign\",\"payload\":"
