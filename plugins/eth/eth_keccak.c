@@ -155,6 +155,19 @@ static uint64_t eth_load64le(const unsigned char *p)
            (uint64_t)p[7] << 56;
 }
 
+/* Writes v to p[0..8) little-endian (gcc merges the byte stores). */
+static void eth_store64le(unsigned char *p, uint64_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16);
+    p[3] = (unsigned char)(v >> 24);
+    p[4] = (unsigned char)(v >> 32);
+    p[5] = (unsigned char)(v >> 40);
+    p[6] = (unsigned char)(v >> 48);
+    p[7] = (unsigned char)(v >> 56);
+}
+
 void eth_keccak_init(eth_keccak *k)
 {
     memset(k, 0, sizeof *k);
@@ -192,8 +205,8 @@ void eth_keccak_final(eth_keccak *k, unsigned char out[32])
     k->st[(ETH_KECCAK_RATE - 1) >> 3] ^= (uint64_t)0x80
                                          << (8 * ((ETH_KECCAK_RATE - 1) & 7));
     eth_keccak_f(k->st);
-    for (i = 0; i < 32; i++)
-        out[i] = (unsigned char)(k->st[i >> 3] >> (8 * (i & 7)));
+    for (i = 0; i < 4; i++)
+        eth_store64le(out + 8 * i, k->st[i]);
     /* the state may have absorbed a secret-derived message: wipe it */
     eth_keccak_wipe(k->st, 25);
     k->pos = 0;
