@@ -236,6 +236,33 @@ static void test_keccak_incremental(void)
     }
 }
 
+/* Every message length from 32 to 451 bytes (one to four blocks, each
+ * padding case at the 136-byte boundaries), absorbed in three updates that
+ * split the message at varying offsets: h_0 = 32 zero bytes,
+ * h_{n+1} = keccak256(h_n || m[0..n)) with m[i] = (7i + 3) mod 256.
+ * Expected h_420 from ethers v6 keccak256 (the same chain in node). */
+static void test_keccak_chain(void)
+{
+    unsigned char m[420], h[32];
+    char hex[65];
+    size_t i, n;
+    eth_keccak k;
+
+    for (i = 0; i < sizeof m; i++)
+        m[i] = (unsigned char)(7 * i + 3);
+    memset(h, 0, sizeof h);
+    for (n = 0; n < sizeof m; n++) {
+        eth_keccak_init(&k);
+        eth_keccak_update(&k, h, sizeof h);
+        eth_keccak_update(&k, m, n / 3);
+        eth_keccak_update(&k, m + n / 3, n - n / 3);
+        eth_keccak_final(&k, h);
+    }
+    bin2hex(hex, h, 32);
+    CU_ASSERT_STRING_EQUAL(
+        hex, "112e2a5482665a102eba981aea1962460fad50bc44fc0ad4978170a8d6ccf222");
+}
+
 /* ---- hex / u256 ------------------------------------------------------------- */
 
 static void test_hex(void)
@@ -1719,6 +1746,7 @@ int main(void)
     s = CU_add_suite("eth_primitives", NULL, NULL);
     CU_add_test(s, "keccak vectors", test_keccak_vectors);
     CU_add_test(s, "keccak incremental", test_keccak_incremental);
+    CU_add_test(s, "keccak chain of 420 lengths", test_keccak_chain);
     CU_add_test(s, "hex", test_hex);
     CU_add_test(s, "hex_encode", test_hex_encode);
     CU_add_test(s, "hex_public", test_hex_public);
