@@ -138,12 +138,6 @@ int eng_uuid_v4(char out[37])
     return 0;
 }
 
-static int is_hex(char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-           (c >= 'A' && c <= 'F');
-}
-
 int eng_uuid_valid(const char *s)
 {
     /* 1 for a hex digit, 2 for '-'; NUL is neither, so a short string
@@ -154,7 +148,6 @@ int eng_uuid_valid(const char *s)
         ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['A'] = 1, ['B'] = 1,
         ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['-'] = 2};
     size_t i;
-    unsigned bad = 0;
     if (s == NULL)
         return 0;
     for (i = 0; i < 36; i++) {
@@ -162,9 +155,20 @@ int eng_uuid_valid(const char *s)
         if (cls[(unsigned char)s[i]] != want)
             return 0;
     }
-    bad |= s[36] != '\0';
-    bad |= s[14] != '4';
-    return !bad && is_hex(s[19]) && strchr("89abAB", s[19]) != NULL;
+    /* s[19] is a hex digit (checked above), never the NUL strchr finds */
+    return s[36] == '\0' && s[14] == '4' && strchr("89abAB", s[19]) != NULL;
+}
+
+size_t eng_u64_decimal(char *out, uint64_t v)
+{
+    char t[20];
+    size_t i = sizeof t;
+    do {
+        t[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    memcpy(out, t + i, sizeof t - i);
+    return sizeof t - i;
 }
 
 void eng_hex_encode(char *out, const unsigned char *in, size_t len)

@@ -84,6 +84,9 @@ static inline int eng_arena_owns(const void *p)
     return (uintptr_t)p - (uintptr_t)eng_arena_tls.buf < ENG_ARENA_BYTES;
 }
 
+/* v in decimal at out (up to 20 digits, no NUL); the number of digits. */
+size_t eng_u64_decimal(char *out, uint64_t v);
+
 /* Fills out from getrandom(2).  0 ok, -1 on failure. */
 int eng_random(unsigned char *out, size_t len);
 

@@ -89,6 +89,20 @@ int eng_gw_member_span(const char *json, size_t len, const char *name,
     return 0;
 }
 
+size_t eng_gw_answer_id(const char *json, size_t len, uint64_t *id)
+{
+    size_t i = 6;
+    uint64_t v = 0;
+    if (len < 8 || memcmp(json, "{\"id\":", 6) != 0)
+        return 0;
+    for (; i < len && i < 6 + 15 && json[i] >= '0' && json[i] <= '9'; i++)
+        v = v * 10 + (uint64_t)(json[i] - '0');
+    if (i == 6 || v == 0 || i >= len || (json[i] >= '0' && json[i] <= '9'))
+        return 0; /* none, 0, cut short or over 15 digits */
+    *id = v;
+    return i;
+}
+
 int eng_gw_object_empty(const char *obj, size_t len)
 {
     size_t i = skip_ws(obj, 0, len);

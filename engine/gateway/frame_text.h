@@ -8,6 +8,7 @@
 #define ENG_GATEWAY_FRAME_TEXT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "aws/buf.h"
 
@@ -17,6 +18,11 @@
  * escapes (the caller then uses the parsed tree). */
 int eng_gw_member_span(const char *json, size_t len, const char *name,
                        const char **val, size_t *val_len);
+
+/* The id of an enclave's answer as the enclave lays it out,
+ * {"id":DIGITS...: the id (1 to 15 digits, not 0) into *id and the offset
+ * of the byte after its digits (< len), or 0 for another layout. */
+size_t eng_gw_answer_id(const char *json, size_t len, uint64_t *id);
 
 /* 1 if the object text obj[0..len) has no member ("{}", spaces allowed). */
 int eng_gw_object_empty(const char *obj, size_t len);

@@ -298,13 +298,10 @@ static int answer_status(const char *text, size_t len)
 {
     static const char st[] = "\"enclave_status\":";
     static const char res[] = ",\"enclave_result\":{";
-    size_t i = 6;
+    uint64_t id;
+    size_t i = eng_gw_answer_id(text, len, &id);
     int status;
-    if (len < 8 || memcmp(text, "{\"id\":", 6) != 0)
-        return 0;
-    while (i < len && text[i] >= '0' && text[i] <= '9')
-        i++;
-    if (i + 1 + sizeof st - 1 + 3 + sizeof res - 1 + 2 > len ||
+    if (i == 0 || i + 1 + sizeof st - 1 + 3 + sizeof res - 1 + 2 > len ||
         text[i] != ',' || memcmp(text + i + 1, st, sizeof st - 1) != 0)
         return 0;
     i += sizeof st;

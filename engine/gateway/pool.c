@@ -212,16 +212,8 @@ static void conn_down(gw_conn *c, const char *why)
  * 1 with *id set, else 0. */
 static int text_id(const char *json, size_t len, uint64_t *id)
 {
-    size_t i = 6;
-    uint64_t v = 0;
-    if (len < 8 || memcmp(json, "{\"id\":", 6) != 0)
-        return 0;
-    for (; i < len && i < 6 + 15 && json[i] >= '0' && json[i] <= '9'; i++)
-        v = v * 10 + (uint64_t)(json[i] - '0');
-    if (i == 6 || v == 0 || i >= len || (json[i] != ',' && json[i] != '}'))
-        return 0;
-    *id = v;
-    return 1;
+    size_t end = eng_gw_answer_id(json, len, id);
+    return end != 0 && (json[end] == ',' || json[end] == '}');
 }
 
 /* The id of an answer of another layout, parsed: 1 with *id and *ans (the
@@ -841,21 +833,6 @@ void eng_gw_pool_forward(eng_gw_pool *sh, cJSON *frame, int retryable,
     req_enqueue(sh, r);
 }
 
-/* v in decimal into out (at least 21 bytes, not NUL-terminated); the
- * number of digits. */
-static size_t u64_digits(char *out, uint64_t v)
-{
-    char tmp[20];
-    size_t n = 0, i;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    for (i = 0; i < n; i++)
-        out[i] = tmp[n - 1 - i];
-    return n;
-}
-
 void eng_gw_pool_forward_text(eng_gw_pool *sh, eng_gw_text *frame,
                               int retryable, eng_gw_done done, void *arg)
 {
@@ -872,7 +849,7 @@ void eng_gw_pool_forward_text(eng_gw_pool *sh, eng_gw_text *frame,
     eng_aws_buf_str(frame, eng_gw_object_empty(frame->p, frame->len + 1)
                                ? "\"id\":"
                                : ",\"id\":");
-    eng_aws_buf_add(frame, id, u64_digits(id, r->id));
+    eng_aws_buf_add(frame, id, eng_u64_decimal(id, r->id));
     eng_aws_buf_add(frame, "}", 1);
     r->len = frame->len;
     if ((r->frame = eng_aws_buf_take(frame)) == NULL) {

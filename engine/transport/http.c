@@ -337,13 +337,8 @@ static void hputs(hbuf *b, const char *s) { hput(b, s, strlen(s)); }
 
 static void hputu(hbuf *b, unsigned long long v)
 {
-    char t[24];
-    size_t i = sizeof t;
-    do {
-        t[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    hput(b, t + i, sizeof t - i);
+    char t[20];
+    hput(b, t, eng_u64_decimal(t, (uint64_t)v));
 }
 
 /* The response head into b: the lines of eng_http_format_head, then
@@ -656,9 +651,9 @@ static long head_next(eng_conn *c, eng_http_head *h)
 }
 
 /* Takes a complete request (head of hl bytes, body of bl) off the input:
- * the body as a malloc'd, NUL-terminated copy, the input drained once (a
- * drain runs the bufferevent's watermark callback, which re-adds its read
- * event).  The input bytes of the body are wiped.  NULL: out of memory,
+ * the body as a malloc'd, NUL-terminated copy, the input drained once (on
+ * a connection the bufferevent reads, a drain runs its watermark callback,
+ * which re-adds its read event).  The input bytes of the body are wiped.  NULL: out of memory,
  * c is closed. */
 static char *request_take(eng_conn *c, size_t hl, size_t bl)
 {
@@ -685,6 +680,8 @@ static void http_on_read(eng_conn *c)
     struct evbuffer *out = bufferevent_get_output(c->bev);
     eng_http_head h;
     int had_auth = 0;
+
+    h.authorization[0] = '\0'; /* read below even if no head is parsed */
 
     while (!c->dead && !atomic_load(&c->loop->stop_requested) &&
            !c->closing && c->jobs == 0 &&

@@ -130,6 +130,28 @@ static void test_text_growth(void)
     free(out);
 }
 
+/* The id of an enclave's answer read from its text: the layout the
+ * enclave prints, and nothing else. */
+static void test_answer_id(void)
+{
+    static const char ok[] = "{\"id\":42,\"enclave_status\":200}";
+    static const char big[] = "{\"id\":123456789012345,\"x\":1}";
+    static const char *const bad[] = {
+        "{\"id\":0,\"x\":1}",                /* 0 is no id */
+        "{\"id\":1234567890123456,\"x\":1}", /* 16 digits */
+        "{\"id\":\"7\",\"x\":1}",              /* a string */
+        "{ \"id\":7,\"x\":1}",                /* another layout */
+        "{\"id\":77"};                        /* cut short */
+    uint64_t id = 0;
+    size_t i;
+    CU_ASSERT_EQUAL(eng_gw_answer_id(ok, strlen(ok), &id), 8);
+    CU_ASSERT_EQUAL(id, 42);
+    CU_ASSERT_EQUAL(eng_gw_answer_id(big, strlen(big), &id), 21);
+    CU_ASSERT_EQUAL(id, 123456789012345ull);
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CU_ASSERT_EQUAL(eng_gw_answer_id(bad[i], strlen(bad[i]), &id), 0);
+}
+
 /* A first reservation is the estimate: the frame is built without a move
  * while it stays within it, and grows past it by doubling. */
 static void test_text_reserve(void)
@@ -244,6 +266,7 @@ int main(void)
     TU_ADD(s, test_text_escapes);
     TU_ADD(s, test_text_growth);
     TU_ADD(s, test_text_reserve);
+    TU_ADD(s, test_answer_id);
     TU_ADD(s, test_pool_text_frame);
     return tu_run();
 }
