@@ -137,6 +137,8 @@ static int parse_proto(const char *p)
         return ENG_PROTO_HTTPS;
     if (strcmp(p, "relay") == 0)
         return ENG_PROTO_RELAY;
+    if (strcmp(p, "health") == 0)
+        return ENG_PROTO_HEALTH;
     return 0;
 }
 
@@ -175,9 +177,10 @@ static int check_relay(const eng_config *c, const config_setting_t *e, int i,
     if (proto == ENG_PROTO_RELAY && !proxy)
         return fail(c, e, err, err_len, "listen[%d]: protocol \"relay\" is "
                     "only for role \"proxy\"", i);
-    if (proxy && proto != ENG_PROTO_HTTP && proto != ENG_PROTO_RELAY)
+    if (proxy && proto != ENG_PROTO_HTTP && proto != ENG_PROTO_HEALTH &&
+        proto != ENG_PROTO_RELAY)
         return fail(c, e, err, err_len, "listen[%d]: role \"proxy\" serves "
-                    "\"relay\" and \"http\" (health, metrics) only", i);
+                    "\"relay\" and \"health\" (or \"http\") only", i);
     if (proto == ENG_PROTO_RELAY && up == NULL)
         return fail(c, e, err, err_len, "listen[%d] (relay) needs upstream = "
                     "\"HOST:PORT\"", i);
@@ -199,7 +202,7 @@ static int parse_listen(eng_config *c, const config_setting_t *root,
     if (config_setting_type(l) != CONFIG_TYPE_LIST)
         return fail(c, l, err, err_len,
                     "'listen' must be a list ( { address = ...; protocol = "
-                    "\"http\"|\"frames\"; }, ... ), not %s",
+                    "\"http\"|\"frames\"|...; }, ... ), not %s",
                     type_name(config_setting_type(l)));
     n = config_setting_length(l);
     for (i = 0; i < n; i++) {
@@ -220,8 +223,8 @@ static int parse_listen(eng_config *c, const config_setting_t *root,
             rc = -1;
         else if (proto != NULL && (p = parse_proto(proto)) == 0)
             rc = fail(c, e, err, err_len,
-                      "listen[%d].protocol '%s' is not \"http\", \"frames\" "
-                      "or \"relay\"",
+                      "listen[%d].protocol '%s' is not \"http\", \"https\", "
+                      "\"frames\", \"health\" or \"relay\"",
                       i, proto);
         if (rc == 0 && get_str(c, e, "upstream", "listen[]", &up, err,
                                err_len) < 0)
@@ -648,6 +651,9 @@ int eng_config_add_listen(eng_config *c, const char *spec, int *replaced,
         addr = spec + 5;
     } else if (strncmp(spec, "frames=", 7) == 0) {
         proto = ENG_PROTO_FRAMES;
+        addr = spec + 7;
+    } else if (strncmp(spec, "health=", 7) == 0) {
+        proto = ENG_PROTO_HEALTH;
         addr = spec + 7;
     }
     if (addr[0] == '\0') {

@@ -28,7 +28,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: signerd -c FILE [options]\n"
             "  -c, --config FILE       libconfig file (see conf/standalone.conf)\n"
-            "      --listen [http=|frames=]ADDR\n"
+            "      --listen [http=|frames=|health=]ADDR\n"
             "                          replaces the configured listeners (repeat\n"
             "                          to add more); ADDR is HOST:PORT,\n"
             "                          unix:/path or vsock:CID:PORT\n"

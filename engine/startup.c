@@ -505,6 +505,7 @@ static const char *proto_name(int proto)
     case ENG_PROTO_FRAMES: return "frames";
     case ENG_PROTO_HTTPS: return "https";
     case ENG_PROTO_RELAY: return "relay";
+    case ENG_PROTO_HEALTH: return "health";
     default: return "http";
     }
 }

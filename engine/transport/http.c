@@ -568,6 +568,12 @@ static void http_request(eng_conn *c, eng_http_head *h, char *body,
     memset(&m, 0, sizeof m);
     if (http_builtin(c, h->method, h->path, &a))
         goto wipe;
+    if (c->lsn != NULL && c->lsn->proto == ENG_PROTO_HEALTH) {
+        a.status = 404;
+        http_error(c, &a, "not found: this listener serves only GET "
+                          "/healthz, /readyz and /metrics");
+        goto wipe;
+    }
     r = cb->route != NULL
             ? cb->route(cb->ctx, h->method, h->path, body, len, &m)
             : default_route(h->method, h->path, &m);

@@ -449,6 +449,7 @@ int eng_lsn_open(eng_server *s, eng_lsn *ls, const eng_listen_spec *sp,
     ls->port = -1;
     ls->ops = sp->proto == ENG_PROTO_HTTP     ? &eng_http_ops
               : sp->proto == ENG_PROTO_HTTPS  ? &eng_http_ops
+              : sp->proto == ENG_PROTO_HEALTH ? &eng_http_ops
               : sp->proto == ENG_PROTO_FRAMES ? &eng_frames_ops
               : sp->proto == ENG_PROTO_RELAY  ? &eng_relay_ops
                                               : NULL;

@@ -23,7 +23,9 @@ enum eng_proto {
     ENG_PROTO_HTTP = 1,  /* HTTP/1.1, keep-alive, see docs/api.md        */
     ENG_PROTO_FRAMES = 2, /* 4-byte big-endian length + JSON, docs/frames.md */
     ENG_PROTO_HTTPS = 3, /* HTTP/1.1 over TLS, optional mTLS (tls.c)     */
-    ENG_PROTO_RELAY = 4  /* bytes to an upstream, docs/proxy.md          */
+    ENG_PROTO_RELAY = 4, /* bytes to an upstream, docs/proxy.md          */
+    ENG_PROTO_HEALTH = 5 /* plain HTTP answering only GET /healthz,
+                          * /readyz and /metrics: the probe port        */
 };
 
 /* A listen address:

@@ -13,7 +13,8 @@
 # Role, mTLS, keystore, forwarded credentials, limits, plugins and aliases
 # are the shipped ones.  Through it over HTTPS with the client certificate:
 # the Postman integration folder (every assertion) and a short load test
-# (no errors, every key stored); without a certificate: refused.
+# (no errors, every key stored); without a certificate: refused; on the
+# plain-HTTP probe port: no operation (404), only probes and metrics.
 # Exit 77 (skip) without kubectl.  Reuses DEPLOY_TOPOLOGY_ENV (run.sh).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -86,6 +87,14 @@ if CA_FILE=$CA_FILE CLIENT_CERT=$CLIENT_CERT CLIENT_KEY=$CLIENT_KEY "$src/script
 else
     cat "$tmp/load"; ko "load test through the prod gateway config"
 fi
+# The plain-HTTP probe port (a "health" listener) serves no operation.
+code=$(curl -s -o "$tmp/probe.out" -w '%{http_code}' -H 'Content-Type: application/json' \
+    -d '{"operation":"generate_key","payload":{"secret":"probe-port-0123456789"}}' "$plain/")
+rest=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+    -d '{"secret":"probe-port-0123456789"}' "$plain/key")
+[ "$code" = 404 ] && [ "$rest" = 404 ] && grep -q 'serves only GET /healthz' "$tmp/probe.out" &&
+    ok "the probe port $pp answers no operation (404 for the envelope and POST /key)" ||
+    ko "the probe port answered an operation: $code / $rest $(cat "$tmp/probe.out")"
 stored=$(( $(gateway_metric signer_gateway_keys_stored_total "$plain") - stored0 ))
 # The integration folder creates 4 keys, the load test 2.
 [ "$stored" -eq 6 ] && ok "6 keys stored in table $table" || ko "keys stored: $stored, expected 6"

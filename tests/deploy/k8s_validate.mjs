@@ -256,9 +256,11 @@ function roleConfigs(docs, pod, byName) {
   // Container ports and probes match the listeners.
   const portOf = (c, name) => c?.ports?.find((p) => p.name === name)?.containerPort;
   const tcp = (ls, proto) => ls.filter((l) => l.protocol === proto).map((l) => Number(l.address.split(':').pop()));
-  check(eq(tcp(gwl, 'https'), [portOf(byName.gateway, 'https')]) && eq(tcp(gwl, 'http'), [portOf(byName.gateway, 'http')]),
-    'gateway: container ports https and http are its listeners', JSON.stringify(gwl));
-  check(eq(tcp(pxl, 'http'), [portOf(byName.proxy, 'proxy-health')]) &&
+  check(eq(tcp(gwl, 'https'), [portOf(byName.gateway, 'https')]) && eq(tcp(gwl, 'health'), [portOf(byName.gateway, 'http')]),
+    'gateway: container ports https and http are its listeners (http: the probe-only "health" listener)', JSON.stringify(gwl));
+  check(gwl.every((l) => l.protocol === 'https' || l.protocol === 'health'),
+    'gateway: the API only over HTTPS (no plain "http" listener beside the probe port)', JSON.stringify(gwl));
+  check(eq(tcp(pxl, 'health'), [portOf(byName.proxy, 'proxy-health')]) &&
     byName.proxy?.readinessProbe?.httpGet?.path === '/readyz' && byName.proxy?.livenessProbe?.httpGet?.path === '/healthz',
     'proxy: probes on its health listener');
   const svc = docs.find((d) => d.kind === 'Service'), np = docs.find((d) => d.kind === 'NetworkPolicy');

@@ -43,7 +43,8 @@ static void test_full(void)
         "log_level = \"debug\";\n"
         "workers = 3;\n"
         "listen = ( { address = \"127.0.0.1:9000\"; protocol = \"http\"; },\n"
-        "           { address = \"unix:/tmp/s.sock\"; protocol = \"frames\"; } );\n"
+        "           { address = \"unix:/tmp/s.sock\"; protocol = \"frames\"; },\n"
+        "           { address = \"127.0.0.1:9001\"; protocol = \"health\"; } );\n"
         "limits = { max_body = 4096; max_pipeline = 8; read_timeout_ms = 500; };\n"
         "sealer = { type = \"local\"; master_key_file = \"mk\"; };\n"
         "keystore = { type = \"sqlite\"; path = \"k.db\"; };\n"
@@ -57,9 +58,10 @@ static void test_full(void)
     CU_ASSERT_STRING_EQUAL(cfg.plugin_dir, "/etc/x/lib");
     CU_ASSERT_EQUAL(cfg.log_level, 3);
     CU_ASSERT_EQUAL(cfg.workers, 3);
-    CU_ASSERT_EQUAL_FATAL(cfg.n_listen, 2);
+    CU_ASSERT_EQUAL_FATAL(cfg.n_listen, 3);
     CU_ASSERT_EQUAL(cfg.listen[1].proto, ENG_PROTO_FRAMES);
     CU_ASSERT_STRING_EQUAL(cfg.listen[1].address, "unix:/tmp/s.sock");
+    CU_ASSERT_EQUAL(cfg.listen[2].proto, ENG_PROTO_HEALTH);
     CU_ASSERT_EQUAL(cfg.limits.max_body, 4096);
     CU_ASSERT_EQUAL(cfg.limits.max_pipeline, 8);
     CU_ASSERT_EQUAL(cfg.limits.read_timeout_ms, 500);
@@ -127,6 +129,9 @@ static void test_errors(void)
     expect_error(MIN_OK "listen = ( { address = \"x:1\"; port = 1; } );\n",
                  "unknown setting 'listen[].port'");
     expect_error(MIN_OK "listen = \"127.0.0.1:1\";\n", "'listen' must be a list");
+    expect_error(MIN_OK "listen = ( { address = \"x:1\"; protocol = \"relay\"; "
+                 "upstream = \"h:1\"; } );\n",
+                 "protocol \"relay\" is only for role \"proxy\"");
     expect_error(MIN_OK "sealer = { type = \"kms\"; };\n",
                  "sealer.type 'kms' is not supported");
     expect_error(MIN_OK "keystore = { type = \"mongodb\"; };\n",
@@ -214,6 +219,11 @@ static void test_overrides(void)
     CU_ASSERT_EQUAL(cfg.listen[0].proto, ENG_PROTO_HTTP);
     CU_ASSERT_STRING_EQUAL(cfg.listen[1].address, "unix:/tmp/f.sock");
     CU_ASSERT_EQUAL(cfg.listen[1].proto, ENG_PROTO_FRAMES);
+    CU_ASSERT_EQUAL(eng_config_add_listen(&cfg, "health=127.0.0.1:9",
+                                          &replaced, err, sizeof err), 0);
+    CU_ASSERT_EQUAL_FATAL(cfg.n_listen, 3);
+    CU_ASSERT_EQUAL(cfg.listen[2].proto, ENG_PROTO_HEALTH);
+    CU_ASSERT_STRING_EQUAL(cfg.listen[2].address, "127.0.0.1:9");
     CU_ASSERT_EQUAL(eng_config_add_listen(&cfg, "frames=", &replaced, err,
                                           sizeof err), -1);
     CU_ASSERT_EQUAL(eng_config_set_data_dir(&cfg, "/srv/d"), 0);

@@ -598,7 +598,7 @@ static void *run_thread(void *arg)
  * on unix, 2 = frames on TCP, 3 = HTTP on unix. */
 static int harness_start(const eng_limits *limits, int loops)
 {
-    eng_listen_spec specs[4];
+    eng_listen_spec specs[5];
     eng_server_config cfg;
     eng_server_callbacks cb = {NULL, fake_handle, fake_metrics, fake_ready,
                                fake_reload, g_async ? fake_submit : NULL,
@@ -623,9 +623,10 @@ static int harness_start(const eng_limits *limits, int loops)
     specs[1] = (eng_listen_spec){a1, ENG_PROTO_FRAMES, NULL};
     specs[2] = (eng_listen_spec){"127.0.0.1:0", ENG_PROTO_FRAMES, NULL};
     specs[3] = (eng_listen_spec){a3, ENG_PROTO_HTTP, NULL};
+    specs[4] = (eng_listen_spec){"127.0.0.1:0", ENG_PROTO_HEALTH, NULL};
     memset(&cfg, 0, sizeof cfg);
     cfg.listen = specs;
-    cfg.n_listen = 4;
+    cfg.n_listen = 5;
     cfg.limits = *limits;
     cfg.io_loops = loops;
     H.s = eng_server_new(&cfg, &cb);
@@ -1062,6 +1063,51 @@ static void test_http_ops_routes(void)
                                    "{\"error\":\"malformed HTTP request\"}}");
     cl_close(&c);
     CU_ASSERT_EQUAL(atomic_load(&finished), 1);
+    harness_stop();
+}
+
+/* A "health" listener answers the probes and /metrics like any HTTP
+ * listener, and 404 to every other request, which never reaches a handler
+ * or a route; the connection stays usable. */
+static void test_health_listener(void)
+{
+    eng_limits l = test_limits();
+    const char *refused[] = {
+        "POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}",
+        "POST /key HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}",
+        "GET /key HTTP/1.1\r\n\r\n", "GET / HTTP/1.1\r\n\r\n"};
+    client c;
+    resp r;
+    size_t i;
+
+    CU_ASSERT_FATAL(harness_start(&l, 1) == 0);
+    CU_ASSERT_FATAL(cl_tcp(&c, eng_server_port(H.s, 4)) == 0);
+    CU_ASSERT(cl_sends(&c, "GET /healthz HTTP/1.1\r\n\r\n") == 0);
+    CU_ASSERT_FATAL(cl_http(&c, &r) == 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_STRING_EQUAL(r.body, "{\"status\":\"ok\"}");
+    for (i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        CU_ASSERT(cl_sends(&c, refused[i]) == 0);
+        CU_ASSERT_FATAL(cl_http(&c, &r) == 0);
+        CU_ASSERT_EQUAL(r.status, 404);
+        CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "serves only GET /healthz, "
+                                              "/readyz and /metrics"));
+        CU_ASSERT_EQUAL(r.keep_alive, 1);
+    }
+    CU_ASSERT(cl_sends(&c, "POST /readyz HTTP/1.1\r\nContent-Length: 0\r\n"
+                           "\r\n") == 0);
+    CU_ASSERT_FATAL(cl_http(&c, &r) == 0);
+    CU_ASSERT_EQUAL(r.status, 405);
+    CU_ASSERT(cl_sends(&c, "GET /readyz HTTP/1.1\r\n\r\n") == 0);
+    CU_ASSERT_FATAL(cl_http(&c, &r) == 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT(cl_sends(&c, "GET /metrics HTTP/1.1\r\n\r\n") == 0);
+    CU_ASSERT_FATAL(cl_http(&c, &r) == 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "signer_fake_metric 7\n"));
+    cl_close(&c);
+    CU_ASSERT_EQUAL(atomic_load(&started), 0);
+    CU_ASSERT_EQUAL(atomic_load(&finished), 0);
     harness_stop();
 }
 
@@ -1973,6 +2019,7 @@ static const struct server_test {
     ST(test_http_pipelined, BOTH),
     ST(test_http_half_close, BOTH),
     ST(test_http_ops_routes, BOTH),
+    ST(test_health_listener, BOTH),
     ST(test_http_limits, BOTH),
     ST(test_slow_does_not_block, BOTH),
     ST(test_frames_pipelined, BOTH),
