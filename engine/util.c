@@ -292,6 +292,9 @@ void eng_arena_end(void)
     ASAN_UNPOISON_MEMORY_REGION(a->buf, ENG_ARENA_BYTES);
     eng_wipe(a->buf, a->used);
     a->used = 0;
+    /* Under ASan a tree that outlived its request is caught at its first
+     * use: nothing of the arena is addressable until the next scope. */
+    ASAN_POISON_MEMORY_REGION(a->buf, ENG_ARENA_BYTES);
 }
 
 /* cJSON's free: arena blocks are wiped when their scope closes. */

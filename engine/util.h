@@ -38,7 +38,9 @@ void eng_arena_end(void);
 
 #define ENG_ARENA_BYTES 16384
 /* Under AddressSanitizer the arena outside the blocks handed out is
- * poisoned while a scope is open, with a red zone after each block. */
+ * poisoned while a scope is open, with a red zone after each block, and
+ * the whole arena once the outermost scope has closed: a use of request
+ * memory after its request is an ASan error. */
 #if defined(__SANITIZE_ADDRESS__)
 #define ENG_ARENA_ASAN 1
 #elif defined(__has_feature)

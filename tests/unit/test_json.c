@@ -158,7 +158,8 @@ static void test_numbers_random(void)
 /* With the wiping allocators installed, a request scope takes the parsed
  * tree from the thread's arena: nothing to free node by node, a mixed
  * tree (a malloc'd member added) released correctly, and the used part
- * wiped when the outermost scope closes, not before. */
+ * wiped when the outermost scope closes, not before (and, under ASan, no
+ * longer addressable). */
 static void test_arena(void)
 {
     static const char text[] =
@@ -192,8 +193,16 @@ static void test_arena(void)
     eng_arena_end();
     CU_ASSERT_STRING_EQUAL(secret, "correct horse battery"); /* still open */
     eng_arena_end();
+#ifdef ENG_ARENA_ASAN
+    /* closed: a late use of the tree is an ASan error (look, then close
+     * again) */
+    CU_ASSERT_TRUE(__asan_address_is_poisoned(secret));
+    CU_ASSERT_TRUE(__asan_address_is_poisoned(v));
+    ASAN_UNPOISON_MEMORY_REGION(secret, 8);
+#endif
     CU_ASSERT_EQUAL(secret[0], 0); /* wiped with the scope */
     CU_ASSERT_EQUAL(memcmp(secret, "\0\0\0\0\0\0\0\0", 8), 0);
+    ASAN_POISON_MEMORY_REGION(secret, 8);
     /* no scope: malloc again */
     CU_ASSERT_EQUAL_FATAL(eng_json_parse(&v, NULL, text, sizeof text - 1, 64,
                                          &e),
