@@ -81,8 +81,14 @@ FUZZ_TARGET(config)
         FUZZ_CHECK(c.n_listen >= 1 && c.listen != NULL);
         for (i = 0; i < c.n_listen; i++) {
             FUZZ_CHECK(c.listen[i].address != NULL);
-            FUZZ_CHECK(c.listen[i].proto == ENG_PROTO_HTTP ||
-                       c.listen[i].proto == ENG_PROTO_FRAMES);
+            FUZZ_CHECK(c.listen[i].proto >= ENG_PROTO_HTTP &&
+                       c.listen[i].proto <= ENG_PROTO_HEALTH);
+            /* an upstream exactly on relay listeners, and those only in
+             * the proxy role */
+            FUZZ_CHECK((c.listen[i].proto == ENG_PROTO_RELAY) ==
+                       (c.listen[i].upstream != NULL));
+            FUZZ_CHECK(c.listen[i].proto != ENG_PROTO_RELAY ||
+                       strcmp(c.role, "proxy") == 0);
         }
         FUZZ_CHECK(c.limits.max_body >= 64);
         FUZZ_CHECK(c.workers >= 0 && c.workers <= 256);
