@@ -156,22 +156,38 @@ async function frameRoundTrip(addr, obj) {
 }
 const sa = (op, payload) => request(standaloneUrl, { body: { operation: op, payload } });
 
+// The addresses signerd bound (its listeners on port 0), by protocol, read
+// from its log's "listening on PROTO ADDR" lines: bounded (10 s), null if
+// it did not get that far.  No port is picked and released first, so none
+// can be taken in between.
+async function boundAddrs(logFile, child, protos) {
+  for (let i = 0; i < 100 && child.exitCode === null; i++) {
+    const text = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '';
+    const found = Object.fromEntries([...text.matchAll(/"listening on (\w+) (127\.0\.0\.1:\d+)"/g)].map((m) => [m[1], m[2]]));
+    if (protos.every((p) => found[p])) return found;
+    await sleep(100);
+  }
+  return null;
+}
+
 // A standalone signer on its own data dir: the reference for the differential.
 async function startStandalone() {
   const dir = path.join(TOPO_DIR, 'standalone');
   fs.mkdirSync(dir, { recursive: true });
-  const port = 20000 + Math.floor(Math.random() * 20000);
   fs.writeFileSync(path.join(dir, 'standalone.conf'), `role = "standalone";
 data_dir = "${dir}/data";
-listen = ( { address = "127.0.0.1:${port}"; protocol = "http"; },
-           { address = "127.0.0.1:${port + 1}"; protocol = "frames"; } );
+listen = ( { address = "127.0.0.1:0"; protocol = "http"; },
+           { address = "127.0.0.1:0"; protocol = "frames"; } );
 plugins = ( { name = "eth"; path = "eth.so"; } );
 `);
   const log = fs.openSync(path.join(dir, 'log'), 'a');
-  children.push(spawn(path.join(BUILD, 'signerd'), ['-c', path.join(dir, 'standalone.conf'), '--io-loops', '1'],
-    { stdio: ['ignore', log, log] }));
-  standaloneUrl = `http://127.0.0.1:${port}/`;
-  standaloneFrames = `127.0.0.1:${port + 1}`;
+  const child = spawn(path.join(BUILD, 'signerd'), ['-c', path.join(dir, 'standalone.conf'), '--io-loops', '1'],
+    { stdio: ['ignore', log, log] });
+  children.push(child);
+  const bound = await boundAddrs(path.join(dir, 'log'), child, ['http', 'frames']);
+  if (!bound) return false;
+  standaloneUrl = `http://${bound.http}/`;
+  standaloneFrames = bound.frames;
   for (let i = 0; i < 100; i++) {
     if ((await request(standaloneUrl + 'readyz', { method: 'GET' })).status === 200) return true;
     await sleep(100);
@@ -525,10 +541,9 @@ async function keystoreDown(keyId) {
 async function throttling() {
   const dir = path.join(TOPO_DIR, 'throttled');
   fs.mkdirSync(dir, { recursive: true });
-  const port = 20000 + Math.floor(Math.random() * 20000);
   fs.writeFileSync(path.join(dir, 'gw.conf'), `role = "gateway";
 data_dir = "${dir}/data";
-listen = ( { address = "127.0.0.1:${port}"; protocol = "http"; } );
+listen = ( { address = "127.0.0.1:0"; protocol = "http"; } );
 sealer = { type = "none"; };
 plugins = ( { name = "eth"; path = "eth.so"; } );
 gateway = { enclaves = [ "${env.ENCLAVE1}", "${env.ENCLAVE2}" ]; client_rate = 1; client_burst = 3;
@@ -540,9 +555,11 @@ gateway = { enclaves = [ "${env.ENCLAVE1}", "${env.ENCLAVE2}" ]; client_rate = 1
   const expiration = new Date(Date.now() + 3600e3).toISOString().replace(/\.\d+Z$/, 'Z');
   const aws = { AWS_ACCESS_KEY_ID: env.AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: env.AWS_SECRET_ACCESS_KEY,
     AWS_REGION: env.AWS_REGION, AWS_CREDENTIAL_EXPIRATION: expiration, AWS_EC2_METADATA_DISABLED: 'true' };
-  children.push(spawn(path.join(BUILD, 'signerd'), ['-c', path.join(dir, 'gw.conf'), '--io-loops', '1'],
-    { stdio: ['ignore', log, log], env: { ...process.env, ...aws } }));
-  const url = `http://127.0.0.1:${port}/`;
+  const child = spawn(path.join(BUILD, 'signerd'), ['-c', path.join(dir, 'gw.conf'), '--io-loops', '1'],
+    { stdio: ['ignore', log, log], env: { ...process.env, ...aws } });
+  children.push(child);
+  const bound = await boundAddrs(path.join(dir, 'log'), child, ['http']);
+  const url = `http://${bound?.http ?? '127.0.0.1:1'}/`;
   let ready = false;
   for (let i = 0; i < 100 && !ready; i++) { ready = (await request(url + 'readyz', { method: 'GET' })).status === 200; if (!ready) await sleep(100); }
   check(ready, 'a second gateway (SQLite keystore, client_rate = 1, client_burst = 3) is ready');
@@ -588,10 +605,9 @@ async function framesSeen() {
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   const dir = path.join(TOPO_DIR, 'fwd');
   fs.mkdirSync(dir, { recursive: true });
-  const port = 20000 + Math.floor(Math.random() * 20000);
   fs.writeFileSync(path.join(dir, 'gw.conf'), `role = "gateway";
 data_dir = "${dir}/data";
-listen = ( { address = "127.0.0.1:${port}"; protocol = "http"; } );
+listen = ( { address = "127.0.0.1:0"; protocol = "http"; } );
 sealer = { type = "none"; };
 plugins = ( { name = "eth"; path = "eth.so"; } );
 gateway = { enclaves = [ "127.0.0.1:${server.address().port}" ]; forward_credentials = true; };
@@ -602,7 +618,8 @@ gateway = { enclaves = [ "127.0.0.1:${server.address().port}" ]; forward_credent
   const child = spawn(path.join(BUILD, 'signerd'), ['-c', path.join(dir, 'gw.conf'), '--io-loops', '1'],
     { stdio: ['ignore', log, log], env: { ...process.env, ...creds, AWS_EC2_METADATA_DISABLED: 'true' } });
   children.push(child);
-  const url = `http://127.0.0.1:${port}/`;
+  const bound = await boundAddrs(logFile, child, ['http']);
+  const url = `http://${bound?.http ?? '127.0.0.1:1'}/`;
   let ready = false;
   for (let i = 0; i < 100 && !ready; i++) { ready = (await request(url + 'readyz', { method: 'GET' })).status === 200; if (!ready) await sleep(100); }
   const g = await request(url, { body: { operation: 'generate_key', payload: { secret: SECRET } } });

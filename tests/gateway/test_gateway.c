@@ -370,7 +370,9 @@ static void test_pool_none_then_reconnect(void)
 
 static void test_throttle(void)
 {
-    eng_gw_throttle *t = eng_gw_throttle_new(1, 2), *off;
+    /* a slow refill (one token per 100 s): no stall of the test refills a
+     * bucket between its takes */
+    eng_gw_throttle *t = eng_gw_throttle_new(0.01, 2), *off;
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
     CU_ASSERT_EQUAL(eng_gw_throttle_take(t, "10.0.0.1:5000"), 0);
     CU_ASSERT_EQUAL(eng_gw_throttle_take(t, "10.0.0.1:5001"), 0);

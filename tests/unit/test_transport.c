@@ -1175,7 +1175,8 @@ static void test_slow_does_not_block(void)
     CU_ASSERT_FATAL(cl_http(&b, &r) == 0);
     dt = mono_ms() - t0;
     CU_ASSERT_EQUAL(r.status, 200);
-    CU_ASSERT(dt < 150); /* not queued behind the 200 ms request */
+    /* not queued behind the 200 ms request: it is still running */
+    CU_ASSERT(dt < 150 * (uint64_t)tu_slow());
     CU_ASSERT_EQUAL(atomic_load(&finished), 1);
     CU_ASSERT_FATAL(cl_http(&a, &r) == 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "slow"));
@@ -1323,6 +1324,8 @@ static void test_frames_max_pipeline(void)
     CU_ASSERT(cl_frame_send(&c, "{\"id\":1,\"b\":\"block\"}") == 0);
     CU_ASSERT(cl_frame_send(&c, "{\"id\":2,\"b\":\"block\"}") == 0);
     CU_ASSERT(cl_frame_send(&c, "{\"id\":3}") == 0);
+    for (int i = 0; i < 200 && atomic_load(&started) < 2; i++)
+        sleep_ms(10);
     sleep_ms(200);
     /* the third frame is not read while two are in flight */
     CU_ASSERT_EQUAL(atomic_load(&started), 2);
@@ -1360,7 +1363,7 @@ static void test_slowloris(void)
     }
     CU_ASSERT(closed);
     CU_ASSERT(mono_ms() - t0 >= 450);
-    CU_ASSERT(mono_ms() - t0 < 1500);
+    CU_ASSERT(mono_ms() - t0 < 1500 * (uint64_t)tu_slow());
     CU_ASSERT(served >= 3);
     /* the well-behaved client is still served afterwards */
     CU_ASSERT(cl_sends(&good, "GET /healthz HTTP/1.1\r\n\r\n") == 0);
@@ -1383,9 +1386,9 @@ static void test_idle_and_silent(void)
     CU_ASSERT_FATAL(cl_tcp(&c, http_port()) == 0);
     CU_ASSERT(cl_sends(&c, "GET /healthz HTTP/1.1\r\n\r\n") == 0);
     CU_ASSERT_FATAL(cl_http(&c, &r) == 0);
-    t0 = mono_ms();
+    t0 = mono_ms(); /* the server's idle timer started before this */
     CU_ASSERT(cl_closed_within(&c, 2000));
-    CU_ASSERT(mono_ms() - t0 >= 250);
+    CU_ASSERT(mono_ms() - t0 >= 200);
     cl_close(&c);
     /* a connection that never sends anything is cut at the read timeout */
     CU_ASSERT_FATAL(cl_tcp(&c, http_port()) == 0);
@@ -1425,7 +1428,7 @@ static void test_busy_not_idle(void)
     CU_ASSERT(mono_ms() - t0 >= 1000);
     /* silent now: closed idle_timeout_ms after the last answer */
     CU_ASSERT(cl_closed_within(&c, 2000));
-    CU_ASSERT(mono_ms() - last >= 250);
+    CU_ASSERT(mono_ms() - last >= 200); /* its timer started before last */
     cl_close(&c);
     harness_stop();
 }
@@ -1681,7 +1684,9 @@ static void test_frames_proto_errors(void)
     CU_ASSERT_FATAL(cl_tcp(&c, http_port()) == 0);
     CU_ASSERT(cl_sends(&c, "GET /metrics HTTP/1.1\r\n\r\n") == 0);
     CU_ASSERT_FATAL(cl_http(&c, &r) == 0);
-    CU_ASSERT(metric(r.body, "signer_transport_log_suppressed_total ") >= 5);
+    /* at least one suppressed (how many depends on the burst's speed: the
+     * bucket refills 20 a second) */
+    CU_ASSERT(metric(r.body, "signer_transport_log_suppressed_total ") >= 1);
     CU_ASSERT(metric(r.body, "signer_transport_protocol_errors_total ") >= 32);
     cl_close(&c);
     harness_stop();

@@ -26,6 +26,14 @@ static inline void tu_rmtree(const char *dir)
         fprintf(stderr, "cannot remove %s\n", dir);
 }
 
+/* How much slower than a plain build this run is allowed to be, for the
+ * upper bounds of timing checks: 10 under valgrind, 3 under ASan/UBSan
+ * (scripts/test.sh sets SIGNER_VALGRIND, SIGNER_SANITIZED), else 1. */
+static inline int tu_slow(void)
+{
+    return getenv("SIGNER_VALGRIND") ? 10 : getenv("SIGNER_SANITIZED") ? 3 : 1;
+}
+
 /* Directory holding built plugin modules (libtool's .libs). */
 static inline const char *tu_builddir(void)
 {

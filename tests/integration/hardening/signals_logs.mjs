@@ -72,7 +72,13 @@ async function sigterm() {
   const tTerm = Date.now();
   await sleep(20);
   const aliveDuringDrain = s.alive;
-  const conn = await tryConnect(s.port);
+  // The listeners close on the server thread once it sees the signal: poll
+  // (bounded, 2 s) rather than bet on 20 ms of scheduling.
+  let conn = 'none';
+  for (const t1 = Date.now(); Date.now() - t1 < 2000; await sleep(20)) {
+    conn = await tryConnect(s.port, 500);
+    if (conn === 'ECONNREFUSED') break;
+  }
   const rs = await Promise.all(pending);
   const exit = await Promise.race([s.exited, sleep(15000).then(() => null)]);
   const ms = Date.now() - tTerm;
