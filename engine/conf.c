@@ -202,7 +202,7 @@ static int parse_listen(eng_config *c, const config_setting_t *root,
     if (config_setting_type(l) != CONFIG_TYPE_LIST)
         return fail(c, l, err, err_len,
                     "'listen' must be a list ( { address = ...; protocol = "
-                    "\"http\"|\"frames\"|...; }, ... ), not %s",
+                    "\"http\"; }, ... ), not %s",
                     type_name(config_setting_type(l)));
     n = config_setting_length(l);
     for (i = 0; i < n; i++) {
