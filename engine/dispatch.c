@@ -317,50 +317,6 @@ static int raw_as_string(dispatch *d)
     return 1;
 }
 
-/* Bytes of s[0..len) as a JSON string body, escaped as cJSON prints it
- * (",  \\ and \b \f \n \r \t by letter, other controls as \u00XX); writes
- * them at o when not NULL. */
-static size_t json_escaped(char *o, const char *s, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    const char *end = s + len;
-    size_t n = 0, run;
-    for (;;) {
-        const char *e = NULL;
-        unsigned char c;
-        /* a run of characters printed as they are */
-        run = eng_json_plain_run(s, (size_t)(end - s));
-        if (o != NULL)
-            memcpy(o + n, s, run);
-        n += run;
-        s += run;
-        if (s == end)
-            return n;
-        switch (c = (unsigned char)*s++) {
-        case '"': e = "\\\""; break;
-        case '\\': e = "\\\\"; break;
-        case '\b': e = "\\b"; break;
-        case '\f': e = "\\f"; break;
-        case '\n': e = "\\n"; break;
-        case '\r': e = "\\r"; break;
-        case '\t': e = "\\t"; break;
-        default: break;
-        }
-        if (e != NULL) {
-            if (o != NULL)
-                memcpy(o + n, e, 2);
-            n += 2;
-            continue;
-        }
-        if (o != NULL) {
-            memcpy(o + n, "\\u00", 4);
-            o[n + 4] = hex[c >> 4];
-            o[n + 5] = hex[c & 15];
-        }
-        n += 6;
-    }
-}
-
 /* Writes (o != NULL) or sizes the answer of a successful request whose
  * result holds only strings; returns its length: the bytes cJSON_PrintUnformatted gives for
  * {["id":ID,]"enclave_status":200,"enclave_result":{...}}. */
@@ -387,10 +343,10 @@ static size_t answer_write(char *o, const dispatch *d)
     PUTS("\"enclave_status\":200,\"enclave_result\":{");
     for (c = d->reply.result->child; c != NULL; c = c->next) {
         PUTS("\"");
-        n += json_escaped(o != NULL ? o + n : NULL, c->string,
+        n += eng_json_escape(o != NULL ? o + n : NULL, c->string,
                           strlen(c->string));
         PUTS("\":\"");
-        n += json_escaped(o != NULL ? o + n : NULL, c->valuestring,
+        n += eng_json_escape(o != NULL ? o + n : NULL, c->valuestring,
                           strlen(c->valuestring));
         PUTS("\"");
         if (c->next != NULL)

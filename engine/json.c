@@ -127,6 +127,47 @@ size_t eng_json_plain_run(const char *s, size_t len)
     return m != 0 ? i + (size_t)__builtin_ctzll(m) / 8 : len;
 }
 
+size_t eng_json_escape(char *o, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    const char *end = s + len;
+    size_t n = 0, run;
+    for (;;) {
+        const char *e = NULL;
+        unsigned char c;
+        /* a run of characters printed as they are */
+        run = eng_json_plain_run(s, (size_t)(end - s));
+        if (o != NULL)
+            memcpy(o + n, s, run);
+        n += run;
+        s += run;
+        if (s == end)
+            return n;
+        switch (c = (unsigned char)*s++) {
+        case '"': e = "\\\""; break;
+        case '\\': e = "\\\\"; break;
+        case '\b': e = "\\b"; break;
+        case '\f': e = "\\f"; break;
+        case '\n': e = "\\n"; break;
+        case '\r': e = "\\r"; break;
+        case '\t': e = "\\t"; break;
+        default: break;
+        }
+        if (e != NULL) {
+            if (o != NULL)
+                memcpy(o + n, e, 2);
+            n += 2;
+            continue;
+        }
+        if (o != NULL) {
+            memcpy(o + n, "\\u00", 4);
+            o[n + 4] = hex[c >> 4];
+            o[n + 5] = hex[c & 15];
+        }
+        n += 6;
+    }
+}
+
 typedef struct parser {
     const char *b;
     size_t len, pos;

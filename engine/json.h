@@ -34,6 +34,11 @@ int eng_json_parse(cJSON **out, eng_json_span *capture, const char *buf,
  * as they are (no control, '"' or backslash; NUL is a control). */
 size_t eng_json_plain_run(const char *s, size_t len);
 
+/* The bytes of s[0..len) as the body of a JSON string, escaped as cJSON
+ * prints it (", \\ and \b \f \n \r \t by letter, other controls as
+ * \u00XX): written at o unless o is NULL; returns their number. */
+size_t eng_json_escape(char *o, const char *s, size_t len);
+
 /* The member of obj named name (case-sensitive), or NULL: what
  * cJSON_GetObjectItemCaseSensitive gives, first bytes compared first. */
 cJSON *eng_json_get(const cJSON *obj, const char *name);

@@ -60,14 +60,22 @@ int eng_aws_buf_reserve(eng_aws_buf *b, size_t n)
     return buf_move(b, cap < 64 ? 64 : cap);
 }
 
+char *eng_aws_buf_extend(eng_aws_buf *b, size_t n)
+{
+    char *at;
+    if (buf_grow(b, n) != 0)
+        return NULL;
+    at = b->p + b->len;
+    b->len += n;
+    b->p[b->len] = '\0';
+    return at;
+}
+
 void eng_aws_buf_add(eng_aws_buf *b, const void *data, size_t len)
 {
-    if (buf_grow(b, len) != 0)
-        return;
-    if (len > 0)
-        memcpy(b->p + b->len, data, len);
-    b->len += len;
-    b->p[b->len] = '\0';
+    char *at = eng_aws_buf_extend(b, len);
+    if (at != NULL && len > 0)
+        memcpy(at, data, len);
 }
 
 void eng_aws_buf_str(eng_aws_buf *b, const char *s)

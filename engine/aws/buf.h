@@ -17,6 +17,9 @@ typedef struct eng_aws_buf {
  * reservation of an empty buffer is taken as the caller's estimate of the
  * whole, later growth doubles.  0, or -1 after an allocation failure. */
 int eng_aws_buf_reserve(eng_aws_buf *b, size_t n);
+/* Appends n bytes for the caller to fill, returning where they start (the
+ * NUL after them is written); NULL after an allocation failure. */
+char *eng_aws_buf_extend(eng_aws_buf *b, size_t n);
 /* Appends len bytes (the buffer stays NUL-terminated). */
 void eng_aws_buf_add(eng_aws_buf *b, const void *data, size_t len);
 /* Appends a NUL-terminated string. */

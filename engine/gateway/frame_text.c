@@ -2,11 +2,10 @@
 #include "config.h"
 #include "gateway/frame_text.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "json.h"
 
 /* ---- scanning accepted JSON --------------------------------------------- */
 
@@ -114,20 +113,13 @@ int eng_gw_object_empty(const char *obj, size_t len)
 
 void eng_gw_text_str(eng_gw_text *t, const char *s)
 {
-    size_t i, run = 0;
-    eng_aws_buf_add(t, "\"", 1);
-    for (i = 0; s[i] != '\0'; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        char esc[8];
-        if (ch >= 0x20 && ch != '"' && ch != '\\')
-            continue;
-        eng_aws_buf_add(t, s + run, i - run);
-        snprintf(esc, sizeof esc, ch < 0x20 ? "\\u%04x" : "\\%c", ch);
-        eng_aws_buf_str(t, esc);
-        run = i + 1;
-    }
-    eng_aws_buf_add(t, s + run, i - run);
-    eng_aws_buf_add(t, "\"", 1);
+    size_t len = strlen(s), n = eng_json_escape(NULL, s, len);
+    char *at = eng_aws_buf_extend(t, n + 2);
+    if (at == NULL)
+        return;
+    at[0] = '"';
+    eng_json_escape(at + 1, s, len);
+    at[n + 1] = '"';
 }
 
 void eng_gw_text_member(eng_gw_text *t, int first, const char *name,

@@ -78,20 +78,23 @@ static void test_object_empty(void)
     CU_ASSERT_FALSE(eng_gw_object_empty("", 0));
 }
 
-/* Quoted strings come back from the strict parser unchanged. */
+/* Quoted strings come back from the strict parser unchanged, and are
+ * written as cJSON prints them. */
 static void test_text_escapes(void)
 {
     static const char *const vals[] = {"plain", "q\"uote", "back\\slash",
-                                       "tab\tnl\nctl\x01", "", "\xc3\xa9"};
+                                       "tab\tnl\nctl\x01\x1f\b\f\r", "",
+                                       "\xc3\xa9"};
     eng_gw_text t = {NULL, 0, 0, 0};
     eng_json_error jerr;
-    cJSON *root = NULL;
+    cJSON *root = NULL, *want = cJSON_CreateObject();
     size_t i, len = 0;
-    char *out, name[8];
+    char *out, *printed, name[8];
     eng_aws_buf_str(&t, "{");
     for (i = 0; i < sizeof vals / sizeof vals[0]; i++) {
         snprintf(name, sizeof name, "k%zu", i);
         eng_gw_text_member(&t, i == 0, name, vals[i]);
+        cJSON_AddStringToObject(want, name, vals[i]);
     }
     eng_aws_buf_str(&t, "}");
     len = t.len;
@@ -99,6 +102,11 @@ static void test_text_escapes(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(out);
     CU_ASSERT_EQUAL(len, strlen(out));
     CU_ASSERT_PTR_NULL(t.p);
+    printed = cJSON_PrintUnformatted(want);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(printed);
+    CU_ASSERT_STRING_EQUAL(out, printed);
+    cJSON_free(printed);
+    cJSON_Delete(want);
     CU_ASSERT_EQUAL_FATAL(eng_json_parse(&root, NULL, out, len, 4, &jerr),
                           SIGNER_OK);
     for (i = 0; i < sizeof vals / sizeof vals[0]; i++) {
